@@ -1,0 +1,12 @@
+# Every dependency comes from Debian packages installed by scripts/setup.
+find_package(Threads REQUIRED)
+find_package(Boost 1.81 REQUIRED)                 # header-only parts: Asio, Beast
+find_package(OpenSSL 3 REQUIRED)
+find_package(CURL REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+if(CREDKIT_BUILD_TESTS)
+  find_package(doctest REQUIRED)
+endif()

@@ -1,0 +1,18 @@
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+install(TARGETS credkit EXPORT credkitTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY include/credkit DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT credkitTargets NAMESPACE credkit:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/credkit)
+
+configure_package_config_file(${CMAKE_CURRENT_SOURCE_DIR}/cmake/credkitConfig.cmake.in
+  ${CMAKE_CURRENT_BINARY_DIR}/credkitConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/credkit)
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/credkitConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/credkitConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/credkitConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/credkit)

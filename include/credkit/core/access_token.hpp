@@ -1,0 +1,32 @@
+// credkit — the token value type.
+#pragma once
+
+#include <chrono>
+#include <iosfwd>
+#include <string>
+
+namespace credkit {
+
+/// A bearer token and the wall-clock time it stops being valid.
+///
+/// Streaming (`operator<<`) and `to_string` print a redacted form (a short prefix, the
+/// length and the expiry), never the secret itself.
+struct AccessToken {
+  /// The token as it goes on the wire (a JWT, an Agora "007" token, an opaque string).
+  std::string token;
+  /// When the token expires, in wall-clock time (the issuer judges validity by its wall clock).
+  std::chrono::system_clock::time_point expires_on{};
+
+  friend bool operator==(const AccessToken&, const AccessToken&) = default;
+};
+
+/// A redacted description: `AccessToken{eyJhbG…, 1024 chars, expires 2026-11-23T10:00:00Z}`.
+std::string to_string(const AccessToken& token);
+
+/// Writes `to_string(token)`: never the secret.
+std::ostream& operator<<(std::ostream& os, const AccessToken& token);
+
+/// Formats a wall-clock time as ISO 8601 UTC (`2026-11-23T10:00:00Z`, with milliseconds when non-zero).
+std::string format_time(std::chrono::system_clock::time_point t);
+
+}  // namespace credkit

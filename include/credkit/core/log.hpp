@@ -1,0 +1,34 @@
+// credkit — the library's log output and the redaction helper every log line goes through.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace credkit {
+
+/// Severity of a log line.
+enum class LogLevel { debug = 0, info = 1, warning = 2, error = 3, off = 4 };
+
+/// Receives credkit's log lines. Lines never contain a token, key or connection string.
+/// May be called from any thread, concurrently; must not call back into credkit.
+using LogHandler = std::function<void(LogLevel level, std::string_view message)>;
+
+/// Installs the process-wide log handler (null restores the default, which writes
+/// `warning` and `error` lines to stderr). Returns the previous handler.
+LogHandler set_log_handler(LogHandler handler);
+
+/// Lines below `level` are dropped before formatting. Default: `LogLevel::warning`.
+void set_log_level(LogLevel level) noexcept;
+
+/// The current threshold.
+LogLevel log_level() noexcept;
+
+/// Emits one line through the installed handler (used by credkit's components).
+void log(LogLevel level, std::string_view message);
+
+/// A safe description of a secret: up to 6 leading characters (none for secrets shorter
+/// than 24) and the length, e.g. `eyJhbG…(1024 chars)`.
+std::string redact(std::string_view secret);
+
+}  // namespace credkit

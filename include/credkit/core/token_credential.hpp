@@ -1,0 +1,159 @@
+// credkit — the credential: caches a token, renews it before it expires, shares one fetch.
+#pragma once
+
+#include <credkit/core/access_token.hpp>
+#include <credkit/core/subscription.hpp>
+#include <credkit/core/token_credential_options.hpp>
+#include <credkit/core/token_event.hpp>
+#include <credkit/core/token_handle.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+namespace credkit {
+
+namespace detail {
+class CredentialState;
+}
+
+/// Completion signature of `TokenCredential::async_get_token`.
+using GetTokenSignature = void(std::exception_ptr, TokenHandle);
+
+/// A listener of credential events. Runs on the credential's executor, never under an
+/// internal lock: it may call any member of the credential, `update_token` and `close`
+/// included. An exception it throws is caught and logged.
+class TokenCredential;
+using TokenEventHandler = std::function<void(TokenCredential& credential, const TokenEvent& event)>;
+
+/// Holds a short-lived access token and keeps it fresh.
+///
+/// One credential is shared (through `std::shared_ptr`) by every client that needs the same
+/// identity, e.g. a chat client and a calling client, on any number of threads. It caches
+/// the current token; in proactive mode it schedules the "will expire" point on a timer and
+/// renews the token through its fetcher before it expires, retrying failed refreshes with
+/// back-off; in on-demand mode it has no timers and fetches only when a caller needs a token.
+/// At most one fetch is in flight; every concurrent caller shares its result.
+///
+/// Lifetime: the state lives behind a `shared_ptr`, so destroying the credential with
+/// operations outstanding is safe: it closes, and outstanding operations complete with
+/// `errc::credential_closed`. Timers hold only a weak reference.
+///
+/// Thread safety: every member function is safe to call concurrently from any thread.
+class TokenCredential {
+ public:
+  /// The executor type: a strand over the executor given at creation.
+  using executor_type = boost::asio::any_io_executor;
+
+  /// Creates a credential whose timers, events and default completions run on `executor`
+  /// (serialized through a strand). Throws `Error(errc::invalid_argument)` on bad options.
+  static std::shared_ptr<TokenCredential> create(executor_type executor, TokenCredentialOptions options);
+
+  /// Creates a credential on an SDK-owned executor: one background thread shared by all
+  /// such credentials, joined when the last of them closes.
+  static std::shared_ptr<TokenCredential> create(TokenCredentialOptions options);
+
+  /// Closes the credential (see `close`).
+  ~TokenCredential();
+  TokenCredential(const TokenCredential&) = delete;
+  TokenCredential& operator=(const TokenCredential&) = delete;
+
+  /// The credential's executor (a strand).
+  executor_type get_executor() const noexcept;
+
+  /// Returns a token with more than the minimum validity left, fetching and waiting if
+  /// needed. A fresh cached token is returned with no I/O and no lock.
+  ///
+  /// Static credentials (no fetcher, no `token_will_expire` listener) return their token as
+  /// is, even expired.
+  ///
+  /// Errors (thrown as `Error`): `would_deadlock` if it would have to wait while called on
+  /// the credential's own executor (or from one of its handlers); the fetch's error
+  /// (`fetch_failed` with the fetcher's exception as cause, `fetch_timeout`,
+  /// `token_expired_on_arrival`, ...); `no_token`; `credential_closed`.
+  TokenHandle get_token() const;
+
+  /// As `get_token()`, but gives up after `timeout` of real time with `errc::timeout`.
+  TokenHandle get_token(std::chrono::milliseconds timeout) const;
+
+  /// Asynchronously obtains a token (as `get_token`, without blocking a thread).
+  ///
+  /// @par Handler signature
+  /// `void(std::exception_ptr error, TokenHandle token)`: `error` is null on success, else
+  /// holds an `Error`. Works with any completion token: callbacks, `use_future`,
+  /// `use_awaitable` (throws the `Error`), `deferred`.
+  ///
+  /// @par Executor
+  /// The handler runs on its associated executor, by default the credential's. It is always
+  /// completed by posting: never inline from this call, never under an internal lock.
+  ///
+  /// @par Cancellation
+  /// Honours the handler's cancellation slot (terminal, partial and total): only this
+  /// operation completes, with `errc::cancelled`; other waiters and the fetch carry on.
+  /// Emit the signal from the thread that runs the handler's executor.
+  ///
+  /// @par Errors
+  /// As `get_token()`, without `would_deadlock`.
+  ///
+  /// @par Thread safety
+  /// May be called from any thread, concurrently.
+  template <typename CompletionToken>
+  auto async_get_token(CompletionToken&& token) {
+    return boost::asio::async_initiate<CompletionToken, GetTokenSignature>(
+        [](auto handler, std::shared_ptr<detail::CredentialState> state) {
+          initiate_get_token(std::move(state),
+                             boost::asio::any_completion_handler<GetTokenSignature>(std::move(handler)));
+        },
+        token, state_);
+  }
+
+  /// Replaces the token from outside (the ACS / Agora "renew" style: the app fetched it).
+  /// The string form reads the expiry with `parse_token`. Completes waiting callers,
+  /// reschedules the will-expire point and raises `refreshed`.
+  /// Throws `Error`: `invalid_token`, `token_expired_on_arrival`, `credential_closed`.
+  void update_token(std::string_view token);
+  void update_token(AccessToken token);
+
+  /// Reports that a service rejected `rejected_token` (HTTP 401, revoked). If it is the
+  /// current token, the credential stops handing it out and refreshes once, however many
+  /// clients report it; a report about a token already replaced is ignored. Returns true
+  /// when the report caused a refresh (or marked the token as rejected).
+  bool invalidate(std::string_view rejected_token);
+  bool invalidate(const TokenHandle& rejected_token) { return rejected_token && invalidate(rejected_token.token()); }
+
+  /// The cached token, if any, without fetching or waiting (may be stale or expired).
+  TokenHandle cached_token() const;
+
+  /// Listeners. Each returns a `Subscription`; the listener stays registered while the
+  /// subscription lives.
+  [[nodiscard]] Subscription on_token_will_expire(TokenEventHandler handler);
+  [[nodiscard]] Subscription on_token_expired(TokenEventHandler handler);
+  [[nodiscard]] Subscription on_token_refreshed(TokenEventHandler handler);
+  [[nodiscard]] Subscription on_refresh_failed(TokenEventHandler handler);
+
+  /// Closes the credential: cancels timers and the running fetch, completes waiting callers
+  /// with `credential_closed`; later calls fail with it. Idempotent; safe from a listener.
+  /// Leaves no work on the executor. With the SDK-owned executor, the last close joins its
+  /// thread (unless called from that thread).
+  void close() noexcept;
+
+  /// True once closed.
+  bool is_closed() const noexcept;
+
+ private:
+  struct Private;
+  explicit TokenCredential(std::shared_ptr<detail::CredentialState> state) noexcept;
+  static void initiate_get_token(std::shared_ptr<detail::CredentialState> state,
+                                 boost::asio::any_completion_handler<GetTokenSignature> handler);
+  Subscription subscribe(TokenEventKind kind, TokenEventHandler handler);
+
+  std::shared_ptr<detail::CredentialState> state_;
+};
+
+}  // namespace credkit

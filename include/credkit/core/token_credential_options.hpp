@@ -1,0 +1,35 @@
+// credkit — how a TokenCredential is configured.
+#pragma once
+
+#include <credkit/core/access_token.hpp>
+#include <credkit/core/clock.hpp>
+#include <credkit/core/fetcher.hpp>
+#include <credkit/core/parse_token.hpp>
+#include <credkit/core/refresh_policy.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+namespace credkit {
+
+/// Options of a `TokenCredential`. Every field has a usable default.
+struct TokenCredentialOptions {
+  /// The token to start with (e.g. from `parse_token`). May be expired: a static credential
+  /// (no fetcher, no listener) hands it out as is.
+  std::optional<AccessToken> initial_token;
+  /// How to obtain new tokens; none means the app pushes them with `update_token`.
+  Fetcher fetcher;
+  /// Proactive (timers) or on demand (no timers).
+  RefreshMode mode = RefreshMode::proactive;
+  /// Thresholds: refresh point, minimum validity, back-off, timeouts.
+  RefreshPolicy policy;
+  /// How token strings from fetchers and `update_token` are parsed.
+  ParseOptions parse;
+  /// Time source; null: `Clock::system()`. Tests pass a `testing::ManualClock`.
+  std::shared_ptr<Clock> clock;
+  /// Seed of the jitter and back-off randomness; 0: seeded from `std::random_device`.
+  std::uint64_t random_seed = 0;
+};
+
+}  // namespace credkit

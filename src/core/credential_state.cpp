@@ -1,0 +1,568 @@
+#include "core/credential_state.hpp"
+
+#include <credkit/core/log.hpp>
+
+#include "core/callback_scope.hpp"
+
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <array>
+#include <random>
+
+namespace credkit::detail {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::atomic<std::uint64_t> g_next_id{1};
+
+std::uint64_t random_seed() {
+  std::random_device rd;
+  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+}
+
+std::exception_ptr make_error(errc code, const std::string& message, ErrorDetails details = {}) {
+  return std::make_exception_ptr(Error(code, message, std::move(details)));
+}
+
+// Per-thread cache of the tokens this thread read recently, keyed by credential id and
+// version. Each entry owns its own copy of the token, so handing out a handle touches only a
+// reference count private to this thread: readers on different cores share no written
+// cache line. A refresh bumps the credential's version; the next read here copies again.
+struct ThreadEntry {
+  std::uint64_t id = 0;
+  std::uint64_t version = 0;
+  std::chrono::system_clock::time_point fresh_until{};
+  std::shared_ptr<const AccessToken> token;
+};
+constexpr std::size_t kThreadEntries = 64;
+thread_local std::array<ThreadEntry, kThreadEntries> t_entries;
+
+}  // namespace
+
+CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::any_io_executor executor,
+                                 TokenCredentialOptions options)
+    : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
+      runner_(std::move(runner)),
+      inner_(std::move(executor)),
+      executor_(asio::make_strand(inner_)),
+      clock_(options.clock ? options.clock : Clock::system()),
+      fetcher_(options.fetcher),
+      options_(std::move(options)),
+      machine_(RefreshMachine::Config{options_.mode, options_.policy, static_cast<bool>(options_.fetcher),
+                                      options_.random_seed ? options_.random_seed : random_seed()}) {
+  timer_ = clock_->make_timer(executor_);
+}
+
+CredentialState::~CredentialState() = default;
+
+void CredentialState::start(std::weak_ptr<TokenCredential> facade) {
+  Effects fx;
+  {
+    std::lock_guard lock(mutex_);
+    facade_ = std::move(facade);
+    std::optional<time_point> initial;
+    if (options_.initial_token) {
+      token_ = TokenHandle::make(*options_.initial_token);
+      initial = options_.initial_token->expires_on;
+    }
+    apply_locked(machine_.start(clock_->now(), initial), fx);
+  }
+  run_effects(fx);
+}
+
+// ---------------------------------------------------------------------------------------
+// Hot path
+
+TokenHandle CredentialState::try_fresh() const noexcept {
+  const std::uint64_t v = version_.load(std::memory_order_acquire);
+  ThreadEntry& e = t_entries[id_ % kThreadEntries];
+  if (e.id != id_ || e.version != v) {
+    std::shared_ptr<const Published> pub;
+    std::uint64_t pv;
+    {
+      std::lock_guard lock(mutex_);
+      pub = published_;
+      pv = version_.load(std::memory_order_relaxed);
+    }
+    if (!pub || !pub->token) return {};
+    try {
+      e.token = std::make_shared<const AccessToken>(*pub->token);
+    } catch (...) {
+      return {};
+    }
+    e.id = id_;
+    e.version = pv;
+    e.fresh_until = pub->fresh_until;
+  }
+  if (clock_->coarse_now() < e.fresh_until) return TokenHandle(e.token);
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations
+
+std::exception_ptr CredentialState::demand_error_locked(RefreshMachine::Demand d) const {
+  switch (d) {
+    case RefreshMachine::Demand::fail_closed: return make_error(errc::credential_closed, "the credential is closed");
+    case RefreshMachine::Demand::fail_no_token:
+      return make_error(errc::no_token,
+                        "no token is cached and the credential has no fetcher or token_will_expire listener; "
+                        "give it an initial token, a fetcher, or call update_token");
+    case RefreshMachine::Demand::fail_last_error:
+      return last_error_ ? last_error_ : make_error(errc::fetch_failed, "the last refresh failed");
+    default: return nullptr;
+  }
+}
+
+void CredentialState::get_async(Handler handler) {
+  if (TokenHandle t = try_fresh()) {
+    post_completion(std::move(handler), nullptr, std::move(t));
+    return;
+  }
+  Effects fx;
+  std::exception_ptr error;
+  TokenHandle token;
+  bool waiting = false;
+  {
+    std::lock_guard lock(mutex_);
+    RefreshMachine::Actions a;
+    const auto d = machine_.on_demand(clock_->now(), a);
+    if (d == RefreshMachine::Demand::use_cached) {
+      token = token_;
+    } else if (d == RefreshMachine::Demand::wait) {
+      waiting = true;
+      const std::uint64_t id = next_waiter_id_++;
+      auto slot = asio::get_associated_cancellation_slot(handler);
+      if (slot.is_connected()) {
+        slot.assign([w = weak_from_this(), id](asio::cancellation_type) {
+          if (auto s = w.lock()) s->cancel_waiter(id);
+        });
+      }
+      Waiter waiter;
+      waiter.work = asio::prefer(inner_, asio::execution::outstanding_work.tracked);
+      waiter.handler.emplace(std::move(handler));
+      waiters_.emplace(id, std::move(waiter));
+    } else {
+      error = demand_error_locked(d);
+    }
+    apply_locked(a, fx);
+  }
+  if (!waiting) post_completion(std::move(handler), std::move(error), std::move(token));
+  run_effects(fx);
+}
+
+bool CredentialState::on_own_executor() const noexcept {
+  if (CallbackScope::active()) return true;
+  if (auto* strand = executor_.target<asio::strand<asio::any_io_executor>>()) {
+    if (strand->running_in_this_thread()) return true;
+  }
+  if (auto* io = inner_.target<asio::io_context::executor_type>()) return io->running_in_this_thread();
+  if (auto* pool = inner_.target<asio::thread_pool::executor_type>()) return pool->running_in_this_thread();
+  return false;
+}
+
+TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
+  if (TokenHandle t = try_fresh()) return t;
+  Effects fx;
+  std::exception_ptr error;
+  TokenHandle token;
+  std::shared_ptr<BlockingWait> wait;
+  std::uint64_t waiter_id = 0;
+  {
+    std::lock_guard lock(mutex_);
+    RefreshMachine::Actions a;
+    const auto d = machine_.on_demand(clock_->now(), a);
+    if (d == RefreshMachine::Demand::use_cached) {
+      token = token_;
+    } else if (d == RefreshMachine::Demand::wait) {
+      if (on_own_executor()) {
+        error = make_error(errc::would_deadlock,
+                           "get_token() would block the credential's own executor while it waits for a refresh "
+                           "that needs that executor; use async_get_token there");
+      } else {
+        wait = std::make_shared<BlockingWait>();
+        waiter_id = next_waiter_id_++;
+        Waiter waiter;
+        waiter.blocking = wait;
+        waiters_.emplace(waiter_id, std::move(waiter));
+      }
+    } else {
+      error = demand_error_locked(d);
+    }
+    apply_locked(a, fx);
+  }
+  run_effects(fx);
+  if (error) std::rethrow_exception(error);
+  if (!wait) return token;
+
+  std::unique_lock lock(wait->mutex);
+  auto done = [&] { return wait->done; };
+  if (timeout) {
+    if (!wait->cv.wait_for(lock, *timeout, done)) {
+      lock.unlock();
+      {
+        std::lock_guard state_lock(mutex_);
+        waiters_.erase(waiter_id);
+      }
+      lock.lock();
+      if (!wait->done) {
+        throw Error(errc::timeout, "get_token: no token within " + std::to_string(timeout->count()) + " ms");
+      }
+    }
+  } else {
+    wait->cv.wait(lock, done);
+  }
+  if (wait->error) std::rethrow_exception(wait->error);
+  return wait->token;
+}
+
+void CredentialState::update(AccessToken token) {
+  if (token.token.empty()) throw Error(errc::invalid_token, "update_token: the token is empty");
+  Effects fx;
+  {
+    std::lock_guard lock(mutex_);
+    if (machine_.closed()) throw Error(errc::credential_closed, "update_token: the credential is closed");
+    const auto now = clock_->now();
+    if (token.expires_on <= now) {
+      throw Error(errc::token_expired_on_arrival,
+                  "update_token: the token is already expired (it expired at " + format_time(token.expires_on) + ")");
+    }
+    const auto expires_on = token.expires_on;
+    token_ = TokenHandle::make(std::move(token));
+    apply_locked(machine_.on_update(now, expires_on), fx);
+  }
+  run_effects(fx);
+}
+
+bool CredentialState::invalidate(std::string_view rejected) {
+  Effects fx;
+  bool accepted = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!token_ || !machine_.token() || token_.token() != rejected) return false;
+    auto a = machine_.on_invalidate(clock_->now(), machine_.token()->generation);
+    accepted = a.accepted;
+    apply_locked(a, fx);
+  }
+  run_effects(fx);
+  return accepted;
+}
+
+TokenHandle CredentialState::cached() const {
+  std::lock_guard lock(mutex_);
+  return token_;
+}
+
+Subscription CredentialState::subscribe(TokenEventKind kind, TokenEventHandler handler) {
+  if (!handler) throw Error(errc::invalid_argument, "subscribe: the handler is empty");
+  auto listener = std::make_shared<Listener>();
+  listener->kind = kind;
+  listener->handler = std::move(handler);
+  Effects fx;
+  {
+    std::lock_guard lock(mutex_);
+    if (machine_.closed()) return Subscription{};
+    auto& list = listeners_[static_cast<int>(kind)];
+    list.push_back(listener);
+    if (kind == TokenEventKind::will_expire) {
+      apply_locked(machine_.on_listeners_changed(clock_->now(), true), fx);
+    }
+  }
+  run_effects(fx);
+  return Subscription([w = weak_from_this(), listener] {
+    listener->active.store(false, std::memory_order_release);
+    if (auto s = w.lock()) s->unsubscribe(listener);
+  });
+}
+
+void CredentialState::unsubscribe(const std::shared_ptr<Listener>& listener) {
+  Effects fx;
+  {
+    std::lock_guard lock(mutex_);
+    auto& list = listeners_[static_cast<int>(listener->kind)];
+    std::erase(list, listener);
+    if (listener->kind == TokenEventKind::will_expire && list.empty()) {
+      apply_locked(machine_.on_listeners_changed(clock_->now(), false), fx);
+    }
+  }
+  run_effects(fx);
+}
+
+void CredentialState::close() noexcept {
+  Effects fx;
+  {
+    std::lock_guard lock(mutex_);
+    if (machine_.closed()) return;
+    apply_locked(machine_.on_close(), fx);
+    closed_flag_.store(true, std::memory_order_release);
+    fx.timer_to_destroy = std::move(timer_);
+    fx.runner_to_release = std::move(runner_);
+    for (auto& list : listeners_) {
+      for (auto& l : list) l->active.store(false, std::memory_order_release);
+      fx.listeners_to_release.insert(fx.listeners_to_release.end(), list.begin(), list.end());
+      list.clear();
+    }
+  }
+  run_effects(fx);
+}
+
+void CredentialState::cancel_waiter(std::uint64_t id) {
+  Waiter w;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = waiters_.find(id);
+    if (it == waiters_.end()) return;
+    w = std::move(it->second);
+    waiters_.erase(it);
+  }
+  complete(w, make_error(errc::cancelled, "async_get_token was cancelled"), {});
+}
+
+// ---------------------------------------------------------------------------------------
+// Timer and fetch completions
+
+void CredentialState::arm_locked(std::optional<time_point> deadline) {
+  if (!timer_) return;
+  if (!deadline) {
+    if (timer_armed_) {
+      ++timer_seq_;
+      timer_armed_ = false;
+      timer_->cancel();
+    }
+    return;
+  }
+  if (timer_armed_ && timer_deadline_ == *deadline) return;
+  // Wait at most wake_check_interval: timers measure elapsed time, which stops while the
+  // machine sleeps and ignores wall-clock steps; re-reading the wall clock bounds the lag.
+  auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - clock_->now());
+  wait = std::clamp<std::chrono::nanoseconds>(wait, std::chrono::nanoseconds::zero(),
+                                              options_.policy.wake_check_interval);
+  const std::uint64_t seq = ++timer_seq_;
+  timer_armed_ = true;
+  timer_deadline_ = *deadline;
+  timer_->async_wait_for(wait, [w = weak_from_this(), seq](bool aborted) {
+    if (aborted) return;
+    if (auto s = w.lock()) s->on_timer(seq);
+  });
+}
+
+void CredentialState::on_timer(std::uint64_t seq) {
+  Effects fx;
+  {
+    std::lock_guard lock(mutex_);
+    if (seq != timer_seq_ || !timer_armed_ || machine_.closed()) return;
+    timer_armed_ = false;
+    const auto now = clock_->now();
+    if (now < timer_deadline_) {
+      arm_locked(timer_deadline_);  // an intermediate wake: not due yet
+      return;
+    }
+    apply_locked(machine_.on_timer(now), fx);
+  }
+  run_effects(fx);
+}
+
+void CredentialState::on_fetch_done(std::uint64_t seq, std::exception_ptr error, AccessToken token) {
+  Effects fx;
+  {
+    std::lock_guard lock(mutex_);
+    if (machine_.closed() || !fetch_op_ || seq != fetch_seq_) return;  // a fetch we gave up on
+    fetch_op_.reset();
+    const auto now = clock_->now();
+    if (!error && token.token.empty()) {
+      error = make_error(errc::invalid_token, "the fetcher returned an empty token");
+    } else if (!error && token.expires_on <= now) {
+      error = make_error(errc::token_expired_on_arrival,
+                         "the token returned by the fetcher is already expired (it expired at " +
+                             format_time(token.expires_on) + ")");
+    }
+    if (!error) {
+      const auto expires_on = token.expires_on;
+      token_ = TokenHandle::make(std::move(token));
+      last_error_ = nullptr;
+      apply_locked(machine_.on_fetch_succeeded(now, expires_on), fx);
+    } else {
+      ErrorDetails details;
+      bool is_credkit_error = false;
+      try {
+        std::rethrow_exception(error);
+      } catch (const Error& e) {
+        is_credkit_error = true;
+        details = e.details();
+      } catch (...) {
+      }
+      const bool retryable = is_retryable(error);
+      if (!is_credkit_error) {
+        details.cause = error;
+        error = make_error(errc::fetch_failed, "the token fetcher failed: " + message_of(error), details);
+      }
+      last_error_ = error;
+      apply_locked(machine_.on_fetch_failed(now, retryable, details.retry_after), fx);
+    }
+  }
+  run_effects(fx);
+}
+
+// ---------------------------------------------------------------------------------------
+// Applying the machine's actions
+
+void CredentialState::publish_locked() {
+  auto pub = std::make_shared<Published>();
+  if (machine_.token()) {
+    pub->token = token_;
+    pub->fresh_until = machine_.fresh_until();
+  }
+  published_ = std::move(pub);
+  version_.fetch_add(1, std::memory_order_release);
+}
+
+void CredentialState::raise_locked(Effects& fx, TokenEventKind kind, const RefreshMachine::Actions& a) {
+  auto& list = listeners_[static_cast<int>(kind)];
+  if (list.empty()) return;
+  PendingEvent pe;
+  pe.event.kind = kind;
+  pe.event.token = token_;
+  pe.event.reason = a.reason;
+  if (kind == TokenEventKind::refresh_failed) {
+    pe.event.error = last_error_;
+    pe.event.code = error_code_of(last_error_);
+    pe.event.attempt = a.attempt;
+    pe.event.next_retry = a.next_retry;
+  }
+  pe.listeners = list;
+  fx.events.push_back(std::move(pe));
+}
+
+void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx) {
+  if (a.fetch_timed_out) {
+    last_error_ = make_error(errc::fetch_timeout,
+                             "no token arrived within " + std::to_string(options_.policy.fetch_timeout.count()) +
+                                 " ms (RefreshPolicy::fetch_timeout) from the fetcher or a token_will_expire listener");
+  }
+  if (a.cancel_fetch && fetch_op_) {
+    fx.cancel_fetch = std::move(fetch_op_);
+    fetch_op_.reset();
+  }
+  if (a.publish || a.fire_refreshed) publish_locked();
+  switch (a.complete) {
+    case RefreshMachine::Completion::none: break;
+    case RefreshMachine::Completion::success: fx.token = token_; break;
+    case RefreshMachine::Completion::failure: fx.error = last_error_; break;
+    case RefreshMachine::Completion::closed:
+      fx.error = make_error(errc::credential_closed, "the credential was closed while waiting for a token");
+      break;
+  }
+  if (a.complete != RefreshMachine::Completion::none) {
+    for (auto& [id, w] : waiters_) fx.waiters.push_back(std::move(w));
+    waiters_.clear();
+  }
+  if (a.fire_refresh_failed) raise_locked(fx, TokenEventKind::refresh_failed, a);
+  if (a.fire_expired) raise_locked(fx, TokenEventKind::expired, a);
+  if (a.fire_will_expire) raise_locked(fx, TokenEventKind::will_expire, a);
+  if (a.fire_refreshed) raise_locked(fx, TokenEventKind::refreshed, a);
+  if (a.start_fetch) {
+    auto op = std::make_shared<FetchOp>();
+    op->reason = a.reason;
+    op->attempt = a.attempt;
+    op->deadline = clock_->now() + options_.policy.fetch_timeout;
+    op->executor = executor_;
+    op->parse = options_.parse;
+    op->parse.now.reset();
+    const std::uint64_t seq = ++fetch_seq_;
+    op->on_done = [w = weak_from_this(), seq](std::exception_ptr e, AccessToken t) {
+      if (auto s = w.lock()) s->on_fetch_done(seq, std::move(e), std::move(t));
+    };
+    fetch_op_ = op;
+    fx.start_fetch = std::move(op);
+  }
+  if (!machine_.closed()) arm_locked(a.next_deadline);
+}
+
+void CredentialState::complete(Waiter& w, std::exception_ptr error, TokenHandle token) {
+  if (w.blocking) {
+    {
+      std::lock_guard lock(w.blocking->mutex);
+      w.blocking->done = true;
+      w.blocking->error = std::move(error);
+      w.blocking->token = std::move(token);
+    }
+    w.blocking->cv.notify_all();
+  } else if (w.handler) {
+    post_completion(std::move(*w.handler), std::move(error), std::move(token));
+  }
+  w.work = {};
+}
+
+void CredentialState::post_completion(Handler handler, std::exception_ptr error, TokenHandle token) {
+  // Always posted, never invoked inline: the caller may hold its own locks.
+  // The associated executor of a type-erased handler is an any_completion_executor, which
+  // offers blocking.never as a preference: the equivalent of asio::post for it.
+  auto ex = asio::prefer(asio::get_associated_executor(handler, executor_), asio::execution::blocking.never);
+  ex.execute([h = std::move(handler), e = std::move(error), t = std::move(token)]() mutable {
+    std::move(h)(std::move(e), std::move(t));
+  });
+}
+
+void CredentialState::run_effects(Effects& fx) {
+  for (auto& w : fx.waiters) complete(w, fx.error, fx.token);
+  if (fx.cancel_fetch) {
+    auto op = std::move(fx.cancel_fetch);
+    op->cancelled.store(true, std::memory_order_release);
+    asio::post(executor_, [op] { op->signal.emit(asio::cancellation_type::terminal); });
+  }
+  if (!fx.events.empty()) {
+    asio::post(executor_, [self = shared_from_this(), events = std::move(fx.events)] {
+      auto facade = self->facade_.lock();
+      if (!facade) return;
+      CallbackScope scope;
+      for (const auto& pe : events) {
+        for (const auto& l : pe.listeners) {
+          if (!l->active.load(std::memory_order_acquire)) continue;
+          try {
+            l->handler(*facade, pe.event);
+          } catch (const std::exception& e) {
+            log(LogLevel::error, std::string("a token_") + std::string(to_string(pe.event.kind)) +
+                                     " listener threw: " + e.what());
+          } catch (...) {
+            log(LogLevel::error, std::string("a token_") + std::string(to_string(pe.event.kind)) +
+                                     " listener threw a non-standard exception");
+          }
+        }
+      }
+    });
+  }
+  if (fx.start_fetch) {
+    asio::post(executor_, [self = shared_from_this(), op = std::move(fx.start_fetch)] {
+      if (op->done.load() || op->cancelled.load()) return;
+      CallbackScope scope;
+      op->starting.store(true, std::memory_order_release);
+      std::exception_ptr thrown;
+      try {
+        self->fetcher_(FetchContext(op), FetchCompletion(op));
+      } catch (...) {
+        thrown = std::current_exception();
+      }
+      op->starting.store(false, std::memory_order_release);
+      if (thrown) {
+        op->complete(thrown, {});
+      } else if (op->abandoned_while_starting.load(std::memory_order_acquire)) {
+        op->complete(make_error(errc::fetcher_abandoned,
+                                "the async fetcher dropped its FetchCompletion without calling it"),
+                     {});
+      }
+    });
+  }
+  fx.listeners_to_release.clear();
+  fx.timer_to_destroy.reset();
+  fx.runner_to_release.reset();  // the last default-executor credential joins the SDK thread here
+}
+
+}  // namespace credkit::detail

@@ -1,0 +1,140 @@
+// credkit detail — the Asio layer of TokenCredential: owns the refresh state machine, the
+// cached token, the timer, the waiters and the listeners, and performs the machine's actions.
+//
+// Locking discipline: `mutex_` guards everything mutable below it. Under the lock the state
+// only changes data and arms the timer; every effect that can run user code (completing a
+// waiter, raising an event, starting a fetcher) is collected into `Effects` and performed
+// after the lock is released, by posting.
+#pragma once
+
+#include <credkit/core/token_credential.hpp>
+
+#include "core/default_runner.hpp"
+#include "core/fetch_op.hpp"
+#include "core/refresh_machine.hpp"
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace credkit::detail {
+
+class CredentialState : public std::enable_shared_from_this<CredentialState> {
+ public:
+  using Handler = boost::asio::any_completion_handler<GetTokenSignature>;
+  using time_point = std::chrono::system_clock::time_point;
+
+  CredentialState(std::shared_ptr<DefaultRunner> runner, boost::asio::any_io_executor executor,
+                  TokenCredentialOptions options);
+  ~CredentialState();
+
+  void start(std::weak_ptr<TokenCredential> facade);
+
+  /// The lock-free path: a handle to the cached token if it is fresh, else empty.
+  TokenHandle try_fresh() const noexcept;
+
+  void get_async(Handler handler);
+  TokenHandle get_blocking(std::optional<std::chrono::milliseconds> timeout);
+  void update(AccessToken token);
+  bool invalidate(std::string_view rejected);
+  TokenHandle cached() const;
+  Subscription subscribe(TokenEventKind kind, TokenEventHandler handler);
+  void close() noexcept;
+  bool closed() const noexcept { return closed_flag_.load(std::memory_order_acquire); }
+
+  const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
+  std::uint64_t id() const noexcept { return id_; }
+
+ private:
+  struct Published {
+    TokenHandle token;
+    time_point fresh_until;
+  };
+  struct BlockingWait {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::exception_ptr error;
+    TokenHandle token;
+  };
+  struct Waiter {
+    std::optional<Handler> handler;           // async waiters
+    std::shared_ptr<BlockingWait> blocking;   // get_token() waiters
+    boost::asio::any_io_executor work;        // keeps the executor's run() going while waiting
+  };
+  struct Listener {
+    TokenEventKind kind;
+    TokenEventHandler handler;
+    std::atomic<bool> active{true};
+  };
+  struct PendingEvent {
+    TokenEvent event;
+    std::vector<std::shared_ptr<Listener>> listeners;
+  };
+  struct Effects {
+    std::vector<Waiter> waiters;
+    std::exception_ptr error;
+    TokenHandle token;
+    std::vector<PendingEvent> events;
+    std::shared_ptr<FetchOp> start_fetch;
+    std::shared_ptr<FetchOp> cancel_fetch;
+    std::unique_ptr<Timer> timer_to_destroy;
+    std::shared_ptr<DefaultRunner> runner_to_release;
+    std::vector<std::shared_ptr<Listener>> listeners_to_release;
+  };
+
+  // Under mutex_.
+  void apply_locked(const RefreshMachine::Actions& a, Effects& fx);
+  void publish_locked();
+  void arm_locked(std::optional<time_point> deadline);
+  void raise_locked(Effects& fx, TokenEventKind kind, const RefreshMachine::Actions& a);
+  std::exception_ptr demand_error_locked(RefreshMachine::Demand d) const;
+  bool on_own_executor() const noexcept;
+
+  // Outside mutex_.
+  void run_effects(Effects& fx);
+  void on_timer(std::uint64_t seq);
+  void on_fetch_done(std::uint64_t seq, std::exception_ptr error, AccessToken token);
+  void cancel_waiter(std::uint64_t id);
+  void unsubscribe(const std::shared_ptr<Listener>& listener);
+  void complete(Waiter& w, std::exception_ptr error, TokenHandle token);
+  void post_completion(Handler handler, std::exception_ptr error, TokenHandle token);
+
+  // Constant after construction.
+  const std::uint64_t id_;
+  std::shared_ptr<DefaultRunner> runner_;  // first member: outlives every other member using its io_context
+  boost::asio::any_io_executor inner_;
+  boost::asio::any_io_executor executor_;  // strand over inner_
+  std::shared_ptr<Clock> clock_;
+  Fetcher fetcher_;
+  TokenCredentialOptions options_;
+  std::weak_ptr<TokenCredential> facade_;
+
+  // Read without the lock on the hot path; written under it.
+  alignas(64) std::atomic<std::uint64_t> version_{1};
+  std::atomic<bool> closed_flag_{false};
+
+  alignas(64) mutable std::mutex mutex_;
+  RefreshMachine machine_;
+  TokenHandle token_;                         // the secret behind machine_.token()
+  std::shared_ptr<const Published> published_;
+  std::exception_ptr last_error_;
+  std::map<std::uint64_t, Waiter> waiters_;
+  std::uint64_t next_waiter_id_ = 1;
+  std::unique_ptr<Timer> timer_;
+  std::uint64_t timer_seq_ = 0;
+  bool timer_armed_ = false;
+  time_point timer_deadline_{};
+  std::shared_ptr<FetchOp> fetch_op_;
+  std::uint64_t fetch_seq_ = 0;
+  std::vector<std::shared_ptr<Listener>> listeners_[4];
+};
+
+}  // namespace credkit::detail

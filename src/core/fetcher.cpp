@@ -1,0 +1,139 @@
+#include <credkit/core/fetcher.hpp>
+#include <credkit/core/parse_token.hpp>
+
+#include "core/default_runner.hpp"
+#include "core/fetch_op.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+
+namespace credkit {
+
+std::string_view to_string(FetchReason reason) noexcept {
+  switch (reason) {
+    case FetchReason::initial: return "initial";
+    case FetchReason::proactive: return "proactive";
+    case FetchReason::on_demand: return "on_demand";
+    case FetchReason::expired: return "expired";
+    case FetchReason::invalidated: return "invalidated";
+  }
+  return "unknown";
+}
+
+FetchReason FetchContext::reason() const noexcept { return op_->reason; }
+int FetchContext::attempt() const noexcept { return op_->attempt; }
+std::chrono::system_clock::time_point FetchContext::deadline() const noexcept { return op_->deadline; }
+const boost::asio::any_io_executor& FetchContext::executor() const noexcept { return op_->executor; }
+bool FetchContext::cancelled() const noexcept { return op_->cancelled.load(std::memory_order_acquire); }
+boost::asio::cancellation_slot FetchContext::cancellation_slot() const noexcept { return op_->signal.slot(); }
+
+FetchCompletion& FetchCompletion::operator=(FetchCompletion&& other) noexcept {
+  if (this != &other) {
+    FetchCompletion dropped(std::move(*this));
+    op_ = std::move(other.op_);
+  }
+  return *this;
+}
+
+FetchCompletion::~FetchCompletion() {
+  if (!op_ || op_->done.load(std::memory_order_acquire)) return;
+  if (op_->starting.load(std::memory_order_acquire)) {
+    op_->abandoned_while_starting.store(true, std::memory_order_release);
+    return;
+  }
+  op_->complete(std::make_exception_ptr(Error(errc::fetcher_abandoned,
+                                              "the async fetcher dropped its FetchCompletion without calling it")),
+                {});
+}
+
+void FetchCompletion::succeed(AccessToken token) {
+  if (auto op = std::move(op_)) op->complete(nullptr, std::move(token));
+}
+
+void FetchCompletion::succeed(std::string token) {
+  auto op = std::move(op_);
+  if (!op) return;
+  AccessToken parsed;
+  try {
+    parsed = parse_token(token, op->parse);
+  } catch (...) {
+    op->complete(std::current_exception(), {});
+    return;
+  }
+  op->complete(nullptr, std::move(parsed));
+}
+
+void FetchCompletion::fail(std::exception_ptr error) {
+  if (auto op = std::move(op_)) {
+    if (!error) error = std::make_exception_ptr(Error(errc::fetch_failed, "the fetcher failed without an error"));
+    op->complete(std::move(error), {});
+  }
+}
+
+void FetchCompletion::fail(errc code, const std::string& message, ErrorDetails details) {
+  fail(std::make_exception_ptr(Error(code, message, std::move(details))));
+}
+
+Fetcher Fetcher::async(AsyncFunction function) {
+  if (!function) throw_error(errc::invalid_argument, "Fetcher::async: the function is empty");
+  return Fetcher(std::move(function));
+}
+
+namespace {
+// Runs `call(ctx, done)` on the blocking executor; `call` completes `done` or throws.
+template <typename Call>
+Fetcher::AsyncFunction on_blocking_executor(Call call, std::optional<boost::asio::any_io_executor> executor) {
+  auto shared = std::make_shared<Call>(std::move(call));
+  return [shared, executor = std::move(executor)](FetchContext ctx, FetchCompletion done) {
+    auto ex = executor ? *executor : detail::blocking_pool_executor();
+    boost::asio::post(ex, [shared, ctx = std::move(ctx), done = std::move(done)]() mutable {
+      if (ctx.cancelled()) return;  // nobody waits for it any more
+      try {
+        (*shared)(ctx, done);
+      } catch (...) {
+        done.fail(std::current_exception());
+      }
+    });
+  };
+}
+}  // namespace
+
+Fetcher Fetcher::blocking(BlockingFunction function, std::optional<boost::asio::any_io_executor> executor) {
+  if (!function) throw_error(errc::invalid_argument, "Fetcher::blocking: the function is empty");
+  return Fetcher(on_blocking_executor(
+      [f = std::move(function)](const FetchContext& ctx, FetchCompletion& done) { done.succeed(f(ctx)); },
+      std::move(executor)));
+}
+
+Fetcher Fetcher::blocking_string(std::function<std::string(const FetchContext&)> function,
+                                 std::optional<boost::asio::any_io_executor> executor) {
+  if (!function) throw_error(errc::invalid_argument, "Fetcher::blocking: the function is empty");
+  return Fetcher(on_blocking_executor(
+      [f = std::move(function)](const FetchContext& ctx, FetchCompletion& done) { done.succeed(f(ctx)); },
+      std::move(executor)));
+}
+
+Fetcher Fetcher::coroutine(CoroutineFunction function) {
+  if (!function) throw_error(errc::invalid_argument, "Fetcher::coroutine: the function is empty");
+  auto shared = std::make_shared<CoroutineFunction>(std::move(function));
+  return Fetcher([shared](FetchContext ctx, FetchCompletion done) {
+    auto slot = ctx.cancellation_slot();
+    auto ex = ctx.executor();
+    boost::asio::co_spawn(
+        ex, (*shared)(std::move(ctx)),
+        boost::asio::bind_cancellation_slot(slot, [done = std::move(done)](std::exception_ptr e, AccessToken t) mutable {
+          if (e) {
+            done.fail(std::move(e));
+          } else {
+            done.succeed(std::move(t));
+          }
+        }));
+  });
+}
+
+void Fetcher::operator()(FetchContext context, FetchCompletion completion) const {
+  function_(std::move(context), std::move(completion));
+}
+
+}  // namespace credkit

@@ -1,0 +1,119 @@
+// credkit detail — the refresh logic as a pure state machine (sans-io).
+//
+// It takes events (a timer fired, a caller wants a token, a fetch finished, ...) together
+// with the current wall-clock time, and returns the actions to perform. It does no I/O,
+// reads no clock, holds no lock and never calls user code: the Asio layer
+// (CredentialState) does all of that, and tests drive this class directly.
+#pragma once
+
+#include <credkit/core/fetcher.hpp>
+#include <credkit/core/refresh_policy.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace credkit::detail {
+
+class RefreshMachine {
+ public:
+  using time_point = std::chrono::system_clock::time_point;
+
+  struct Config {
+    RefreshMode mode = RefreshMode::proactive;
+    RefreshPolicy policy{};
+    bool has_fetcher = false;
+    std::uint64_t seed = 1;
+  };
+
+  /// What a caller asking for a token should do.
+  enum class Demand {
+    use_cached,       ///< hand out the cached token
+    wait,             ///< wait for the refresh in flight
+    fail_no_token,    ///< nothing cached and no way to get a token
+    fail_last_error,  ///< the last refresh failed moments ago; report its error instead of hammering
+    fail_closed,      ///< the credential is closed
+  };
+
+  /// How waiting callers complete.
+  enum class Completion { none, success, failure, closed };
+
+  /// The metadata of the cached token (the secret itself lives in the Asio layer).
+  struct Token {
+    std::uint64_t generation = 0;
+    time_point received{};
+    time_point expires_on{};
+    time_point will_expire_at{};
+    bool will_expire_fired = false;
+    bool expired_fired = false;
+    bool invalidated = false;
+  };
+
+  /// The output of one event.
+  struct Actions {
+    bool start_fetch = false;   ///< run the fetcher (reason, attempt below)
+    bool cancel_fetch = false;  ///< abandon the running fetch
+    bool fetch_timed_out = false;  ///< the refresh failed because it timed out
+    FetchReason reason = FetchReason::proactive;
+    int attempt = 1;            ///< start_fetch: 1 + consecutive failures; refresh_failed: failures
+    bool fire_will_expire = false;
+    bool fire_expired = false;
+    bool fire_refreshed = false;
+    bool fire_refresh_failed = false;
+    std::optional<time_point> next_retry;  ///< refresh_failed: automatic retry time, if any
+    Completion complete = Completion::none;
+    bool publish = false;       ///< the cached token or its freshness changed
+    bool accepted = false;      ///< invalidate: the report concerned the current token
+    std::optional<time_point> next_deadline;  ///< when on_timer must run next (none: no timer)
+  };
+
+  explicit RefreshMachine(Config config);
+
+  Actions start(time_point now, std::optional<time_point> initial_expiry);
+  Demand on_demand(time_point now, Actions& actions);
+  Actions on_timer(time_point now);
+  Actions on_fetch_succeeded(time_point now, time_point expires_on);
+  Actions on_fetch_failed(time_point now, bool retryable, std::optional<std::chrono::milliseconds> retry_after);
+  Actions on_update(time_point now, time_point expires_on);
+  Actions on_invalidate(time_point now, std::uint64_t generation);
+  Actions on_listeners_changed(time_point now, bool has_will_expire_listener);
+  Actions on_close();
+
+  const std::optional<Token>& token() const noexcept { return token_; }
+  /// Until when the cached token may be handed out without refreshing (min: never).
+  time_point fresh_until() const noexcept;
+  bool refreshing() const noexcept { return in_flight_ || awaiting_update_; }
+  bool fetch_in_flight() const noexcept { return in_flight_; }
+  bool closed() const noexcept { return closed_; }
+  bool can_refresh() const noexcept { return config_.has_fetcher || has_will_listener_; }
+  int failures() const noexcept { return failures_; }
+  FetchReason reason() const noexcept { return reason_; }
+  std::optional<time_point> next_deadline() const noexcept;
+  const Config& config() const noexcept { return config_; }
+
+ private:
+  bool begin_refresh(time_point now, FetchReason reason, Actions& a);
+  void install(time_point now, time_point expires_on, Actions& a);
+  void fail(time_point now, bool retryable, std::optional<std::chrono::milliseconds> retry_after, Actions& a);
+  FetchReason reason_for(time_point now) const noexcept;
+  double next_random() noexcept;
+  Actions finish(Actions a) const;
+
+  Config config_;
+  std::optional<Token> token_;
+  std::uint64_t next_generation_ = 1;
+  bool in_flight_ = false;
+  bool awaiting_update_ = false;
+  bool has_will_listener_ = false;
+  bool closed_ = false;
+  FetchReason reason_ = FetchReason::initial;
+  time_point refresh_started_{};
+  time_point last_attempt_{};
+  int failures_ = 0;
+  bool last_failed_ = false;
+  time_point not_before_{};
+  std::optional<time_point> retry_at_;
+  std::uint64_t rng_;
+};
+
+}  // namespace credkit::detail
