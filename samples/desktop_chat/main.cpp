@@ -1,0 +1,210 @@
+// desktop_chat — one credkit::TokenCredential (proactive) shared by a chat client and a
+// calling client. Tokens are short-lived HS256 JWTs minted in-process, so a 30 s run shows
+// several proactive refreshes, a failed refresh retried with back-off, and a token revoked
+// server-side (401 -> invalidate -> one refresh), while no request ever carries an expired
+// token.
+//
+//   desktop_chat [--duration SECONDS] [--lifetime SECONDS]
+
+#include "clients.hpp"
+#include "jwt.hpp"
+#include "service.hpp"
+#include "timeline.hpp"
+#include "token_source.hpp"
+
+#include <credkit/credkit.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <future>
+#include <iostream>
+#include <string>
+#include <thread>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using namespace desktop_chat;
+
+namespace {
+
+struct Options {
+  int duration = 30;
+  int lifetime = 12;
+};
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> int {
+      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
+      const int v = std::atoi(argv[++i]);
+      if (v <= 0) throw std::invalid_argument(arg + " must be a positive number of seconds");
+      return v;
+    };
+    if (arg == "--duration") {
+      o.duration = value();
+    } else if (arg == "--lifetime") {
+      o.lifetime = value();
+    } else if (arg == "--help" || arg == "-h") {
+      std::cout << "usage: desktop_chat [--duration SECONDS (default 30)] [--lifetime SECONDS (default 12)]\n";
+      std::exit(0);
+    } else {
+      throw std::invalid_argument("unknown option " + arg + " (try --help)");
+    }
+  }
+  if (o.lifetime < 6) throw std::invalid_argument("--lifetime must be at least 6 seconds");
+  return o;
+}
+
+// The ACS defaults (refresh 10 min before expiry, 2 min minimum validity) scaled down to the
+// demo's short tokens: refresh when a third of the life is left, never hand out a token with
+// less than a sixth left.
+credkit::RefreshPolicy scaled_policy(std::chrono::seconds lifetime) {
+  credkit::RefreshPolicy p;
+  p.refresh_before_expiry = std::chrono::duration_cast<std::chrono::milliseconds>(lifetime) / 3;
+  p.min_validity = std::chrono::duration_cast<std::chrono::milliseconds>(lifetime) / 6;
+  p.retry_initial = 1s;  // the defaults: 1 s doubling up to 60 s, full jitter
+  p.fetch_timeout = 5s;
+  return p;
+}
+
+asio::awaitable<void> calling_loop(CallingClient& calling, std::atomic<bool>& stop) {
+  asio::steady_timer pace(co_await asio::this_coro::executor);
+  for (int seq = 1; !stop; ++seq) {
+    co_await calling.send_keep_alive(seq);
+    pace.expires_after(1100ms);
+    co_await pace.async_wait(asio::use_awaitable);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const Options opt = parse_args(argc, argv);
+  const std::chrono::seconds lifetime(opt.lifetime);
+
+  Timeline timeline;
+  Stats stats;
+  auto keys = std::make_shared<const JwtMinter>();
+  SimulatedService service(keys);
+
+  // The app's own io_context: the credential's timers, events and the coroutine fetcher run
+  // on it (through a strand); the calling client's coroutine too.
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+
+  credkit::TokenCredentialOptions options;
+  options.mode = credkit::RefreshMode::proactive;
+  options.policy = scaled_policy(lifetime);
+  options.fetcher = make_minting_fetcher(MintingSource{
+      .minter = keys, .lifetime = lifetime, .timeline = &timeline, .stats = &stats});
+  auto credential = credkit::TokenCredential::create(io.get_executor(), std::move(options));
+
+  timeline.print("demo", "tokens live ", opt.lifetime, " s; refresh ", opt.lifetime / 3.0,
+                 " s before expiry; minimum validity ", opt.lifetime / 6.0, " s; running ", opt.duration, " s");
+
+  // Listeners run on the credential's executor; they only print and count here.
+  auto on_will_expire = credential->on_token_will_expire([&](credkit::TokenCredential&, const credkit::TokenEvent& e) {
+    stats.will_expire_events++;
+    const double left =
+        e.token ? std::chrono::duration<double>(e.token.expires_on() - std::chrono::system_clock::now()).count() : 0;
+    timeline.print("event", "token_will_expire: token #", e.token ? stats.serial_of(e.token.token()) : 0,
+                   " has ", static_cast<int>(left * 10) / 10.0, " s left -> the fetcher runs");
+  });
+  auto on_refreshed = credential->on_token_refreshed([&](credkit::TokenCredential&, const credkit::TokenEvent& e) {
+    if (e.reason != credkit::FetchReason::initial) stats.refreshes++;
+    timeline.print("event", "token_refreshed (", credkit::to_string(e.reason), "): token #",
+                   stats.serial_of(e.token.token()), " = ", e.token);
+  });
+  std::atomic<bool> failed_once{false};
+  auto on_failed = credential->on_refresh_failed([&](credkit::TokenCredential&, const credkit::TokenEvent& e) {
+    std::string retry = "no automatic retry";
+    if (e.next_retry) {
+      stats.failures_retried++;
+      failed_once = true;
+      const auto in = std::chrono::duration<double>(*e.next_retry - std::chrono::system_clock::now()).count();
+      retry = "retry in " + std::to_string(in).substr(0, 4) + " s (back-off with full jitter)";
+    }
+    // e.error is a credkit::Error (fetch_failed); its cause() is what the fetcher threw.
+    std::exception_ptr cause = e.error;
+    try {
+      if (e.error) std::rethrow_exception(e.error);
+    } catch (const credkit::Error& err) {
+      if (err.cause()) cause = err.cause();
+    } catch (...) {
+    }
+    timeline.print("event", "refresh_failed (attempt ", e.attempt, ", ", e.code.message(), "): ",
+                   credkit::message_of(cause), "; old token still in use; ", retry);
+  });
+  auto on_expired = credential->on_token_expired([&](credkit::TokenCredential&, const credkit::TokenEvent& e) {
+    stats.expired_events++;
+    timeline.print("event", "token_expired: ", e.token, " expired before it was renewed");
+  });
+
+  std::thread app_thread([&] { io.run(); });
+
+  ChatClient chat("chat", credential, service, timeline, stats);
+  CallingClient calling("calling", credential, service, timeline, stats);
+  std::atomic<bool> stop{false};
+
+  auto calling_done = asio::co_spawn(io, calling_loop(calling, stop), asio::use_future);
+  std::thread chat_thread([&] {
+    for (int n = 1; !stop; ++n) {
+      chat.send_message("hello " + std::to_string(n));
+      std::this_thread::sleep_for(700ms);
+    }
+  });
+
+  // The admin revokes the current token once, a few seconds after the retried refresh, so
+  // both clients get a 401 for it; only the first report triggers a refresh.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt.duration);
+  std::optional<std::chrono::steady_clock::time_point> revoke_at;
+  bool revoked = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+    if (!revoke_at && failed_once && stats.refreshes >= 2) revoke_at = std::chrono::steady_clock::now() + lifetime / 4;
+    if (!revoked && revoke_at && std::chrono::steady_clock::now() >= *revoke_at) {
+      if (auto current = credential->cached_token()) {
+        service.revoke(current.token());
+        revoked = true;
+        timeline.print("admin", "revoked token #", stats.serial_of(current.token()), " server-side");
+      }
+    }
+  }
+
+  stop = true;
+  chat_thread.join();
+  calling_done.get();
+  on_will_expire.reset();
+  on_refreshed.reset();
+  on_failed.reset();
+  on_expired.reset();
+  credential->close();  // cancels the timers: with the work guard gone, io.run() returns
+  work.reset();
+  app_thread.join();
+  timeline.print("demo", "credential closed; io_context::run() returned (no timer keeps the process alive)");
+
+  std::cout << "\nSummary\n"
+            << "  requests sent:          " << stats.requests_sent << " (" << stats.requests_ok << " ok, "
+            << stats.rejected_401 << " rejected with 401, " << stats.requests_failed << " failed)\n"
+            << "  token fetches:          " << stats.fetches << "\n"
+            << "  refreshes:              " << stats.refreshes << " (" << stats.will_expire_events
+            << " proactive will-expire points)\n"
+            << "  failures retried:       " << stats.failures_retried << "\n"
+            << "  invalidate() reports:   " << stats.invalidations_accepted + stats.invalidations_ignored << " ("
+            << stats.invalidations_accepted << " caused a refresh, " << stats.invalidations_ignored << " ignored)\n"
+            << "  token_expired events:   " << stats.expired_events << "\n"
+            << "  expired tokens sent:    " << stats.expired_tokens_sent << "\n";
+  return stats.expired_tokens_sent == 0 ? 0 : 1;
+} catch (const std::exception& e) {
+  std::cerr << "desktop_chat: " << e.what() << "\n";
+  return 2;
+}
