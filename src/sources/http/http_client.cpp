@@ -1,0 +1,510 @@
+// The async HTTP client: libcurl's multi interface, its sockets and timer driven by Asio on a strand.
+//
+// curl tells us (CURLMOPT_SOCKETFUNCTION) which sockets to watch and (CURLMOPT_TIMERFUNCTION)
+// when to wake it; we wait with posix::stream_descriptor / steady_timer and call
+// curl_multi_socket_action. Every curl call runs on one strand, so the multi handle is never
+// used concurrently and no thread ever blocks. DNS uses curl's threaded resolver.
+#include "sources/http/http_client.hpp"
+
+#include <credkit/core/log.hpp>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstring>
+#include <map>
+
+namespace credkit::detail {
+namespace {
+
+void global_init() {
+  static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (rc != CURLE_OK) throw_error(errc::network_error, std::string("libcurl failed to initialise: ") + curl_easy_strerror(rc));
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool is_loopback_host(std::string host) {
+  host = lower(std::move(host));
+  if (host == "localhost" || host.ends_with(".localhost")) return true;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    if (auto pct = host.find('%'); pct != std::string::npos) host.resize(pct);  // zone id
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) return false;
+    if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+    // ::ffff:127.x.y.z
+    return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+  }
+  in_addr a4{};
+  if (inet_pton(AF_INET, host.c_str(), &a4) != 1) return false;
+  return (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+// Checks scheme and host before any traffic; throws invalid_argument / insecure_url.
+void check_url(const std::string& url, const HttpClientOptions& options) {
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
+  if (!u) throw_error(errc::network_error, "out of memory parsing a URL");
+  if (url.empty()) throw_error(errc::invalid_argument, "the request URL is empty");
+  if (auto rc = curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0); rc != CURLUE_OK) {
+    throw_error(errc::invalid_argument, "the URL '" + url_for_message(url) + "' is not a valid absolute URL (" +
+                                            curl_url_strerror(rc) + ")");
+  }
+  auto part = [&](CURLUPart p) {
+    char* v = nullptr;
+    std::string out;
+    if (curl_url_get(u.get(), p, &v, 0) == CURLUE_OK && v) out = v;
+    curl_free(v);
+    return out;
+  };
+  const auto scheme = lower(part(CURLUPART_SCHEME));
+  if (scheme != "https" && scheme != "http") {
+    throw_error(errc::invalid_argument,
+                "the URL '" + url_for_message(url) + "' must use https:// (or http:// to a loopback host)");
+  }
+  if (scheme == "http" && !options.allow_insecure_http && !is_loopback_host(part(CURLUPART_HOST))) {
+    throw_error(errc::insecure_url, "refusing plain http:// to '" + url_for_message(url) +
+                                        "': tokens would travel unencrypted; use https:// or set "
+                                        "HttpClientOptions::allow_insecure_http");
+  }
+}
+
+bool valid_method(const std::string& m) {
+  return !m.empty() && m.size() <= 32 &&
+         std::all_of(m.begin(), m.end(), [](unsigned char c) { return std::isupper(c) || c == '-' || c == '_'; });
+}
+
+bool has_crlf(std::string_view s) { return s.find_first_of("\r\n", 0) != std::string_view::npos || s.find('\0') != std::string_view::npos; }
+
+errc classify(CURLcode rc) {
+  switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT: return errc::timeout;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED: return errc::tls_error;
+    case CURLE_FILESIZE_EXCEEDED: return errc::response_too_large;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_BAD_FUNCTION_ARGUMENT: return errc::invalid_argument;
+    case CURLE_ABORTED_BY_CALLBACK: return errc::cancelled;
+    default: return errc::network_error;  // resolve, connect, send, recv, reset, bad framing...
+  }
+}
+
+}  // namespace
+
+/// The shared state behind every copy of an HttpClient.
+class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
+ public:
+  HttpEngine(boost::asio::any_io_executor executor, HttpClientOptions options)
+      : executor_(std::move(executor)),
+        strand_(boost::asio::make_strand(executor_)),
+        options_(std::move(options)),
+        timer_(strand_) {
+    global_init();
+    if (options_.connect_timeout <= std::chrono::milliseconds::zero() ||
+        options_.total_timeout <= std::chrono::milliseconds::zero()) {
+      throw_error(errc::invalid_argument, "HttpClientOptions: connect_timeout and total_timeout must be positive");
+    }
+    if (options_.max_response_bytes == 0) {
+      throw_error(errc::invalid_argument, "HttpClientOptions: max_response_bytes must be positive");
+    }
+    if (options_.user_agent.empty()) options_.user_agent = "credkit/0.1.0";
+    if (has_crlf(options_.user_agent)) throw_error(errc::invalid_argument, "HttpClientOptions: user_agent contains CR/LF");
+    multi_ = curl_multi_init();
+    if (!multi_) throw_error(errc::network_error, "libcurl could not create a multi handle");
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpEngine::on_socket);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &HttpEngine::on_timer);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  }
+
+  // Runs when the last client copy and the last transfer are gone, so no transfer is left.
+  ~HttpEngine() {
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, nullptr);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, nullptr);
+    // Stop watching curl's sockets before curl closes them (a closed fd could be reused).
+    for (auto& [fd, sock] : sockets_) sock->close();
+    sockets_.clear();
+    for (auto& [id, t] : transfers_) {  // normally empty (each transfer keeps the engine alive)
+      curl_multi_remove_handle(multi_, t->easy);
+      curl_easy_cleanup(t->easy);
+      t->easy = nullptr;
+    }
+    curl_multi_cleanup(multi_);
+  }
+
+  HttpEngine(const HttpEngine&) = delete;
+  HttpEngine& operator=(const HttpEngine&) = delete;
+
+  void start(HttpRequest request, boost::asio::cancellation_slot slot, HttpClient::Completion done,
+             boost::asio::any_io_executor completion_executor) {
+    auto t = std::make_unique<Transfer>();
+    t->request = std::move(request);
+    t->done = std::move(done);
+    t->completion_executor = std::move(completion_executor);
+    try {
+      check_url(t->request.url, options_);
+      if (!valid_method(t->request.method)) {
+        throw_error(errc::invalid_argument, "the HTTP method '" + redact_secrets(t->request.method) + "' is not valid");
+      }
+      for (const auto& [name, value] : t->request.headers) {
+        if (name.empty() || has_crlf(name) || has_crlf(value) || name.find(':') != std::string::npos) {
+          throw_error(errc::invalid_argument,
+                      "request header '" + redact_secrets(name) + "' has an invalid name or a CR/LF in its value");
+        }
+      }
+    } catch (...) {
+      deliver(std::move(t), std::current_exception());
+      return;
+    }
+    t->id = next_id_.fetch_add(1);
+    if (slot.is_connected()) {
+      t->slot = slot;
+      slot.assign([weak = weak_from_this(), id = t->id](boost::asio::cancellation_type) {
+        if (auto self = weak.lock()) {
+          boost::asio::post(self->strand_, [self, id] { self->abort(id); });
+        }
+      });
+    }
+    t->keep_alive = shared_from_this();
+    boost::asio::post(strand_, [self = shared_from_this(), t = std::move(t)]() mutable { self->add(std::move(t)); });
+  }
+
+  boost::asio::any_io_executor executor_;
+  boost::asio::strand<boost::asio::any_io_executor> strand_;
+  HttpClientOptions options_;
+
+ private:
+  struct Transfer {
+    std::uint64_t id = 0;
+    CURL* easy = nullptr;
+    curl_slist* header_list = nullptr;
+    HttpRequest request;
+    HttpResponse response;
+    std::size_t received = 0;  // headers + body bytes
+    bool too_large = false;
+    HttpClient::Completion done;
+    boost::asio::any_io_executor completion_executor;
+    boost::asio::cancellation_slot slot;
+    std::shared_ptr<HttpEngine> keep_alive;  // a running transfer keeps its engine alive
+    char errbuf[CURL_ERROR_SIZE] = {};
+
+    ~Transfer() {
+      if (easy) curl_easy_cleanup(easy);
+      if (header_list) curl_slist_free_all(header_list);
+    }
+  };
+
+  struct Socket {
+    Socket(boost::asio::strand<boost::asio::any_io_executor>& strand, curl_socket_t fd) : fd(fd), desc(strand) {
+      boost::system::error_code ec;
+      desc.assign(fd, ec);
+      if (ec) closed = true;
+    }
+    ~Socket() { close(); }
+    // Stops watching without closing: the descriptor belongs to curl.
+    void close() {
+      closed = true;
+      if (desc.is_open()) desc.release();
+    }
+    curl_socket_t fd;
+    boost::asio::posix::stream_descriptor desc;
+    int what = 0;
+    bool reading = false;
+    bool writing = false;
+    bool closed = false;
+  };
+
+  static void deliver(std::unique_ptr<Transfer> t, std::exception_ptr error) {
+    auto ex = t->completion_executor;
+    boost::asio::post(ex, [slot = t->slot, done = std::move(t->done), error,
+                           response = error ? HttpResponse{} : std::move(t->response)]() mutable {
+      if (slot.is_connected()) slot.clear();
+      done(error, std::move(response));
+    });
+    // `t` (and its keep_alive) is released by the caller's frame, which holds the engine.
+  }
+
+  Error transfer_error(const Transfer& t, CURLcode rc) const {
+    const auto code = classify(rc);
+    const auto what = t.request.method + " " + url_for_message(t.request.url);
+    std::string detail = t.errbuf[0] ? std::string(t.errbuf) : std::string(curl_easy_strerror(rc));
+    while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+    detail = redact_secrets(detail);
+    ErrorDetails details;
+    switch (code) {
+      case errc::timeout:
+        return Error(code, what + " timed out (" + detail + "; connect_timeout " +
+                               std::to_string(options_.connect_timeout.count()) + " ms, total_timeout " +
+                               std::to_string(options_.total_timeout.count()) + " ms)");
+      case errc::tls_error:
+        details.retryable = false;
+        return Error(code, what + " failed the TLS handshake: " + detail +
+                               " (check the server certificate, HttpClientOptions::ca_file / ca_path)",
+                     std::move(details));
+      case errc::response_too_large:
+        return Error(code, what + ": the response exceeds max_response_bytes (" +
+                               std::to_string(options_.max_response_bytes) + " bytes)");
+      default: return Error(code, what + " failed: " + detail + " (" + curl_easy_strerror(rc) + ")");
+    }
+  }
+
+  void add(std::unique_ptr<Transfer> t) {
+    try {
+      configure(*t);
+    } catch (...) {
+      deliver(std::move(t), std::current_exception());
+      return;
+    }
+    if (auto rc = curl_multi_add_handle(multi_, t->easy); rc != CURLM_OK) {
+      deliver(std::move(t), std::make_exception_ptr(Error(errc::network_error, std::string("libcurl refused the transfer: ") +
+                                                                                   curl_multi_strerror(rc))));
+      return;
+    }
+    const auto id = t->id;
+    transfers_.emplace(id, std::move(t));
+  }
+
+  void configure(Transfer& t) {
+    t.easy = curl_easy_init();
+    if (!t.easy) throw_error(errc::network_error, "libcurl could not create a transfer");
+    CURL* e = t.easy;
+    auto set = [&](CURLoption opt, auto value) {
+      if (auto rc = curl_easy_setopt(e, opt, value); rc != CURLE_OK) {
+        throw_error(classify(rc) == errc::network_error ? errc::invalid_argument : classify(rc),
+                    std::string("libcurl rejected an option: ") + curl_easy_strerror(rc));
+      }
+    };
+    set(CURLOPT_URL, t.request.url.c_str());
+    set(CURLOPT_PRIVATE, static_cast<void*>(&t));
+    set(CURLOPT_ERRORBUFFER, t.errbuf);
+    set(CURLOPT_NOSIGNAL, 1L);
+    set(CURLOPT_PROTOCOLS_STR, "http,https");
+    set(CURLOPT_FOLLOWLOCATION, 0L);
+    set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+    set(CURLOPT_TIMEOUT_MS, static_cast<long>(options_.total_timeout.count()));
+    set(CURLOPT_SSL_VERIFYPEER, options_.verify_peer ? 1L : 0L);
+    set(CURLOPT_SSL_VERIFYHOST, options_.verify_peer ? 2L : 0L);
+    if (!options_.ca_file.empty()) set(CURLOPT_CAINFO, options_.ca_file.c_str());
+    if (!options_.ca_path.empty()) set(CURLOPT_CAPATH, options_.ca_path.c_str());
+    set(CURLOPT_USERAGENT, options_.user_agent.c_str());
+    set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_response_bytes));
+    set(CURLOPT_WRITEFUNCTION, &HttpEngine::on_body);
+    set(CURLOPT_WRITEDATA, static_cast<void*>(&t));
+    set(CURLOPT_HEADERFUNCTION, &HttpEngine::on_header);
+    set(CURLOPT_HEADERDATA, static_cast<void*>(&t));
+    set(CURLOPT_TCP_KEEPALIVE, 1L);
+
+    const auto& m = t.request.method;
+    if (m == "GET" && t.request.body.empty()) {
+      set(CURLOPT_HTTPGET, 1L);
+    } else if (m == "HEAD" && t.request.body.empty()) {
+      set(CURLOPT_NOBODY, 1L);
+    } else {
+      if (m != "POST") set(CURLOPT_CUSTOMREQUEST, m.c_str());
+      if (m == "POST" || !t.request.body.empty()) {
+        set(CURLOPT_POSTFIELDS, t.request.body.data());
+        set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t.request.body.size()));
+      }
+    }
+    auto append = [&](const std::string& line) {
+      auto* l = curl_slist_append(t.header_list, line.c_str());
+      if (!l) throw_error(errc::network_error, "out of memory building request headers");
+      t.header_list = l;
+    };
+    for (const auto& [name, value] : t.request.headers) append(value.empty() ? name + ";" : name + ": " + value);
+    append("Expect:");  // no 100-continue round trip for bodies
+    set(CURLOPT_HTTPHEADER, t.header_list);
+  }
+
+  static size_t on_body(char* data, size_t size, size_t n, void* userp) {
+    auto* t = static_cast<Transfer*>(userp);
+    const auto bytes = size * n;
+    if (t->received + bytes > t->keep_alive->options_.max_response_bytes) {
+      t->too_large = true;
+      return 0;  // aborts with CURLE_WRITE_ERROR
+    }
+    t->received += bytes;
+    t->response.body.append(data, bytes);
+    return bytes;
+  }
+
+  static size_t on_header(char* data, size_t size, size_t n, void* userp) {
+    auto* t = static_cast<Transfer*>(userp);
+    const auto bytes = size * n;
+    if (t->received + bytes > t->keep_alive->options_.max_response_bytes) {
+      t->too_large = true;
+      return 0;
+    }
+    t->received += bytes;
+    std::string_view line(data, bytes);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    if (line.starts_with("HTTP/")) {
+      t->response.headers.clear();  // a new (final or interim) response starts
+      return bytes;
+    }
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return bytes;
+    auto value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    t->response.headers.emplace_back(std::string(line.substr(0, colon)), std::string(value));
+    return bytes;
+  }
+
+  // Cancellation: abort the transfer if it is still running.
+  void abort(std::uint64_t id) {
+    auto it = transfers_.find(id);
+    if (it == transfers_.end()) return;
+    auto t = std::move(it->second);
+    transfers_.erase(it);
+    curl_multi_remove_handle(multi_, t->easy);
+    const auto what = t->request.method + " " + url_for_message(t->request.url);
+    deliver(std::move(t), std::make_exception_ptr(Error(errc::cancelled, what + " was cancelled")));
+  }
+
+  void check_done() {
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      const CURLcode rc = msg->data.result;
+      Transfer* raw = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &raw);
+      auto it = raw ? transfers_.find(raw->id) : transfers_.end();
+      if (it == transfers_.end()) continue;
+      auto t = std::move(it->second);
+      transfers_.erase(it);
+      long status = 0;
+      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+      curl_multi_remove_handle(multi_, t->easy);
+      if (rc == CURLE_OK) {
+        t->response.status = static_cast<int>(status);
+        deliver(std::move(t), nullptr);
+      } else {
+        const auto err = (rc == CURLE_WRITE_ERROR && t->too_large) ? transfer_error(*t, CURLE_FILESIZE_EXCEEDED)
+                                                                    : transfer_error(*t, rc);
+        deliver(std::move(t), std::make_exception_ptr(err));
+      }
+    }
+  }
+
+  void socket_action(curl_socket_t fd, int flags) {
+    int running = 0;
+    curl_multi_socket_action(multi_, fd, flags, &running);
+    check_done();
+  }
+
+  void arm(const std::shared_ptr<Socket>& sock) {
+    if (sock->closed) return;
+    if ((sock->what & CURL_POLL_IN) && !sock->reading) {
+      sock->reading = true;
+      sock->desc.async_wait(boost::asio::posix::descriptor_base::wait_read,
+                            boost::asio::bind_executor(strand_, [weak = weak_from_this(), sock](boost::system::error_code ec) {
+                              sock->reading = false;
+                              if (auto self = weak.lock()) self->on_ready(sock, CURL_POLL_IN, ec);
+                            }));
+    }
+    if ((sock->what & CURL_POLL_OUT) && !sock->writing) {
+      sock->writing = true;
+      sock->desc.async_wait(boost::asio::posix::descriptor_base::wait_write,
+                            boost::asio::bind_executor(strand_, [weak = weak_from_this(), sock](boost::system::error_code ec) {
+                              sock->writing = false;
+                              if (auto self = weak.lock()) self->on_ready(sock, CURL_POLL_OUT, ec);
+                            }));
+    }
+  }
+
+  void on_ready(const std::shared_ptr<Socket>& sock, int direction, boost::system::error_code ec) {
+    if (sock->closed || ec == boost::asio::error::operation_aborted) return;
+    if (!(sock->what & direction)) return;  // curl lost interest meanwhile
+    int flags = direction == CURL_POLL_IN ? CURL_CSELECT_IN : CURL_CSELECT_OUT;
+    if (ec) flags |= CURL_CSELECT_ERR;
+    socket_action(sock->fd, flags);
+    arm(sock);
+  }
+
+  static int on_socket(CURL*, curl_socket_t fd, int what, void* userp, void*) {
+    auto* self = static_cast<HttpEngine*>(userp);
+    if (what == CURL_POLL_REMOVE) {
+      if (auto it = self->sockets_.find(fd); it != self->sockets_.end()) {
+        it->second->close();
+        self->sockets_.erase(it);
+      }
+      return 0;
+    }
+    auto& sock = self->sockets_[fd];
+    if (!sock) sock = std::make_shared<Socket>(self->strand_, fd);
+    sock->what = what;
+    if (sock->closed) {  // could not register with the reactor: let curl see an error
+      log(LogLevel::warning, "credkit http: cannot watch a socket; the transfer will fail");
+      return -1;
+    }
+    self->arm(sock);
+    return 0;
+  }
+
+  static int on_timer(CURLM*, long timeout_ms, void* userp) {
+    auto* self = static_cast<HttpEngine*>(userp);
+    if (timeout_ms < 0) {
+      self->timer_.cancel();
+      return 0;
+    }
+    self->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
+    self->timer_.async_wait(
+        boost::asio::bind_executor(self->strand_, [weak = self->weak_from_this()](boost::system::error_code ec) {
+          if (ec) return;
+          if (auto s = weak.lock()) s->socket_action(CURL_SOCKET_TIMEOUT, 0);
+        }));
+    return 0;
+  }
+
+  CURLM* multi_ = nullptr;
+  boost::asio::steady_timer timer_;
+  std::map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
+  std::map<std::uint64_t, std::unique_ptr<Transfer>> transfers_;
+  std::atomic<std::uint64_t> next_id_{1};
+};
+
+HttpClient::HttpClient(boost::asio::any_io_executor executor, HttpClientOptions options)
+    : engine_(std::make_shared<HttpEngine>(std::move(executor), std::move(options))) {}
+
+void HttpClient::async_request(HttpRequest request, boost::asio::cancellation_slot slot, Completion done) {
+  async_request(std::move(request), slot, std::move(done), engine_->executor_);
+}
+
+void HttpClient::async_request(HttpRequest request, boost::asio::cancellation_slot slot, Completion done,
+                               boost::asio::any_io_executor completion_executor) {
+  if (!done) throw Error(errc::invalid_argument, "HttpClient::async_request needs a completion function");
+  engine_->start(std::move(request), slot, std::move(done), std::move(completion_executor));
+}
+
+const boost::asio::any_io_executor& HttpClient::get_executor() const noexcept { return engine_->executor_; }
+
+const HttpClientOptions& HttpClient::options() const noexcept { return engine_->options_; }
+
+}  // namespace credkit::detail

@@ -1,0 +1,191 @@
+// Turning HTTP answers into credkit errors: status classification, Retry-After, safe excerpts.
+#include "sources/http/http_client.hpp"
+
+#include <credkit/core/log.hpp>
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+
+namespace credkit::detail {
+namespace {
+
+constexpr std::size_t max_excerpt = 256;
+constexpr std::size_t min_secret_run = 24;
+
+bool is_token_char(unsigned char c) {
+  return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '+' || c == '/' || c == '=' ||
+         c == '%';
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
+           return std::tolower(x) == std::tolower(y);
+         });
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Key names whose values are secrets even when short ("code": "abc123").
+bool is_sensitive_key(std::string_view key) {
+  const auto k = lower(key);
+  for (const char* word : {"token", "secret", "key", "password", "passwd", "signature", "authorization", "cookie",
+                           "assertion", "code", "credential", "sig"}) {
+    if (k.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+void replace_all(std::string& text, std::string_view secret) {
+  if (secret.size() < 8) return;  // too short to be a secret worth hiding, too likely to mangle text
+  const auto replacement = redact(secret);
+  for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + replacement.size())) {
+    text.replace(pos, secret.size(), replacement);
+  }
+}
+
+}  // namespace
+
+std::string HttpResponse::header(std::string_view name) const {
+  for (const auto& [n, v] : headers) {
+    if (iequals(n, name)) return v;
+  }
+  return {};
+}
+
+std::string url_for_message(std::string_view url) {
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
+  const std::string copy(url);
+  if (!u || curl_url_set(u.get(), CURLUPART_URL, copy.c_str(), 0) != CURLUE_OK) {
+    // Unparseable: keep what cannot be a secret (up to the first '?', '#' or '@').
+    auto cut = copy.substr(0, std::min({copy.find('?'), copy.find('#'), copy.size()}));
+    if (auto at = cut.find('@'); at != std::string::npos) cut = cut.substr(at + 1);
+    return redact_secrets(cut.substr(0, 200));
+  }
+  auto part = [&](CURLUPart p) {
+    char* v = nullptr;
+    std::string out;
+    if (curl_url_get(u.get(), p, &v, 0) == CURLUE_OK && v) out = v;
+    curl_free(v);
+    return out;
+  };
+  std::string out = part(CURLUPART_SCHEME) + "://" + part(CURLUPART_HOST);
+  if (auto port = part(CURLUPART_PORT); !port.empty()) out += ":" + port;
+  out += part(CURLUPART_PATH);
+  return redact_secrets(out);
+}
+
+std::string redact_secrets(std::string_view text, const std::vector<std::string_view>& secrets) {
+  std::string in(text);
+  for (auto s : secrets) replace_all(in, s);
+  std::string out;
+  out.reserve(in.size());
+  std::size_t i = 0;
+  std::string last_word;  // the last identifier seen, to spot `"access_token": "..."`
+  while (i < in.size()) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    if (is_token_char(c)) {
+      std::size_t j = i;
+      while (j < in.size() && is_token_char(static_cast<unsigned char>(in[j]))) ++j;
+      const std::string_view run(in.data() + i, j - i);
+      // A value right after a sensitive key (`key": "value"`, `key=value`) is hidden whatever its length.
+      if (run.size() >= min_secret_run || (!last_word.empty() && is_sensitive_key(last_word) && run.size() >= 4)) {
+        out += run.size() >= min_secret_run || run.size() >= 8 ? redact(run) : "…";
+        last_word.clear();
+      } else {
+        out += run;
+        last_word = std::string(run);
+      }
+      i = j;
+      // Keep `last_word` only across separators that introduce a value.
+      std::size_t k = i;
+      while (k < in.size() && (in[k] == '"' || in[k] == '\'' || in[k] == ' ' || in[k] == ':' || in[k] == '=')) ++k;
+      const bool introduces_value = k > i && in.substr(i, k - i).find_first_of(":=") != std::string::npos;
+      if (!introduces_value) last_word.clear();
+      continue;
+    }
+    out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
+    ++i;
+  }
+  return out;
+}
+
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value,
+                                                           std::chrono::system_clock::time_point now) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  constexpr long long max_seconds = 24 * 3600;  // a service asking for more than a day is capped
+  if (std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    long long seconds = 0;
+    for (char c : value) {
+      seconds = seconds * 10 + (c - '0');
+      if (seconds > max_seconds) {
+        seconds = max_seconds;
+        break;
+      }
+    }
+    return std::chrono::seconds(seconds);
+  }
+  const std::string copy(value);
+  const time_t when = curl_getdate(copy.c_str(), nullptr);
+  if (when == -1) return std::nullopt;
+  const auto delta = std::chrono::system_clock::from_time_t(when) - now;
+  if (delta <= std::chrono::system_clock::duration::zero()) return std::chrono::milliseconds(0);
+  return std::min<std::chrono::milliseconds>(std::chrono::duration_cast<std::chrono::milliseconds>(delta),
+                                             std::chrono::seconds(max_seconds));
+}
+
+Error http_error(const HttpRequest& request, const HttpResponse& response) {
+  ErrorDetails details;
+  details.http_status = response.status;
+  const auto retry_after_header = response.header("Retry-After");
+  if (!retry_after_header.empty()) {
+    details.retry_after = parse_retry_after(retry_after_header, std::chrono::system_clock::now());
+  }
+  const errc code = response.status == 429 ? errc::rate_limited : errc::http_status;
+
+  // Everything the request carried may come back in an echoing error page: hide it.
+  std::vector<std::string_view> secrets;
+  for (const auto& [name, value] : request.headers) {
+    secrets.push_back(value);
+    if (auto sp = value.find(' '); sp != std::string::npos) secrets.push_back(std::string_view(value).substr(sp + 1));
+  }
+  if (!request.body.empty()) {
+    secrets.push_back(request.body);
+    std::string_view body = request.body;
+    while (!body.empty()) {
+      const auto amp = body.find('&');
+      auto field = body.substr(0, amp);
+      if (auto eq = field.find('='); eq != std::string_view::npos) secrets.push_back(field.substr(eq + 1));
+      if (amp == std::string_view::npos) break;
+      body.remove_prefix(amp + 1);
+    }
+  }
+  // Redact a generous prefix first, so a secret cut at the excerpt boundary is still hidden.
+  auto excerpt = redact_secrets(std::string_view(response.body).substr(0, 4 * max_excerpt), secrets);
+  bool truncated = response.body.size() > 4 * max_excerpt;
+  if (excerpt.size() > max_excerpt) {
+    std::size_t cut = max_excerpt;
+    while (cut > 0 && (static_cast<unsigned char>(excerpt[cut]) & 0xC0) == 0x80) --cut;  // whole UTF-8 characters
+    excerpt.resize(cut);
+    truncated = true;
+  }
+  while (!excerpt.empty() && excerpt.back() == ' ') excerpt.pop_back();
+
+  std::string message = request.method + " " + url_for_message(request.url) + " answered HTTP " +
+                        std::to_string(response.status);
+  if (details.retry_after) {
+    message += " (Retry-After: " + std::to_string(details.retry_after->count()) + " ms)";
+  }
+  if (!excerpt.empty()) message += ": " + excerpt + (truncated ? "…" : "");
+  return Error(code, message, std::move(details));
+}
+
+}  // namespace credkit::detail
