@@ -1,0 +1,160 @@
+#include <credkit/caches/token_cache.hpp>
+#include <credkit/core/error.hpp>
+#include <credkit/core/log.hpp>
+
+#include "caches/completion.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace credkit {
+
+namespace detail {
+/// In-process single-flight: the callers of `async_get_or_fetch` waiting on one key.
+struct FlightTable {
+  std::mutex mutex;
+  std::unordered_map<std::string, std::vector<TokenCache::FetchDone>> waiting;
+};
+}  // namespace detail
+
+namespace {
+template <typename Signature>
+detail::SharedHandler<Signature> share(boost::asio::any_completion_handler<Signature> h) {
+  return std::make_shared<boost::asio::any_completion_handler<Signature>>(std::move(h));
+}
+}  // namespace
+
+TokenCache::TokenCache(executor_type executor, std::shared_ptr<Clock> clock, bool coalesce_in_process)
+    : executor_(std::move(executor)),
+      clock_(clock ? std::move(clock) : Clock::system()),
+      flights_(coalesce_in_process ? std::make_shared<detail::FlightTable>() : nullptr) {}
+
+TokenCache::~TokenCache() = default;
+
+bool TokenCache::fresh_enough(const AccessToken& token, std::chrono::milliseconds min_validity) const noexcept {
+  return token.expires_on - clock_->now() > min_validity;
+}
+
+void TokenCache::start_get(std::shared_ptr<TokenCache> self, std::string key,
+                           boost::asio::any_completion_handler<GetSignature> handler) {
+  auto h = share(std::move(handler));
+  auto ex = self->executor_;
+  auto done = [h, ex](std::exception_ptr e, std::optional<AccessToken> t) {
+    detail::post_handler(ex, std::move(*h), std::move(e), std::move(t));
+  };
+  try {
+    self->do_get(std::move(key), done);
+  } catch (...) {
+    done(std::current_exception(), std::nullopt);
+  }
+}
+
+void TokenCache::start_put(std::shared_ptr<TokenCache> self, std::string key, AccessToken value,
+                           std::optional<std::chrono::milliseconds> ttl,
+                           boost::asio::any_completion_handler<PutSignature> handler) {
+  auto h = share(std::move(handler));
+  auto ex = self->executor_;
+  auto done = [h, ex](std::exception_ptr e) { detail::post_handler(ex, std::move(*h), std::move(e)); };
+  try {
+    if (ttl && ttl->count() < 0) throw_error(errc::invalid_argument, "TokenCache::async_put: ttl must not be negative");
+    self->do_put(std::move(key), std::move(value), ttl, done);
+  } catch (...) {
+    done(std::current_exception());
+  }
+}
+
+void TokenCache::start_erase(std::shared_ptr<TokenCache> self, std::string key,
+                             boost::asio::any_completion_handler<EraseSignature> handler) {
+  auto h = share(std::move(handler));
+  auto ex = self->executor_;
+  auto done = [h, ex](std::exception_ptr e) { detail::post_handler(ex, std::move(*h), std::move(e)); };
+  try {
+    self->do_erase(std::move(key), done);
+  } catch (...) {
+    done(std::current_exception());
+  }
+}
+
+void TokenCache::start_get_or_fetch(std::shared_ptr<TokenCache> self, std::string key,
+                                    std::chrono::milliseconds min_validity, UpstreamFetch fetch,
+                                    boost::asio::any_completion_handler<FetchSignature> handler) {
+  auto h = share(std::move(handler));
+  auto ex = self->executor_;
+  FetchDone mine = [h, ex](std::exception_ptr e, AccessToken t) {
+    detail::post_handler(ex, std::move(*h), std::move(e), std::move(t));
+  };
+  if (!fetch) {
+    mine(std::make_exception_ptr(Error(errc::invalid_argument, "TokenCache::async_get_or_fetch: fetch is empty")), {});
+    return;
+  }
+  FetchDone done = mine;
+  if (auto flights = self->flights_) {
+    {
+      std::lock_guard lock(flights->mutex);
+      auto [it, leader] = flights->waiting.try_emplace(key);
+      if (!leader) {
+        it->second.push_back(std::move(mine));
+        return;
+      }
+    }
+    done = [flights, key, mine = std::move(mine)](std::exception_ptr e, AccessToken t) {
+      std::vector<FetchDone> followers;
+      {
+        std::lock_guard lock(flights->mutex);
+        auto it = flights->waiting.find(key);
+        if (it != flights->waiting.end()) {
+          followers = std::move(it->second);
+          flights->waiting.erase(it);
+        }
+      }
+      for (auto& f : followers) f(e, t);
+      mine(std::move(e), std::move(t));
+    };
+  }
+  // Exactly-once guard: a backend bug or a throw after `done` must not complete twice.
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  FetchDone guarded = [once, done = std::move(done)](std::exception_ptr e, AccessToken t) {
+    if (!once->exchange(true)) done(std::move(e), std::move(t));
+  };
+  try {
+    self->do_get_or_fetch(std::move(key), min_validity, std::move(fetch), guarded);
+  } catch (...) {
+    guarded(std::current_exception(), {});
+  }
+}
+
+void TokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds min_validity, UpstreamFetch fetch,
+                                 FetchDone done) {
+  auto self = shared_from_this();
+  do_get(key, [self, key, min_validity, fetch = std::move(fetch), done = std::move(done)](
+                  std::exception_ptr e, std::optional<AccessToken> cached) mutable {
+    if (!e && cached && self->fresh_enough(*cached, min_validity)) {
+      done(nullptr, std::move(*cached));
+      return;
+    }
+    if (e) log(LogLevel::warning, "token cache read failed (" + message_of(e) + "); fetching the token directly");
+    auto on_fetched = [self, key, done](std::exception_ptr fe, AccessToken token) {
+      if (fe) {
+        done(std::move(fe), {});
+        return;
+      }
+      try {
+        self->do_put(key, token, std::nullopt, [](std::exception_ptr pe) {
+          if (pe) log(LogLevel::warning, "token cache write failed (" + message_of(pe) + "); the token is not cached");
+        });
+      } catch (...) {
+        log(LogLevel::warning, "token cache write failed (" + message_of(std::current_exception()) + ")");
+      }
+      done(nullptr, std::move(token));
+    };
+    try {
+      fetch(on_fetched);
+    } catch (...) {
+      done(std::current_exception(), {});
+    }
+  });
+}
+
+}  // namespace credkit
