@@ -29,8 +29,8 @@ RefreshPolicy::time_point RefreshPolicy::will_expire_point(time_point received, 
   time_point point;
   ns window;
   if (schedule == RefreshSchedule::lifetime_fraction) {
-    window = duration_cast<ns>(remaining * (1.0 - lifetime_fraction));
-    point = received + duration_cast<ns>(remaining * lifetime_fraction);
+    window = std::chrono::round<ns>(remaining * (1.0 - lifetime_fraction));
+    point = received + std::chrono::round<ns>(remaining * lifetime_fraction);
   } else if (remaining > refresh_before_expiry) {
     window = refresh_before_expiry;
     point = expires_on - refresh_before_expiry;
@@ -40,7 +40,7 @@ RefreshPolicy::time_point RefreshPolicy::will_expire_point(time_point received, 
     window = remaining / 2;
     point = received + remaining / 2;
   }
-  if (jitter > 0.0) point -= duration_cast<ns>(window * (jitter * std::clamp(u01, 0.0, 1.0)));
+  if (jitter > 0.0) point -= std::chrono::round<ns>(window * (jitter * std::clamp(u01, 0.0, 1.0)));
   return std::max(point, last_attempt + min_refresh_interval);
 }
 

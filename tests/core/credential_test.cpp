@@ -1,0 +1,612 @@
+// TokenCredential in virtual time: every timing of the refresh policy, through the Asio layer.
+#include <doctest/doctest.h>
+
+#include "support/test_tokens.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <algorithm>
+#include <set>
+
+using namespace credkit;
+using namespace credkit::test;
+using namespace std::chrono;
+using namespace std::chrono_literals;
+
+namespace {
+
+TokenCredentialOptions options_for(VirtualEnv& env, RefreshMode mode = RefreshMode::proactive) {
+  TokenCredentialOptions o;
+  o.mode = mode;
+  o.clock = env.clock;
+  o.random_seed = 7;
+  return o;
+}
+
+std::exception_ptr get_error(TokenCredential& cred, VirtualEnv& env) {
+  std::exception_ptr error;
+  bool done = false;
+  cred.async_get_token([&](std::exception_ptr e, TokenHandle) {
+    error = e;
+    done = true;
+  });
+  env.drain();
+  REQUIRE(done);
+  return error;
+}
+
+TokenHandle get(TokenCredential& cred, VirtualEnv& env) {
+  TokenHandle token;
+  std::exception_ptr error;
+  bool done = false;
+  cred.async_get_token([&](std::exception_ptr e, TokenHandle t) {
+    error = e;
+    token = std::move(t);
+    done = true;
+  });
+  env.drain();
+  REQUIRE(done);
+  if (error) std::rethrow_exception(error);
+  return token;
+}
+
+errc code_of(const std::exception_ptr& e) { return static_cast<errc>(error_code_of(e).value()); }
+
+}  // namespace
+
+TEST_CASE("a static token is returned as is, even expired, and token_expired still fires once") {
+  VirtualEnv env;
+  auto o = options_for(env);
+  const AccessToken initial{make_jwt(env.now() + 5min), env.now() + 5min};
+  o.initial_token = initial;
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  int expired = 0;
+  auto sub = cred->on_token_expired([&](TokenCredential&, const TokenEvent& e) {
+    ++expired;
+    CHECK(e.token.token() == initial.token);
+  });
+  CHECK(cred->get_token().token() == initial.token);
+  env.run_for(20min);
+  CHECK(expired == 1);
+  CHECK(cred->get_token().token() == initial.token);  // expired, still handed out
+  CHECK(get(*cred, env).token() == initial.token);
+  env.run_for(2h);
+  CHECK(expired == 1);
+}
+
+TEST_CASE("no token and no way to get one is a clear no_token error") {
+  VirtualEnv env;
+  auto cred = TokenCredential::create(env.io.get_executor(), options_for(env));
+  try {
+    (void)cred->get_token();
+    FAIL("expected no_token");
+  } catch (const Error& e) {
+    CHECK(e.code() == make_error_code(errc::no_token));
+  }
+}
+
+TEST_CASE("on demand: the first fetch is lazy, and no timer is ever armed while idle") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  auto o = options_for(env, RefreshMode::on_demand);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  env.run_for(10min);
+  CHECK(f.calls() == 0);
+  CHECK(env.clock->pending_timers() == 0);
+  auto t = get(*cred, env);
+  CHECK(f.calls() == 1);
+  CHECK(f.history()[0].reason == FetchReason::initial);
+  CHECK(env.clock->pending_timers() == 0);
+  env.run_for(57min);
+  CHECK(get(*cred, env) == t);  // 3 min left: still above the 2 min minimum validity
+  CHECK(f.calls() == 1);
+  env.run_for(2min);
+  auto t2 = get(*cred, env);  // 1 min left: fetch
+  CHECK(f.calls() == 2);
+  CHECK(f.history()[1].reason == FetchReason::on_demand);
+  CHECK_FALSE(t2 == t);
+  CHECK(env.clock->pending_timers() == 0);
+}
+
+TEST_CASE("proactive: a 60-minute token is refreshed at 50 minutes and again at 100") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  int will_expire = 0, refreshed = 0;
+  auto s1 = cred->on_token_will_expire([&](TokenCredential&, const TokenEvent&) { ++will_expire; });
+  auto s2 = cred->on_token_refreshed([&](TokenCredential&, const TokenEvent&) { ++refreshed; });
+  env.run_for(1s);
+  REQUIRE(f.calls() == 1);  // initial fetch at once
+  env.run_for(110min);
+  auto h = f.history();
+  REQUIRE(h.size() == 3);
+  CHECK(h[0].elapsed == 0s);
+  CHECK(h[1].elapsed == 50min);
+  CHECK(h[1].reason == FetchReason::proactive);
+  CHECK(h[2].elapsed == 100min);
+  CHECK(will_expire == 2);
+  CHECK(refreshed >= 2);  // the first refresh may precede the subscription
+}
+
+TEST_CASE("proactive: a 20-minute token is refreshed at 10 minutes") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 20min);
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  env.run_for(25min);
+  auto h = f.history();
+  REQUIRE(h.size() >= 3);
+  CHECK(h[1].elapsed == 10min);
+  CHECK(h[2].elapsed == 20min);
+}
+
+TEST_CASE("short tokens back off by halves with a 1 s floor, no refresh loop") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock);
+  const auto fixed = env.now() + 8min;  // the service keeps returning a token that ends at the same time
+  f.set_fixed_expiry(fixed);
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  env.run_for(8min - 1ms);
+  auto h = f.history();
+  REQUIRE(h.size() >= 8);
+  // Gaps halve: 4 min, 2 min, 1 min, 30 s, ... until the 1 s floor.
+  std::vector<nanoseconds> gaps;
+  for (std::size_t i = 1; i < h.size(); ++i) gaps.push_back(h[i].elapsed - h[i - 1].elapsed);
+  CHECK(gaps[0] == 4min);
+  CHECK(gaps[1] == 2min);
+  CHECK(gaps[2] == 1min);
+  CHECK(gaps[3] == 30s);
+  for (auto g : gaps) CHECK(g >= 1s);
+  CHECK(gaps.back() == 1s);
+  // 8 minutes of a token that never gets longer: bounded by halving + the floor, not a loop.
+  CHECK(h.size() < 30);
+}
+
+TEST_CASE("10 000 concurrent async callers share one fetch") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock);
+  f.script({ScriptedFetcher::Step::hold});
+  auto o = options_for(env, RefreshMode::on_demand);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  int ok = 0;
+  std::set<const AccessToken*> distinct;
+  for (int i = 0; i < 10000; ++i) {
+    cred->async_get_token([&](std::exception_ptr e, TokenHandle t) {
+      CHECK_FALSE(e);
+      ++ok;
+      distinct.insert(t.shared().get());
+    });
+  }
+  env.drain();
+  CHECK(f.calls() == 1);
+  CHECK(f.held() == 1);
+  CHECK(ok == 0);
+  f.release_all();
+  env.drain();
+  CHECK(ok == 10000);
+  CHECK(distinct.size() == 1);  // everyone got the same token
+  CHECK(f.calls() == 1);
+}
+
+TEST_CASE("a token already expired on arrival is an error that names it") {
+  VirtualEnv env;
+  auto o = options_for(env, RefreshMode::on_demand);
+  auto clock = env.clock;
+  o.fetcher = Fetcher::async([clock](FetchContext, FetchCompletion done) {
+    done.succeed(AccessToken{make_jwt(clock->now() - 1s), clock->now() - 1s});
+  });
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto e = get_error(*cred, env);
+  REQUIRE(e);
+  CHECK(code_of(e) == errc::token_expired_on_arrival);
+  CHECK(message_of(e).find("already expired") != std::string::npos);
+}
+
+TEST_CASE("an empty or malformed fetched token is an error") {
+  VirtualEnv env;
+  auto o = options_for(env, RefreshMode::on_demand);
+  int n = 0;
+  o.fetcher = Fetcher::async([&n](FetchContext, FetchCompletion done) {
+    if (n++ == 0) {
+      done.succeed(std::string("not.a.real.token"));
+    } else {
+      done.succeed(AccessToken{"", std::chrono::system_clock::time_point::max()});
+    }
+  });
+  o.policy.min_refresh_interval = 1ms;
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  CHECK(code_of(get_error(*cred, env)) == errc::invalid_token);
+  env.run_for(1s);
+  CHECK(code_of(get_error(*cred, env)) == errc::invalid_token);
+}
+
+TEST_CASE("a fetcher error reaches callers with its cause, is reported, and is retried with back-off") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  f.script({ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail});
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  std::vector<TokenEvent> failures;
+  auto sub = cred->on_refresh_failed([&](TokenCredential&, const TokenEvent& e) { failures.push_back(e); });
+
+  // The initial fetch (started at creation) fails; a caller arriving now gets its error.
+  env.drain();
+  auto e = get_error(*cred, env);
+  REQUIRE(e);
+  try {
+    std::rethrow_exception(e);
+  } catch (const Error& err) {
+    CHECK(err.code() == make_error_code(errc::fetch_failed));
+    CHECK(std::string(err.what()).find("token service unavailable") != std::string::npos);
+    REQUIRE(err.cause());
+    CHECK(message_of(err.cause()) == "token service unavailable");
+  }
+  env.run_for(2min);
+  auto h = f.history();
+  REQUIRE(h.size() == 4);  // three failures, then success
+  CHECK(h[1].attempt == 2);
+  CHECK(h[2].attempt == 3);
+  CHECK(h[3].attempt == 4);
+  CHECK(h[1].elapsed - h[0].elapsed >= 1s);
+  CHECK(h[1].elapsed - h[0].elapsed <= 1s);  // first retry: within [1 s floor, 1 s]
+  CHECK(h[2].elapsed - h[1].elapsed <= 2s);
+  CHECK(h[3].elapsed - h[2].elapsed <= 4s);
+  REQUIRE(failures.size() >= 2);
+  CHECK(failures.back().attempt >= 2);
+  CHECK(failures.back().next_retry.has_value());
+  CHECK(failures.back().code == make_error_code(errc::fetch_failed));
+  CHECK(get(*cred, env));
+}
+
+TEST_CASE("a failed proactive refresh keeps the old token in use while retrying") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  env.run_for(1s);
+  auto first = cred->get_token();
+  f.script({ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail,
+            ScriptedFetcher::Step::fail});
+  env.run_for(50min);
+  CHECK(cred->get_token() == first);  // refresh failing, 9+ minutes left
+  env.run_for(5min);
+  CHECK_FALSE(cred->get_token() == first);  // a retry succeeded
+}
+
+TEST_CASE("no fetcher: a token_will_expire listener renews with update_token") {
+  VirtualEnv env;
+  auto o = options_for(env);
+  o.initial_token = AccessToken{make_jwt(env.now() + 60min), env.now() + 60min};
+  auto clock = env.clock;
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  std::vector<nanoseconds> renewals;
+  auto sub = cred->on_token_will_expire([&](TokenCredential& c, const TokenEvent& e) {
+    renewals.push_back(clock->elapsed());
+    CHECK(e.token);
+    c.update_token(make_jwt(clock->now() + 60min));  // the string form: expiry parsed from the JWT
+  });
+  env.run_for(101min);
+  REQUIRE(renewals.size() == 2);
+  CHECK(renewals[0] == 50min);
+  CHECK(renewals[1] == 100min);
+  CHECK(cred->get_token().expires_on() > env.now() + 40min);
+}
+
+TEST_CASE("update_token completes waiting callers and rejects expired tokens") {
+  VirtualEnv env;
+  auto o = options_for(env, RefreshMode::on_demand);
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto sub = cred->on_token_will_expire([](TokenCredential&, const TokenEvent&) {});
+  TokenHandle got;
+  cred->async_get_token([&](std::exception_ptr e, TokenHandle t) {
+    CHECK_FALSE(e);
+    got = t;
+  });
+  env.drain();
+  CHECK_FALSE(got);
+  CHECK_THROWS_AS(cred->update_token(AccessToken{"x0123456789abcdef", env.now() - 1s}), Error);
+  cred->update_token(AccessToken{"x0123456789abcdefg", env.now() + 10min});
+  env.drain();
+  REQUIRE(got);
+  CHECK(got.token() == "x0123456789abcdefg");
+}
+
+TEST_CASE("a listener-driven refresh that gets no update times out and retries") {
+  VirtualEnv env;
+  auto o = options_for(env);
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  int asked = 0, failed = 0;
+  auto s1 = cred->on_token_will_expire([&](TokenCredential&, const TokenEvent&) { ++asked; });
+  auto s2 = cred->on_refresh_failed([&](TokenCredential&, const TokenEvent& e) {
+    ++failed;
+    CHECK(e.code == make_error_code(errc::fetch_timeout));
+  });
+  env.run_for(100s);
+  CHECK(asked >= 2);
+  CHECK(failed >= 1);
+}
+
+TEST_CASE("close during a fetch completes waiters with credential_closed; the late result is harmless") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock);
+  f.script({ScriptedFetcher::Step::hold});
+  auto o = options_for(env, RefreshMode::on_demand);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  std::exception_ptr error;
+  cred->async_get_token([&](std::exception_ptr e, TokenHandle) { error = e; });
+  env.drain();
+  REQUIRE(f.held() == 1);
+  cred->close();
+  cred->close();  // idempotent
+  env.drain();
+  REQUIRE(error);
+  CHECK(code_of(error) == errc::credential_closed);
+  f.release_all();  // completes after close
+  env.drain();
+  CHECK(code_of(get_error(*cred, env)) == errc::credential_closed);
+  CHECK_THROWS_AS(cred->update_token(AccessToken{"x0123456789abcdefg", env.now() + 1h}), Error);
+  CHECK(cred->is_closed());
+  // No work left: run() returns.
+  env.io.restart();
+  env.io.run();
+  CHECK(env.clock->pending_timers() == 0);
+}
+
+TEST_CASE("a fetch that completes after the credential is destroyed is harmless") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock);
+  f.script({ScriptedFetcher::Step::hold});
+  auto o = options_for(env, RefreshMode::on_demand);
+  o.fetcher = f.fetcher();
+  std::exception_ptr error;
+  {
+    auto cred = TokenCredential::create(env.io.get_executor(), o);
+    cred->async_get_token([&](std::exception_ptr e, TokenHandle) { error = e; });
+    env.drain();
+  }
+  env.drain();
+  CHECK(code_of(error) == errc::credential_closed);
+  f.release_all();
+  env.drain();
+}
+
+TEST_CASE("a handler may call close(), and events after it stop") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  int will = 0;
+  auto sub = cred->on_token_will_expire([&](TokenCredential& c, const TokenEvent&) {
+    ++will;
+    c.close();
+    CHECK(c.is_closed());
+  });
+  env.run_for(3h);
+  CHECK(will == 1);
+  CHECK(cred->is_closed());
+  CHECK(env.clock->pending_timers() == 0);
+}
+
+TEST_CASE("a handler may call any member: get_token with a fresh token, cached_token, invalidate") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  int seen = 0;
+  auto sub = cred->on_token_refreshed([&](TokenCredential& c, const TokenEvent& e) {
+    ++seen;
+    CHECK(c.get_token() == e.token);
+    CHECK(c.cached_token() == e.token);
+  });
+  env.run_for(1s);
+  CHECK(seen == 1);
+}
+
+TEST_CASE("get_token that would have to wait on the credential's own executor fails with would_deadlock") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  f.script({ScriptedFetcher::Step::hold});
+  auto o = options_for(env, RefreshMode::on_demand);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  bool checked = false;
+  boost::asio::post(env.io, [&] {
+    try {
+      (void)cred->get_token();
+    } catch (const Error& e) {
+      CHECK(e.code() == make_error_code(errc::would_deadlock));
+      checked = true;
+    }
+  });
+  env.drain();
+  CHECK(checked);
+}
+
+TEST_CASE("a throwing listener is caught and logged; other listeners still run") {
+  VirtualEnv env;
+  LogCapture logs;
+  ScriptedFetcher f(env.clock, 60min);
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  int second = 0;
+  auto s1 = cred->on_token_will_expire([](TokenCredential&, const TokenEvent&) { throw std::runtime_error("boom"); });
+  auto s2 = cred->on_token_will_expire([&](TokenCredential&, const TokenEvent&) { ++second; });
+  env.run_for(51min);
+  CHECK(second == 1);
+  bool logged = false;
+  for (auto& [level, line] : logs.lines()) logged |= level == LogLevel::error && line.find("boom") != std::string::npos;
+  CHECK(logged);
+  CHECK(f.calls() == 2);  // the refresh went ahead
+}
+
+TEST_CASE("subscriptions are RAII: a reset listener is not called again") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  int calls = 0;
+  {
+    auto sub = cred->on_token_will_expire([&](TokenCredential&, const TokenEvent&) { ++calls; });
+    env.run_for(51min);
+    CHECK(calls == 1);
+  }
+  env.run_for(60min);
+  CHECK(calls == 1);
+  Subscription outlives;
+  {
+    auto c2 = TokenCredential::create(env.io.get_executor(), o);
+    outlives = c2->on_token_refreshed([](TokenCredential&, const TokenEvent&) {});
+  }
+  outlives.reset();  // after the credential is gone: harmless
+}
+
+TEST_CASE("machine sleep and wall-clock jumps are noticed within the wake-check interval") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  env.run_for(1s);
+  REQUIRE(f.calls() == 1);
+  env.run_for(10min);
+  // The machine sleeps for 55 minutes: wall time moves, elapsed (timer) time does not.
+  env.clock->jump(55min);
+  int expired = 0;
+  auto sub = cred->on_token_expired([&](TokenCredential&, const TokenEvent&) { ++expired; });
+  env.run_for(29s);  // after waking, the credential re-reads the wall clock within 30 s
+  CHECK(f.calls() == 2);
+  CHECK(f.history()[1].reason == FetchReason::expired);
+  CHECK(expired == 1);
+  // A backwards step just delays: no extra fetch, no crash.
+  env.clock->jump(-2h);
+  env.run_for(2min);
+  CHECK(f.calls() == 2);
+}
+
+TEST_CASE("get_token after a wake with an expired token fetches instead of handing it out") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  env.run_for(1s);
+  auto old = cred->cached_token();
+  env.clock->jump(2h);  // no timer has fired yet
+  auto fresh = get(*cred, env);
+  CHECK_FALSE(fresh == old);
+  CHECK(fresh.expires_on() > env.now());
+}
+
+TEST_CASE("10 clients invalidating the same rejected token cause one fetch; a stale report none") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  auto o = options_for(env, RefreshMode::on_demand);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto rejected = get(*cred, env);
+  REQUIRE(f.calls() == 1);
+  int accepted = 0;
+  for (int i = 0; i < 10; ++i) accepted += cred->invalidate(rejected);
+  CHECK(accepted == 1);
+  env.drain();
+  CHECK(f.calls() == 2);
+  CHECK(f.history()[1].reason == FetchReason::invalidated);
+  auto fresh = get(*cred, env);
+  CHECK_FALSE(fresh == rejected);
+  CHECK_FALSE(cred->invalidate(rejected));  // stale
+  env.drain();
+  CHECK(f.calls() == 2);
+  CHECK_FALSE(cred->invalidate(std::string_view("some-other-token-entirely")));
+}
+
+TEST_CASE("the lifetime-fraction schedule refreshes at 80 % like Agora Chat") {
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 100min);
+  auto o = options_for(env);
+  o.fetcher = f.fetcher();
+  o.policy.schedule = RefreshSchedule::lifetime_fraction;
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  env.run_for(170min);
+  auto h = f.history();
+  REQUIRE(h.size() == 3);
+  CHECK(h[1].elapsed == 80min);
+  CHECK(h[2].elapsed == 160min);
+}
+
+TEST_CASE("a fetcher that never answers times out with fetch_timeout and is cancelled") {
+  VirtualEnv env;
+  std::atomic<bool> saw_cancel{false};
+  auto o = options_for(env, RefreshMode::on_demand);
+  std::vector<FetchCompletion> kept;
+  o.fetcher = Fetcher::async([&](FetchContext ctx, FetchCompletion done) {
+    ctx.cancellation_slot().assign([&](boost::asio::cancellation_type) { saw_cancel = true; });
+    kept.push_back(std::move(done));
+  });
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  std::exception_ptr error;
+  cred->async_get_token([&](std::exception_ptr e, TokenHandle) { error = e; });
+  env.run_for(31s);
+  REQUIRE(error);
+  CHECK(code_of(error) == errc::fetch_timeout);
+  CHECK(saw_cancel);
+  kept.clear();  // dropping the completions now is harmless
+  env.drain();
+}
+
+TEST_CASE("an async fetcher that drops its completion fails the fetch instead of hanging") {
+  VirtualEnv env;
+  auto o = options_for(env, RefreshMode::on_demand);
+  o.fetcher = Fetcher::async([](FetchContext, FetchCompletion) {});
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  CHECK(code_of(get_error(*cred, env)) == errc::fetcher_abandoned);
+}
+
+TEST_CASE("a fetcher that throws synchronously fails the fetch with its exception as cause") {
+  VirtualEnv env;
+  auto o = options_for(env, RefreshMode::on_demand);
+  o.fetcher = Fetcher::async([](FetchContext, FetchCompletion) { throw std::logic_error("misconfigured"); });
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto e = get_error(*cred, env);
+  CHECK(code_of(e) == errc::fetch_failed);
+  CHECK(message_of(e).find("misconfigured") != std::string::npos);
+}
+
+TEST_CASE("jitter spreads the refreshes of many credentials") {
+  VirtualEnv env;
+  auto o = options_for(env);
+  o.policy.jitter = 1.0;
+  const auto expiry = env.now() + 60min;
+  std::vector<std::shared_ptr<TokenCredential>> creds;
+  std::vector<nanoseconds> times;
+  auto clock = env.clock;
+  for (int i = 0; i < 200; ++i) {
+    o.random_seed = 1000 + i;
+    o.initial_token = AccessToken{make_jwt(expiry), expiry};
+    o.fetcher = Fetcher::async([&times, clock](FetchContext, FetchCompletion done) {
+      times.push_back(clock->elapsed());
+      done.succeed(AccessToken{"tok0123456789abcdef", clock->now() + 60min});
+    });
+    creds.push_back(TokenCredential::create(env.io.get_executor(), o));
+  }
+  env.run_for(51min);
+  REQUIRE(times.size() == 200);
+  auto [mn, mx] = std::minmax_element(times.begin(), times.end());
+  CHECK(*mn >= 40min);
+  CHECK(*mx <= 50min);
+  CHECK(*mx - *mn > 8min);  // spread over most of the 10 min window
+}
