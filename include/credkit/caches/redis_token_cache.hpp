@@ -1,0 +1,100 @@
+// credkit — a token cache in Redis shared by many bot instances, with a distributed single-flight.
+#pragma once
+
+#include <credkit/caches/cache_encryption_key.hpp>
+#include <credkit/caches/token_cache.hpp>
+#include <credkit/core/clock.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace credkit {
+
+/// Options of a `RedisTokenCache`.
+struct RedisTokenCacheOptions {
+  /// Redis host (name or address) and port.
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  /// AUTH: `password` alone (`AUTH <password>`), or with `username` (Redis 6 ACL:
+  /// `AUTH <username> <password>`). Empty: no AUTH. Never logged.
+  std::string username;
+  std::string password;
+  /// SELECT this database after connecting (0: none sent).
+  int database = 0;
+  /// TLS to Redis. Not available in this build: hiredis 0.14 (Debian 12) has no
+  /// hiredis_ssl, so `true` is rejected by `create` with `errc::invalid_argument`.
+  /// Reach a TLS-only Redis through a local TLS tunnel (stunnel, spiped) instead.
+  bool tls = false;
+  /// Bounds of connecting and of each command; beyond them Redis counts as unavailable.
+  std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(500);
+  std::chrono::milliseconds command_timeout = std::chrono::milliseconds(500);
+  /// Idle connections kept for reuse (connections are opened on demand).
+  std::size_t pool_size = 4;
+  /// Prefix of every Redis key this cache writes (`<prefix>tok:<id>`, `<prefix>lock:<id>`).
+  std::string key_prefix = "credkit:";
+  /// Encryption keys: the first encrypts, all decrypt (rotation). At least one.
+  std::vector<CacheEncryptionKey> keys;
+  /// Salt for passphrase keys (all instances must use the same); empty: the key prefix.
+  std::string kdf_salt;
+  /// An entry expires (Redis PX) this long before its token does.
+  std::chrono::milliseconds expiry_margin = std::chrono::seconds(30);
+  /// Single-flight lock lifetime: the longest a fetch may hold others back, including when
+  /// its holder died. Keep it above the token service's worst fetch time.
+  std::chrono::milliseconds lock_ttl = std::chrono::seconds(15);
+  /// How often an instance waiting on another's fetch re-reads Redis (±25 % jitter).
+  std::chrono::milliseconds poll_interval = std::chrono::milliseconds(20);
+  /// The longest an instance waits on another's fetch before fetching itself.
+  std::chrono::milliseconds wait_timeout = std::chrono::seconds(20);
+  /// After Redis fails, calls skip it (fall back at once) for this long, then try again.
+  std::chrono::milliseconds retry_after_failure = std::chrono::seconds(1);
+  /// Share one fetch among concurrent `async_get_or_fetch` calls for a key in this process
+  /// before going to Redis (fewer lock attempts).
+  bool coalesce_in_process = true;
+  /// Time source for TTLs and freshness; null: `Clock::system()`.
+  std::shared_ptr<Clock> clock;
+};
+
+/// A `TokenCache` in Redis (hiredis), for many bot instances sharing tokens.
+///
+/// Values are AES-256-GCM records (the same format as `EncryptedFileTokenCache`'s) under
+/// `<prefix>tok:<keyed hash of the cache key>`, with a Redis TTL (PX) of expiry − margin.
+/// Blocking hiredis calls run on credkit's cache I/O threads over a small connection pool,
+/// never on the caller's or a credential's executor.
+///
+/// `async_get_or_fetch` is a distributed single-flight: when the token is missing or stale,
+/// only the instance that wins `SET <prefix>lock:<id> <random owner> NX PX lock_ttl` fetches;
+/// it stores the token and releases the lock with a compare-and-delete script, so it never
+/// deletes a lock it no longer owns. The others poll the value until it lands, or take the
+/// lock over once it is released or has expired (a dead holder blocks nobody past `lock_ttl`).
+/// If Redis is down or slow, `async_get_or_fetch` fetches directly and logs one warning per
+/// outage; it uses Redis again once Redis answers.
+///
+/// Errors of `async_get`/`async_put`/`async_erase`: `cache_unavailable` (connect, AUTH,
+/// timeout, Redis error), `cache_corrupt`, `cache_wrong_key`, `crypto_error`.
+class RedisTokenCache final : public TokenCache {
+ public:
+  /// Creates the cache (connects lazily). Throws `Error(errc::invalid_argument)` for a bad
+  /// option (no key, `tls`, non-positive timeouts).
+  static std::shared_ptr<RedisTokenCache> create(executor_type executor, RedisTokenCacheOptions options);
+  ~RedisTokenCache() override;
+
+ protected:
+  void do_get(std::string key, std::function<void(std::exception_ptr, std::optional<AccessToken>)> done) override;
+  void do_put(std::string key, AccessToken value, std::optional<std::chrono::milliseconds> ttl,
+              std::function<void(std::exception_ptr)> done) override;
+  void do_erase(std::string key, std::function<void(std::exception_ptr)> done) override;
+  void do_get_or_fetch(std::string key, std::chrono::milliseconds min_validity, UpstreamFetch fetch,
+                       FetchDone done) override;
+
+ private:
+  struct Impl;
+  RedisTokenCache(executor_type executor, RedisTokenCacheOptions options);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace credkit
