@@ -53,8 +53,9 @@ bool is_loopback_host(std::string host) {
   return (ntohl(a4.s_addr) >> 24) == 127;
 }
 
-// Checks scheme and host before any traffic; throws invalid_argument / insecure_url.
-void check_url(const std::string& url, const HttpClientOptions& options) {
+}  // namespace
+
+void check_request_url(const std::string& url, const HttpClientOptions& options) {
   std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
   if (!u) throw_error(errc::network_error, "out of memory parsing a URL");
   if (url.empty()) throw_error(errc::invalid_argument, "the request URL is empty");
@@ -80,6 +81,8 @@ void check_url(const std::string& url, const HttpClientOptions& options) {
                                         "HttpClientOptions::allow_insecure_http");
   }
 }
+
+namespace {
 
 bool valid_method(const std::string& m) {
   return !m.empty() && m.size() <= 32 &&
@@ -168,7 +171,7 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
     t->done = std::move(done);
     t->completion_executor = std::move(completion_executor);
     try {
-      check_url(t->request.url, options_);
+      check_request_url(t->request.url, options_);
       if (!valid_method(t->request.method)) {
         throw_error(errc::invalid_argument, "the HTTP method '" + redact_secrets(t->request.method) + "' is not valid");
       }

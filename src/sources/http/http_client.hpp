@@ -86,6 +86,10 @@ class HttpClient {
 /// chars, anything that looks like a token, key or secret redacted).
 Error http_error(const HttpRequest& request, const HttpResponse& response);
 
+/// Checks a URL before any traffic: absolute http(s) URL (else `errc::invalid_argument`),
+/// plain http only to loopback unless `options.allow_insecure_http` (else `errc::insecure_url`).
+void check_request_url(const std::string& url, const HttpClientOptions& options);
+
 /// The URL without user info, query or fragment, for messages ("https://host:port/path").
 std::string url_for_message(std::string_view url);
 

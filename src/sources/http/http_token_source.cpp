@@ -1,0 +1,179 @@
+// HttpTokenSource: one HTTP request per fetch through the shared HttpClient, answer parsed per format.
+#include <credkit/sources/http_token_source.hpp>
+
+#include "sources/http/http_client.hpp"
+#include "sources/http/token_response_parser.hpp"
+
+#include <credkit/core/parse_token.hpp>
+
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/system_executor.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+#include <optional>
+
+namespace credkit {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
+           return std::tolower(x) == std::tolower(y);
+         });
+}
+
+void check_path(const std::string& path, const char* what) {
+  if (path.empty() || path.front() == '.' || path.back() == '.' || path.find("..") != std::string::npos) {
+    throw_error(errc::invalid_argument, std::string("HttpTokenSourceOptions::response.") + what + " '" + path +
+                                            "' is not a dotted JSON path like 'accessToken.token'");
+  }
+}
+
+// Prefixes an error's message with what was requested, keeping its code and details.
+std::exception_ptr with_context(std::exception_ptr e, const std::string& what) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const Error& err) {
+    if (err.code() == make_error_code(errc::cancelled)) return e;
+    const std::string msg = err.what();
+    if (msg.starts_with(what)) return e;
+    auto details = err.details();
+    return std::make_exception_ptr(Error(err.code(), what + ": " + msg, std::move(details)));
+  } catch (...) {
+    return e;
+  }
+}
+
+}  // namespace
+
+struct HttpTokenSource::State {
+  HttpTokenSourceOptions options;
+  detail::HttpRequest request;
+  std::string what;  // "GET https://host/path" for messages
+  mutable std::mutex mutex;
+  mutable std::optional<detail::HttpClient> client;
+
+  detail::HttpClient client_for(const boost::asio::any_io_executor& executor) const {
+    std::lock_guard lock(mutex);
+    if (!client) client.emplace(executor, options.http);
+    return *client;
+  }
+
+  std::optional<boost::asio::any_io_executor> bound_executor() const {
+    std::lock_guard lock(mutex);
+    if (client) return client->get_executor();
+    return std::nullopt;
+  }
+
+  using Callback = std::function<void(std::exception_ptr, detail::ParsedTokenResponse)>;
+
+  // Sends the request; `cb` runs on `completion_executor` with the parsed answer or an Error.
+  static void start(const std::shared_ptr<const State>& self, const boost::asio::any_io_executor& completion_executor,
+                    boost::asio::cancellation_slot slot, Callback cb) {
+    auto client = self->client_for(completion_executor);
+    client.async_request(
+        self->request, slot,
+        [self, cb = std::move(cb)](std::exception_ptr error, detail::HttpResponse response) {
+          if (error) return cb(with_context(error, self->what), {});
+          if (response.status < 200 || response.status > 299) {
+            return cb(std::make_exception_ptr(detail::http_error(self->request, response)), {});
+          }
+          detail::ParsedTokenResponse parsed;
+          try {
+            parsed = detail::parse_token_response(self->options.response, response.body,
+                                                  std::chrono::system_clock::now());
+          } catch (...) {
+            return cb(with_context(std::current_exception(), self->what), {});
+          }
+          cb(nullptr, std::move(parsed));
+        },
+        completion_executor);
+  }
+};
+
+HttpTokenSource::HttpTokenSource(HttpTokenSourceOptions options) : state_(std::make_shared<State>()) {
+  auto& s = *state_;
+  s.options = std::move(options);
+  const auto& o = s.options;
+  detail::check_request_url(o.url, o.http);
+  if (o.method.empty() || !std::all_of(o.method.begin(), o.method.end(), [](unsigned char c) { return std::isupper(c); })) {
+    throw_error(errc::invalid_argument, "HttpTokenSourceOptions::method must be an upper-case HTTP method like GET or POST");
+  }
+  bool has_accept = false;
+  for (const auto& [name, value] : o.headers) {
+    if (name.empty() || name.find_first_of(":\r\n") != std::string::npos ||
+        value.find_first_of("\r\n") != std::string::npos) {
+      throw_error(errc::invalid_argument, "HttpTokenSourceOptions::headers: header '" + detail::redact_secrets(name) +
+                                              "' has an invalid name or a line break in its value");
+    }
+    has_accept = has_accept || iequals(name, "Accept");
+  }
+  if (o.response.format == HttpTokenResponse::Format::json) {
+    check_path(o.response.token_field, "token_field");
+    if (o.response.expiry != HttpTokenResponse::Expiry::from_token) check_path(o.response.expiry_field, "expiry_field");
+  }
+  if (o.http.connect_timeout <= std::chrono::milliseconds::zero() ||
+      o.http.total_timeout <= std::chrono::milliseconds::zero() || o.http.max_response_bytes == 0) {
+    throw_error(errc::invalid_argument,
+                "HttpTokenSourceOptions::http: timeouts and max_response_bytes must be positive");
+  }
+  s.request.method = o.method;
+  s.request.url = o.url;
+  s.request.headers = o.headers;
+  if (!has_accept) {
+    s.request.headers.emplace_back(
+        "Accept", o.response.format == HttpTokenResponse::Format::json ? "application/json" : "text/plain, */*");
+  }
+  s.request.body = o.body;
+  s.what = o.method + " " + detail::url_for_message(o.url);
+}
+
+HttpTokenSource::HttpTokenSource(boost::asio::any_io_executor executor, HttpTokenSourceOptions options)
+    : HttpTokenSource(std::move(options)) {
+  state_->client_for(executor);
+}
+
+const HttpTokenSourceOptions& HttpTokenSource::options() const noexcept { return state_->options; }
+
+Fetcher HttpTokenSource::fetcher() const {
+  return Fetcher::async([state = std::shared_ptr<const State>(state_)](FetchContext context, FetchCompletion done) {
+    auto completion = std::make_shared<FetchCompletion>(std::move(done));
+    State::start(state, context.executor(), context.cancellation_slot(),
+                 [completion](std::exception_ptr error, detail::ParsedTokenResponse parsed) {
+                   if (error) {
+                     completion->fail(error);
+                   } else if (parsed.expires_on) {
+                     completion->succeed(AccessToken{std::move(parsed.token), *parsed.expires_on});
+                   } else {
+                     completion->succeed(std::move(parsed.token));  // the credential's ParseOptions apply
+                   }
+                 });
+  });
+}
+
+boost::asio::any_io_executor HttpTokenSource::default_executor(const State& state) {
+  // Unbound and no associated executor: the system executor (its own threads) runs the I/O.
+  return state.bound_executor().value_or(boost::asio::any_io_executor(boost::asio::system_executor()));
+}
+
+void HttpTokenSource::initiate_fetch(std::shared_ptr<const State> state, boost::asio::any_io_executor executor,
+                                     boost::asio::any_completion_handler<HttpFetchSignature> handler) {
+  const auto slot = boost::asio::get_associated_cancellation_slot(handler);
+  auto h = std::make_shared<boost::asio::any_completion_handler<HttpFetchSignature>>(std::move(handler));
+  State::start(state, executor, slot, [h, state](std::exception_ptr error, detail::ParsedTokenResponse parsed) {
+    AccessToken token;
+    if (!error) {
+      try {
+        token = parsed.expires_on ? AccessToken{std::move(parsed.token), *parsed.expires_on}
+                                  : parse_token(parsed.token, state->options.parse);
+      } catch (...) {
+        error = with_context(std::current_exception(), state->what);
+      }
+    }
+    (*h)(error, std::move(token));
+  });
+}
+
+}  // namespace credkit
