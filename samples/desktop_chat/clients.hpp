@@ -70,7 +70,7 @@ class ChatClient : public ServiceClient {
       try {
         token = credential_->get_token();  // returns at once while the cached token is fresh
       } catch (const credkit::Error& e) {
-        timeline_.print(name_, "no token: ", e.code().message(), ": ", e.what());
+        timeline_.print(name_, "no token: ", e.what());
         count(false);
         return false;
       }
@@ -96,7 +96,7 @@ class CallingClient : public ServiceClient {
       try {
         token = co_await credential_->async_get_token(boost::asio::use_awaitable);
       } catch (const credkit::Error& e) {
-        timeline_.print(name_, "no token: ", e.code().message(), ": ", e.what());
+        timeline_.print(name_, "no token: ", e.what());
         count(false);
         co_return false;
       }

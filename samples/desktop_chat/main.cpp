@@ -5,6 +5,10 @@
 // token.
 //
 //   desktop_chat [--duration SECONDS] [--lifetime SECONDS]
+//                [--token-url URL [--token-response acs|plain|oauth|web_pubsub]]
+//
+// With --token-url, tokens come from that token service over HTTP (credkit::HttpTokenSource)
+// instead of the in-process minter; --lifetime must then match the lifetime it issues.
 
 #include "clients.hpp"
 #include "jwt.hpp"
@@ -37,15 +41,28 @@ namespace {
 struct Options {
   int duration = 30;
   int lifetime = 12;
+  std::string token_url;
+  std::string token_response = "acs";
 };
+
+credkit::HttpTokenResponse response_format(const std::string& name) {
+  if (name == "acs") return credkit::HttpTokenResponse::acs();
+  if (name == "plain") return credkit::HttpTokenResponse::plain_text();
+  if (name == "oauth") return credkit::HttpTokenResponse::oauth();
+  if (name == "web_pubsub") return credkit::HttpTokenResponse::web_pubsub();
+  throw std::invalid_argument("--token-response must be acs, plain, oauth or web_pubsub");
+}
 
 Options parse_args(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    auto value = [&]() -> int {
+    auto text = [&]() -> std::string {
       if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-      const int v = std::atoi(argv[++i]);
+      return argv[++i];
+    };
+    auto value = [&]() -> int {
+      const int v = std::atoi(text().c_str());
       if (v <= 0) throw std::invalid_argument(arg + " must be a positive number of seconds");
       return v;
     };
@@ -53,8 +70,13 @@ Options parse_args(int argc, char** argv) {
       o.duration = value();
     } else if (arg == "--lifetime") {
       o.lifetime = value();
+    } else if (arg == "--token-url") {
+      o.token_url = text();
+    } else if (arg == "--token-response") {
+      o.token_response = text();
     } else if (arg == "--help" || arg == "-h") {
-      std::cout << "usage: desktop_chat [--duration SECONDS (default 30)] [--lifetime SECONDS (default 12)]\n";
+      std::cout << "usage: desktop_chat [--duration SECONDS (default 30)] [--lifetime SECONDS (default 12)]\n"
+                   "                    [--token-url URL [--token-response acs|plain|oauth|web_pubsub (default acs)]]\n";
       std::exit(0);
     } else {
       throw std::invalid_argument("unknown option " + arg + " (try --help)");
@@ -94,7 +116,8 @@ int main(int argc, char** argv) try {
   Timeline timeline;
   Stats stats;
   auto keys = std::make_shared<const JwtMinter>();
-  SimulatedService service(keys);
+  const bool over_http = !opt.token_url.empty();
+  SimulatedService service(over_http ? nullptr : keys);
 
   // The app's own io_context: the credential's timers, events and the coroutine fetcher run
   // on it (through a strand); the calling client's coroutine too.
@@ -104,10 +127,13 @@ int main(int argc, char** argv) try {
   credkit::TokenCredentialOptions options;
   options.mode = credkit::RefreshMode::proactive;
   options.policy = scaled_policy(lifetime);
-  options.fetcher = make_minting_fetcher(MintingSource{
-      .minter = keys, .lifetime = lifetime, .timeline = &timeline, .stats = &stats});
+  // The only line that knows where tokens come from.
+  options.fetcher = over_http ? make_http_fetcher(opt.token_url, response_format(opt.token_response), timeline, stats)
+                              : make_minting_fetcher(MintingSource{
+                                    .minter = keys, .lifetime = lifetime, .timeline = &timeline, .stats = &stats});
   auto credential = credkit::TokenCredential::create(io.get_executor(), std::move(options));
 
+  if (over_http) timeline.print("demo", "tokens from ", opt.token_url, " (", opt.token_response, " answers)");
   timeline.print("demo", "tokens live ", opt.lifetime, " s; refresh ", opt.lifetime / 3.0,
                  " s before expiry; minimum validity ", opt.lifetime / 6.0, " s; running ", opt.duration, " s");
 
@@ -142,7 +168,7 @@ int main(int argc, char** argv) try {
     } catch (...) {
     }
     timeline.print("event", "refresh_failed (attempt ", e.attempt, ", ", e.code.message(), "): ",
-                   credkit::message_of(cause), "; old token still in use; ", retry);
+                   credkit::message_of(cause), e.token ? "; old token still in use; " : "; ", retry);
   });
   auto on_expired = credential->on_token_expired([&](credkit::TokenCredential&, const credkit::TokenEvent& e) {
     stats.expired_events++;
@@ -170,7 +196,7 @@ int main(int argc, char** argv) try {
   bool revoked = false;
   while (std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(100ms);
-    if (!revoke_at && failed_once && stats.refreshes >= 2) revoke_at = std::chrono::steady_clock::now() + lifetime / 4;
+    if (!revoke_at && (failed_once || over_http) && stats.refreshes >= 2) revoke_at = std::chrono::steady_clock::now() + lifetime / 4;
     if (!revoked && revoke_at && std::chrono::steady_clock::now() >= *revoke_at) {
       if (auto current = credential->cached_token()) {
         service.revoke(current.token());
@@ -203,7 +229,8 @@ int main(int argc, char** argv) try {
             << stats.invalidations_accepted << " caused a refresh, " << stats.invalidations_ignored << " ignored)\n"
             << "  token_expired events:   " << stats.expired_events << "\n"
             << "  expired tokens sent:    " << stats.expired_tokens_sent << "\n";
-  return stats.expired_tokens_sent == 0 ? 0 : 1;
+  // Fails when a request carried an expired token, or when no request got through at all.
+  return (stats.expired_tokens_sent == 0 && stats.requests_ok > 0) ? 0 : 1;
 } catch (const std::exception& e) {
   std::cerr << "desktop_chat: " << e.what() << "\n";
   return 2;

@@ -7,6 +7,7 @@
 #include "timeline.hpp"
 
 #include <credkit/credkit.hpp>
+#include <credkit/sources/http_token_source.hpp>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -56,6 +57,30 @@ inline credkit::Fetcher make_minting_fetcher(MintingSource source) {
   auto src = std::make_shared<const MintingSource>(std::move(source));
   return credkit::Fetcher::coroutine(
       [src](credkit::FetchContext ctx) { return mint_after_round_trip(src, std::move(ctx)); });
+}
+
+/// The same fetcher shape over HTTP: asks the app's token service at `url` (e.g. a local
+/// token server) through credkit::HttpTokenSource, and numbers the tokens for the timeline.
+inline boost::asio::awaitable<credkit::AccessToken> fetch_over_http(credkit::HttpTokenSource source, Timeline* timeline,
+                                                                    Stats* stats, credkit::FetchContext ctx) {
+  const int n = ++stats->fetches;
+  timeline->print("fetcher", "fetch #", n, " started (reason: ", credkit::to_string(ctx.reason()), ", attempt ",
+                  ctx.attempt(), ") GET ", source.options().url);
+  // The fetch's cancellation reaches the transfer through the coroutine's cancellation state.
+  credkit::AccessToken token = co_await source.async_fetch(boost::asio::use_awaitable);
+  stats->remember(token.token);
+  co_return token;
+}
+
+inline credkit::Fetcher make_http_fetcher(std::string url, credkit::HttpTokenResponse response, Timeline& timeline,
+                                          Stats& stats) {
+  credkit::HttpTokenSourceOptions options;
+  options.url = std::move(url);
+  options.response = std::move(response);
+  credkit::HttpTokenSource source(std::move(options));  // throws invalid_argument / insecure_url
+  return credkit::Fetcher::coroutine([source, t = &timeline, s = &stats](credkit::FetchContext ctx) {
+    return fetch_over_http(source, t, s, std::move(ctx));
+  });
 }
 
 }  // namespace desktop_chat
