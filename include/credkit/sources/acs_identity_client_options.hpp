@@ -1,0 +1,22 @@
+// credkit — settings of credkit::acs::IdentityClient.
+#pragma once
+
+#include <credkit/sources/http_client_options.hpp>
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace credkit::acs {
+
+/// Settings of `IdentityClient`; every field has a usable default.
+struct IdentityClientOptions {
+  /// Transport settings (timeouts, TLS, size limits).
+  HttpClientOptions http;
+  /// The identity REST API version sent as `api-version`.
+  std::string api_version = "2023-10-01";
+  /// The clock used for `x-ms-date` (tests inject a skewed clock; null: the system clock).
+  std::function<std::chrono::system_clock::time_point()> now;
+};
+
+}  // namespace credkit::acs

@@ -1,0 +1,58 @@
+// credkit detail — hashing, HMAC, constant-time comparison and key wiping shared by the sources.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace credkit::detail {
+
+/// SHA-256 of `data` (32 raw bytes). Throws Error(crypto_error) if OpenSSL fails.
+std::string sha256(std::string_view data);
+
+/// HMAC-SHA256 of `message` under `key` (32 raw bytes). Throws Error(crypto_error) if OpenSSL fails.
+std::string hmac_sha256(std::string_view key, std::string_view message);
+
+/// Compares two byte strings in time independent of where they differ (CRYPTO_memcmp).
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
+
+/// Overwrites a string's whole buffer (capacity included) with OPENSSL_cleanse and empties it.
+void wipe(std::string& secret) noexcept;
+
+/// A string holding key material: wiped when destroyed or reassigned.
+class SecretString {
+ public:
+  SecretString() = default;
+  explicit SecretString(std::string value) noexcept : value_(std::move(value)) {}
+  SecretString(const SecretString& other) : value_(other.value_) {}
+  SecretString(SecretString&& other) noexcept : value_(std::move(other.value_)) { wipe(other.value_); }
+  SecretString& operator=(const SecretString& other) {
+    if (this != &other) {
+      wipe(value_);
+      value_ = other.value_;
+    }
+    return *this;
+  }
+  SecretString& operator=(SecretString&& other) noexcept {
+    if (this != &other) {
+      wipe(value_);
+      value_ = std::move(other.value_);
+      wipe(other.value_);
+    }
+    return *this;
+  }
+  ~SecretString() { wipe(value_); }
+
+  const std::string& get() const noexcept { return value_; }
+  bool empty() const noexcept { return value_.empty(); }
+
+ private:
+  std::string value_;
+};
+
+/// A compact JWS signed with HS256: base64url(header).base64url(payload).base64url(HMAC).
+/// The header is {"alg":"HS256","typ":"JWT"}.
+std::string hs256_jwt(const nlohmann::json& payload, std::string_view key);
+
+}  // namespace credkit::detail
