@@ -2,6 +2,7 @@
 // parse_token integration and hostile inputs.
 #include <doctest/doctest.h>
 
+#include <credkit/credkit.hpp>
 #include <credkit/core/error.hpp>
 #include <credkit/core/parse_token.hpp>
 #include <credkit/sources/agora_access_token.hpp>
@@ -9,6 +10,8 @@
 
 #include "core/base64.hpp"
 #include "sources/agora/access_token2.hpp"
+
+#include <boost/asio/io_context.hpp>
 
 #include <random>
 
@@ -175,4 +178,26 @@ TEST_CASE("agora: random bytes never crash the parser") {
       CHECK(e.code() == make_error_code(errc::invalid_token));
     }
   }
+}
+
+TEST_CASE("agora: a local chat token fetcher feeds a credential") {
+  boost::asio::io_context io;
+  CHECK_THROWS_AS(agora::chat_user_token_fetcher(kAppId, "", "u", 1h), Error);
+  TokenCredentialOptions options;
+  options.mode = RefreshMode::on_demand;
+  options.fetcher = agora::chat_user_token_fetcher(kAppId, kAppCert, "user-7", 2h);
+  auto credential = TokenCredential::create(io.get_executor(), std::move(options));
+  bool done = false;
+  credential->async_get_token([&](std::exception_ptr e, TokenHandle t) {
+    REQUIRE_FALSE(e);
+    CHECK(agora::verify_access_token(t.token(), kAppCert));
+    auto info = agora::parse_access_token(t.token());
+    CHECK(info.services.at(0).user_id == "user-7");
+    CHECK(t.expires_on() == info.expires_on);
+    CHECK(info.expire == 7200);
+    done = true;
+  });
+  while (!done) io.run_one();
+  credential->close();
+  io.poll();
 }

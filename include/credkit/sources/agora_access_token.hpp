@@ -1,6 +1,7 @@
 // credkit — building Agora AccessToken2 ("007…") tokens, byte-compatible with Agora's builders.
 #pragma once
 
+#include <credkit/core/fetcher.hpp>
 #include <credkit/sources/agora_service.hpp>
 
 #include <chrono>
@@ -62,5 +63,14 @@ std::string build_chat_user_token(std::string_view app_id, std::string_view app_
 /// A Chat app token, valid for `expire`.
 std::string build_chat_app_token(std::string_view app_id, std::string_view app_certificate,
                                  std::chrono::seconds expire);
+
+/// A fetcher minting a fresh Chat user token per fetch, locally (no I/O; completes inline):
+/// for an app server or a test that holds the app certificate. Arguments are validated now
+/// (throws `Error(errc::invalid_argument)`); the certificate is kept wiped-on-destruction.
+Fetcher chat_user_token_fetcher(std::string app_id, std::string app_certificate, std::string user_uuid,
+                                std::chrono::seconds expire);
+
+/// As `chat_user_token_fetcher`, for Chat app tokens (REST API administration).
+Fetcher chat_app_token_fetcher(std::string app_id, std::string app_certificate, std::chrono::seconds expire);
 
 }  // namespace credkit::agora

@@ -340,6 +340,39 @@ std::string build_chat_app_token(std::string_view app_id, std::string_view app_c
   return token.build();
 }
 
+namespace {
+Fetcher local_fetcher(std::string app_id, std::string app_certificate, std::optional<std::string> user_uuid,
+                      std::chrono::seconds expire) {
+  {
+    // Validate now, so a misconfigured fetcher fails at setup rather than at the first fetch.
+    AccessToken2 probe(app_id, app_certificate, expire);
+    if (user_uuid) probe.add_chat_user(*user_uuid, expire);
+  }
+  auto cert = std::make_shared<const credkit::detail::SecretString>(std::move(app_certificate));
+  return Fetcher::async([app_id = std::move(app_id), cert, user_uuid = std::move(user_uuid), expire](
+                            FetchContext, FetchCompletion completion) {
+    AccessToken2 t(app_id, cert->get(), expire);
+    if (user_uuid) {
+      t.add_chat_user(*user_uuid, expire);
+    } else {
+      t.add_chat_app(expire);
+    }
+    auto token = t.build();
+    const auto expires_on = detail::decode_access_token(token).info.expires_on;
+    completion.succeed(AccessToken{std::move(token), expires_on});
+  });
+}
+}  // namespace
+
+Fetcher chat_user_token_fetcher(std::string app_id, std::string app_certificate, std::string user_uuid,
+                                std::chrono::seconds expire) {
+  return local_fetcher(std::move(app_id), std::move(app_certificate), std::move(user_uuid), expire);
+}
+
+Fetcher chat_app_token_fetcher(std::string app_id, std::string app_certificate, std::chrono::seconds expire) {
+  return local_fetcher(std::move(app_id), std::move(app_certificate), std::nullopt, expire);
+}
+
 TokenInfo parse_access_token(std::string_view token) { return detail::decode_access_token(token).info; }
 
 bool verify_access_token(std::string_view token, std::string_view app_certificate) noexcept {
