@@ -75,10 +75,10 @@ std::string url_for_message(std::string_view url) {
     curl_free(v);
     return out;
   };
+  // Scheme, host and port are not secrets; a path segment may be (hence the redaction).
   std::string out = part(CURLUPART_SCHEME) + "://" + part(CURLUPART_HOST);
   if (auto port = part(CURLUPART_PORT); !port.empty()) out += ":" + port;
-  out += part(CURLUPART_PATH);
-  return redact_secrets(out);
+  return out + redact_secrets(part(CURLUPART_PATH));
 }
 
 std::string redact_secrets(std::string_view text, const std::vector<std::string_view>& secrets) {
