@@ -1,0 +1,335 @@
+// RedisTokenCache against a real redis-server: encryption at rest, TTL, AUTH, outage and
+// recovery (kill and restart), the single-flight lock (dead holder, safe release) and the
+// multi-process test: 8 processes x 50 callers on one stale key -> 1 fetch.
+#include <credkit/caches/cached_token_source.hpp>
+#include <credkit/caches/redis_token_cache.hpp>
+
+#include "caches/cache_test_support.hpp"
+#include "caches/record_crypto.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+using namespace credkit;
+using namespace std::chrono_literals;
+using cachetest::RedisServer;
+
+namespace {
+
+CacheEncryptionKey test_key() { return CacheEncryptionKey::from_raw(std::vector<unsigned char>(32, 0x42)); }
+
+RedisTokenCacheOptions options_for(int port) {
+  RedisTokenCacheOptions o;
+  o.port = port;
+  o.keys = {test_key()};
+  o.retry_after_failure = 200ms;
+  o.connect_timeout = 300ms;
+  o.command_timeout = 300ms;
+  return o;
+}
+
+std::string redis_name(const RedisTokenCacheOptions& o, const TokenCacheKey& k, const char* kind) {
+  const std::string salt = o.kdf_salt.empty() ? o.key_prefix : o.kdf_salt;
+  detail::Keyring kr(o.keys, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(salt.data()), salt.size()));
+  return o.key_prefix + kind + detail::to_hex(detail::Keyring::lookup(kr.primary(), k.str()));
+}
+
+std::chrono::system_clock::time_point exp_in(std::chrono::milliseconds d) {
+  return std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now() + d);
+}
+
+
+/// An upstream fetch that asks the counting service from a worker thread.
+TokenCache::UpstreamFetch service_fetch(boost::asio::thread_pool& workers, int port) {
+  return [&workers, port](TokenCache::FetchDone done) {
+    boost::asio::post(workers, [done, port] {
+      try {
+        done(nullptr, cachetest::http_get_token(port));
+      } catch (...) {
+        done(std::current_exception(), {});
+      }
+    });
+  };
+}
+
+AccessToken get_or_fetch(TokenCache& cache, const TokenCacheKey& k, TokenCache::UpstreamFetch f,
+                         std::chrono::milliseconds min_validity = 2min) {
+  return cachetest::get_within(cache.async_get_or_fetch(k, min_validity, std::move(f), boost::asio::use_future), 30s);
+}
+
+}  // namespace
+
+TEST_CASE("RedisTokenCache: round trip, values encrypted in Redis, PX from expiry") {
+  RedisServer redis;
+  boost::asio::thread_pool pool(1);
+  auto o = options_for(redis.port());
+  o.expiry_margin = 10s;
+  auto cache = RedisTokenCache::create(pool.get_executor(), o);
+  const TokenCacheKey k("alice", {"chat"});
+  const AccessToken t{"eyJSECRET-redis-token-0123456789abcdef", exp_in(10min)};
+  CHECK(!cachetest::get_within(cache->async_get(k, boost::asio::use_future)));
+  cachetest::get_within(cache->async_put(k, t, boost::asio::use_future));
+  CHECK(cachetest::get_within(cache->async_get(k, boost::asio::use_future)) == t);
+
+  const auto name = redis_name(o, k, "tok:");
+  const auto raw = redis.command({"GET", name});
+  CHECK(raw.size() > t.token.size());
+  CHECK(raw.find("SECRET") == std::string::npos);
+  const auto keys = redis.command({"KEYS", "*"});
+  CHECK(keys.find("alice") == std::string::npos);
+  const auto pttl = std::stoll(redis.command({"PTTL", name}));
+  CHECK(pttl > (10min - 10s - 5s) / 1ms);
+  CHECK(pttl <= (10min - 10s) / 1ms);
+
+  // Explicit TTL shorter than the expiry.
+  cachetest::get_within(cache->async_put(k, t, 2s, boost::asio::use_future));
+  CHECK(std::stoll(redis.command({"PTTL", name})) <= 2000);
+
+  // Another key (rotation) reads it; a stranger gets a clear error.
+  auto rotated_o = o;
+  rotated_o.keys = {CacheEncryptionKey::generate(), test_key()};
+  // Names follow the primary key: after a rotation, entries are re-fetched once.
+  auto rotated = RedisTokenCache::create(pool.get_executor(), rotated_o);
+  CHECK(!cachetest::get_within(rotated->async_get(k, boost::asio::use_future)));
+  // A record moved under another name fails authentication, never returns a token.
+  redis.command({"SET", redis_name(o, TokenCacheKey("bob"), "tok:"), raw});
+  auto f = cache->async_get(TokenCacheKey("bob"), boost::asio::use_future);
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  CHECK_THROWS_AS(f.get(), Error);
+
+  cachetest::get_within(cache->async_erase(k, boost::asio::use_future));
+  CHECK(redis.command({"EXISTS", name}) == "0");
+  pool.join();
+}
+
+TEST_CASE("RedisTokenCache: AUTH with password and with user + password; TLS is rejected clearly") {
+  RedisServer redis({"--requirepass", "s3cret-pass", "--user", "bot", "on", ">bot-pass", "~*", "+@all"});
+  boost::asio::thread_pool pool(1);
+  const TokenCacheKey k("u");
+  const AccessToken t{"token-auth-0123456789abcdef", exp_in(1h)};
+
+  auto o = options_for(redis.port());
+  o.password = "s3cret-pass";
+  auto c1 = RedisTokenCache::create(pool.get_executor(), o);
+  cachetest::get_within(c1->async_put(k, t, boost::asio::use_future));
+
+  o.username = "bot";
+  o.password = "bot-pass";
+  auto c2 = RedisTokenCache::create(pool.get_executor(), o);
+  CHECK(cachetest::get_within(c2->async_get(k, boost::asio::use_future)) == t);
+
+  o.username.clear();
+  o.password = "wrong-password";
+  auto bad = RedisTokenCache::create(pool.get_executor(), o);
+  auto f = bad->async_get(k, boost::asio::use_future);
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  try {
+    f.get();
+    FAIL("AUTH with a wrong password succeeded");
+  } catch (const Error& e) {
+    CHECK((e.code() == make_error_code(errc::cache_unavailable)));
+    CHECK(std::string(e.what()).find("AUTH") != std::string::npos);
+    CHECK(std::string(e.what()).find("wrong-password") == std::string::npos);
+  }
+
+  auto tls = options_for(redis.port());
+  tls.tls = true;
+  try {
+    RedisTokenCache::create(pool.get_executor(), tls);
+    FAIL("tls accepted");
+  } catch (const Error& e) {
+    CHECK((e.code() == make_error_code(errc::invalid_argument)));
+    CHECK(std::string(e.what()).find("hiredis") != std::string::npos);
+  }
+  CHECK_THROWS_AS(RedisTokenCache::create(pool.get_executor(), RedisTokenCacheOptions{}), Error);  // no key
+  pool.join();
+}
+
+TEST_CASE("RedisTokenCache: Redis killed mid-test -> direct fetches, one warning; restarted -> used again") {
+  RedisServer redis;
+  cachetest::CountingTokenService service(1h, 5ms);
+  boost::asio::thread_pool pool(1), workers(2);
+  auto cache = RedisTokenCache::create(pool.get_executor(), options_for(redis.port()));
+  const TokenCacheKey k("outage-user");
+  auto fetch = service_fetch(workers, service.port());
+  cachetest::LogCapture logs;
+
+  const auto first = get_or_fetch(*cache, k, fetch);
+  CHECK(service.requests() == 1);
+  CHECK(get_or_fetch(*cache, k, fetch) == first);  // from Redis
+  CHECK(service.requests() == 1);
+
+  redis.stop();
+  for (int i = 0; i < 5; ++i) {
+    auto t = get_or_fetch(*cache, k, fetch);  // falls back: fetches directly
+    CHECK(t.token.rfind("tok-", 0) == 0);
+  }
+  CHECK(service.requests() == 6);
+  CHECK(logs.count("bypassed") == 1);  // once per outage, not per call
+  auto f = cache->async_get(k, boost::asio::use_future);
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  try {
+    f.get();
+    FAIL("get succeeded with Redis down");
+  } catch (const Error& e) {
+    CHECK((e.code() == make_error_code(errc::cache_unavailable)));
+  }
+
+  redis.start();  // same port, empty data
+  std::this_thread::sleep_for(250ms);  // past retry_after_failure (real time: a real outage)
+  const auto refetched = get_or_fetch(*cache, k, fetch);
+  CHECK(service.requests() == 7);
+  CHECK(logs.count("reachable again") == 1);
+  CHECK(get_or_fetch(*cache, k, fetch) == refetched);  // stored in the restarted Redis
+  CHECK(service.requests() == 7);
+  pool.join();
+  workers.join();
+}
+
+TEST_CASE("RedisTokenCache: a dead lock holder blocks others only until the lock TTL") {
+  RedisServer redis;
+  cachetest::CountingTokenService service(1h, 5ms);
+  boost::asio::thread_pool pool(1), workers(2);
+  auto o = options_for(redis.port());
+  auto cache = RedisTokenCache::create(pool.get_executor(), o);
+  const TokenCacheKey k("dead-holder");
+  // A crashed instance left its lock behind.
+  CHECK(redis.command({"SET", redis_name(o, k, "lock:"), "dead-owner", "NX", "PX", "700"}) == "OK");
+  const auto start = std::chrono::steady_clock::now();
+  const auto t = get_or_fetch(*cache, k, service_fetch(workers, service.port()));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  CHECK(t.token.rfind("tok-1-", 0) == 0);
+  CHECK(service.requests() == 1);
+  CHECK(waited >= 600ms);  // it respected the lock...
+  CHECK(waited < 5s);      // ...and took over once it expired
+  CHECK(redis.command({"EXISTS", redis_name(o, k, "lock:")}) == "0");  // released after the fetch
+  pool.join();
+  workers.join();
+}
+
+TEST_CASE("RedisTokenCache: a holder whose lock expired does not delete the next holder's lock") {
+  RedisServer redis;
+  boost::asio::thread_pool pool(1), workers(2);
+  auto o = options_for(redis.port());
+  o.lock_ttl = 200ms;
+  auto cache = RedisTokenCache::create(pool.get_executor(), o);
+  const TokenCacheKey k("slow-holder");
+  const auto lock = redis_name(o, k, "lock:");
+  std::string stolen;
+  TokenCache::UpstreamFetch slow = [&](TokenCache::FetchDone done) {
+    boost::asio::post(workers, [&, done] {
+      std::this_thread::sleep_for(400ms);  // the lock (200 ms) expires meanwhile
+      stolen = redis.command({"SET", lock, "next-owner", "NX", "PX", "10000"});
+      done(nullptr, AccessToken{"slow-token-0123456789abcdef", exp_in(1h)});
+    });
+  };
+  CHECK(get_or_fetch(*cache, k, slow).token == "slow-token-0123456789abcdef");
+  CHECK(stolen == "OK");
+  CHECK(redis.command({"GET", lock}) == "next-owner");  // compare-and-delete left it alone
+  pool.join();
+  workers.join();
+}
+
+TEST_CASE("RedisTokenCache: 8 processes x 50 concurrent callers on one stale key -> 1 fetch") {
+  RedisServer redis;
+  cachetest::CountingTokenService service(1h, 100ms);
+  boost::asio::thread_pool pool(1);
+  auto o = options_for(redis.port());
+  o.expiry_margin = 0ms;
+  auto seed = RedisTokenCache::create(pool.get_executor(), o);
+  const TokenCacheKey k("fleet-user", {"chat"});
+  // A token with 60 s left: stale for callers needing 2 min of validity.
+  cachetest::get_within(seed->async_put(k, AccessToken{"old-token-0123456789abcdef", exp_in(60s)}, boost::asio::use_future));
+
+  char tmpl[] = "/tmp/credkit-fleet-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const auto start_at = cachetest::unix_ms(std::chrono::system_clock::now() + 1500ms);
+  std::vector<pid_t> kids;
+  for (int p = 0; p < 8; ++p)
+    kids.push_back(cachetest::spawn({cachetest::self_exe()},
+                                    {{"CREDKIT_CACHES_CHILD", "redis-bot"},
+                                     {"CREDKIT_REDIS_PORT", std::to_string(redis.port())},
+                                     {"CREDKIT_TOKEN_PORT", std::to_string(service.port())},
+                                     {"CREDKIT_START_AT", std::to_string(start_at)},
+                                     {"CREDKIT_CHILD_OUT", dir + "/" + std::to_string(p)}},
+                                    false));
+  int ok = 0;
+  for (auto pid : kids) ok += cachetest::wait_child(pid, 120s) == 0;
+  std::set<std::string> tokens;
+  int callers = 0;
+  for (int p = 0; p < 8; ++p) {
+    std::ifstream in(dir + "/" + std::to_string(p));
+    std::string line;
+    while (std::getline(in, line)) {
+      tokens.insert(line);
+      ++callers;
+    }
+  }
+  std::filesystem::remove_all(dir);
+  MESSAGE("multi-process single-flight: 8 processes x 50 callers = " << callers << " tokens received, "
+                                                                      << tokens.size() << " distinct, "
+                                                                      << service.requests() << " token service request(s)");
+  CHECK(ok == 8);
+  CHECK(callers == 400);
+  CHECK(tokens.size() == 1);
+  CHECK(service.requests() == 1);
+  pool.join();
+}
+
+/// Child role "redis-bot": 50 on-demand credentials (one per caller, no in-process
+/// coalescing) ask at the same moment; writes each caller's token on a line.
+int redis_bot_child() {
+  boost::asio::thread_pool pool(2);
+  auto o = options_for(std::atoi(std::getenv("CREDKIT_REDIS_PORT")));
+  o.coalesce_in_process = false;  // every caller goes to Redis: 400 contenders in all
+  o.expiry_margin = 0ms;
+  o.retry_after_failure = 1s;
+  auto cache = RedisTokenCache::create(pool.get_executor(), o);
+  const int token_port = std::atoi(std::getenv("CREDKIT_TOKEN_PORT"));
+  auto inner = Fetcher::blocking([token_port](const FetchContext&) { return cachetest::http_get_token(token_port); });
+  const TokenCacheKey k("fleet-user", {"chat"});
+  std::vector<std::shared_ptr<TokenCredential>> creds;
+  for (int i = 0; i < 50; ++i) creds.push_back(make_cached_credential(pool.get_executor(), cache, k, inner));
+  const auto start_at = std::chrono::system_clock::time_point(std::chrono::milliseconds(std::atoll(std::getenv("CREDKIT_START_AT"))));
+  std::vector<std::string> got(50);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 50; ++i)
+    callers.emplace_back([&, i] {
+      std::this_thread::sleep_until(start_at);
+      try {
+        got[i] = creds[i]->get_token(30s).token();
+      } catch (const std::exception& e) {
+        got[i] = std::string("ERROR ") + e.what();
+      }
+    });
+  for (auto& t : callers) t.join();
+  std::ofstream out(std::getenv("CREDKIT_CHILD_OUT"));
+  int failures = 0;
+  for (auto& g : got) {
+    out << g << "\n";
+    failures += g.rfind("ERROR", 0) == 0;
+  }
+  for (auto& c : creds) c->close();
+  pool.join();
+  return failures ? 1 : 0;
+}
+
+TEST_CASE("cache hit latency (figures only; run with --no-skip)" * doctest::skip()) {
+  RedisServer redis;
+  boost::asio::thread_pool pool(1);
+  auto cache = RedisTokenCache::create(pool.get_executor(), options_for(redis.port()));
+  const TokenCacheKey k("latency");
+  cachetest::get_within(cache->async_put(k, AccessToken{"latency-token-0123456789abcdef", exp_in(1h)}, boost::asio::use_future));
+  const int n = 2000;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) cachetest::get_within(cache->async_get(k, boost::asio::use_future));
+  const auto per = (std::chrono::steady_clock::now() - t0) / n;
+  MESSAGE("RedisTokenCache async_get hit: " << std::chrono::duration_cast<std::chrono::microseconds>(per).count() << " us");
+  pool.join();
+}
