@@ -430,9 +430,10 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
     }
     const auto minutes = query_value(q, "minutesToExpire");
     if (!minutes.empty()) o.lifetime = std::chrono::minutes(std::atoi(minutes.c_str()));
-    const auto type = query_value(q, "clientType");
-    if (type == "MQTT") o.client_type = webpubsub::ClientType::mqtt;
-    if (type == "SocketIO") o.client_type = webpubsub::ClientType::socketio;
+    std::string type = query_value(q, "clientType");
+    for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (type == "mqtt") o.client_type = webpubsub::ClientType::mqtt;
+    if (type == "socketio") o.client_type = webpubsub::ClientType::socketio;
     try {
       auto access = webpubsub_client().client_access(o);
       if (expired) return json_response(req, http::status::ok, {{"token", app_token("x", true)["token"]}});

@@ -11,6 +11,7 @@
 #include "core/base64.hpp"
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
+#include "sources/webpubsub/webpubsub_tokens.hpp"
 #include "token_server.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -227,4 +228,21 @@ TEST_CASE("webpubsub: :generateToken without a valid bearer is a non-retryable 4
   bogus->close();
   io.restart();
   io.poll();
+}
+
+TEST_CASE("webpubsub: the :generateToken request carries every option in its query") {
+  webpubsub::ClientTokenOptions o;
+  o.user_id = "user 1";
+  o.roles = {"webpubsub.joinLeaveGroup.g1", "webpubsub.sendToGroup"};
+  o.groups = {"g1"};
+  o.lifetime = 90min;
+  o.client_type = webpubsub::ClientType::mqtt;
+  auto req = webpubsub::detail::make_generate_token_request("https://demo.webpubsub.azure.com", "chat", o);
+  CHECK(req.method == "POST");
+  CHECK(req.url ==
+        "https://demo.webpubsub.azure.com/api/hubs/chat/:generateToken?api-version=2024-01-01&userId=user%201"
+        "&role=webpubsub.joinLeaveGroup.g1&role=webpubsub.sendToGroup&minutesToExpire=90&group=g1&clientType=mqtt");
+  o = {};
+  auto plain = webpubsub::detail::make_generate_token_request("https://demo.webpubsub.azure.com", "chat", o);
+  CHECK(plain.url == "https://demo.webpubsub.azure.com/api/hubs/chat/:generateToken?api-version=2024-01-01&minutesToExpire=60");
 }

@@ -162,8 +162,8 @@ credkit::detail::HttpRequest make_generate_token_request(const std::string& endp
   for (const auto& r : options.roles) add("role", r);
   add("minutesToExpire", std::to_string(options.lifetime.count()));
   for (const auto& g : options.groups) add("group", g);
-  if (options.client_type == ClientType::mqtt) add("clientType", "MQTT");
-  if (options.client_type == ClientType::socketio) add("clientType", "SocketIO");
+  if (options.client_type == ClientType::mqtt) add("clientType", "mqtt");  // spelled as in the service docs
+  if (options.client_type == ClientType::socketio) add("clientType", "socketio");
   credkit::detail::HttpRequest req;
   req.method = "POST";
   req.url = std::move(url);
