@@ -603,9 +603,33 @@ TEST_CASE("http: a failing fetch surfaces through the credential with its retrya
   });
   while (!done) io.run_one();
   const auto err = as_error(error);
-  // Either the HTTP error itself or fetch_failed wrapping it; the status must be visible.
-  CHECK(std::string(err.what()).find("401") != std::string::npos);
+  // The source's Error reaches the caller as is: code, status and classification intact.
+  CHECK(err.code() == make_error_code(errc::http_status));
+  CHECK(err.http_status() == 401);
+  CHECK_FALSE(err.retryable());
+  CHECK(std::string(err.what()).find("session expired") != std::string::npos);
   credential->close();
   io.restart();
   io.run();
+}
+
+TEST_CASE("http: destroying the client with a request outstanding is safe; the request still completes") {
+  LoopbackHttpServer server([](const HttpExchange&) { return HttpReply{.mode = HttpReply::Mode::never_answer}; });
+  boost::asio::io_context io;
+  std::exception_ptr error;
+  bool done = false;
+  {
+    HttpClientOptions o;
+    o.total_timeout = 300ms;
+    detail::HttpClient client(io.get_executor(), o);
+    client.async_request({.url = server.url("/t")}, {}, [&](std::exception_ptr e, detail::HttpResponse) {
+      error = e;
+      done = true;
+    });
+  }  // every copy gone; the transfer keeps the engine alive until it ends
+  while (!done) io.run_one();
+  CHECK(as_error(error).code() == make_error_code(errc::timeout));
+  io.restart();
+  io.run_for(5s);
+  CHECK(io.stopped());  // ran out of work: no timer or socket wait left behind
 }
