@@ -21,7 +21,7 @@ namespace credkit {
 /// nothing about the key).
 ///
 /// The material is wiped (`OPENSSL_cleanse`) when the object is destroyed or assigned over.
-/// Streaming prints only the kind and key id source, never the material.
+/// Streaming prints only the kind (and iteration count), never the material.
 class CacheEncryptionKey {
  public:
   /// Smallest PBKDF2 iteration count accepted (OWASP 2023 for PBKDF2-HMAC-SHA256).
