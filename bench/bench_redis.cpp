@@ -1,0 +1,164 @@
+// credkit bench — a RedisTokenCache hit (GET + decrypt + parse) against a bare hiredis GET
+// loop on the same key, over loopback, against a redis-server this benchmark starts.
+#include "bench_support.hpp"
+
+#include <credkit/caches/redis_token_cache.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <hiredis/hiredis.h>
+
+#include <arpa/inet.h>
+#include <csignal>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// A redis-server on a loopback port for the process's lifetime.
+struct RedisServer {
+  int port = free_port();
+  pid_t pid = -1;
+  RedisServer() {
+    pid = ::fork();
+    if (pid == 0) {
+      const std::string p = std::to_string(port);
+      ::execlp("redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--logfile", "/dev/null", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 100; ++i) {  // bounded: 5 s
+      timeval tv{0, 200000};
+      if (redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv)) {
+        const bool ok = !c->err;
+        redisFree(c);
+        if (ok) return;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    throw std::runtime_error("redis-server did not start");
+  }
+  ~RedisServer() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+struct Fixture {
+  RedisServer server;
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
+  std::thread thread{[this] { io.run(); }};
+  std::shared_ptr<credkit::RedisTokenCache> cache;
+  credkit::TokenCacheKey key{"bench-user", {"chat", "voip"}};
+  std::string redis_key;
+  std::size_t token_bytes = 0;
+  Fixture() {
+    credkit::RedisTokenCacheOptions o;
+    o.port = server.port;
+    o.keys.push_back(credkit::CacheEncryptionKey::generate());
+    cache = credkit::RedisTokenCache::create(io.get_executor(), std::move(o));
+    auto token = credkit::bench::make_token(std::chrono::system_clock::now() + 1h, 7);
+    token_bytes = token.token.size();
+    cache->async_put(key, token, asio::use_future).get();
+    redisContext* c = redisConnect("127.0.0.1", server.port);
+    auto* r = static_cast<redisReply*>(redisCommand(c, "KEYS *tok:*"));
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1) redis_key = r->element[0]->str;
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    if (redis_key.empty()) throw std::runtime_error("the cache's Redis key was not found");
+  }
+  ~Fixture() {
+    cache.reset();
+    work.reset();
+    thread.join();
+  }
+};
+
+Fixture& fixture() {
+  static Fixture f;
+  return f;
+}
+
+void report_percentiles(benchmark::State& state, std::vector<double>& us) {
+  std::sort(us.begin(), us.end());
+  if (us.empty()) return;
+  state.counters["p50_us"] = us[us.size() / 2];
+  state.counters["p99_us"] = us[std::min(us.size() - 1, us.size() * 99 / 100)];
+}
+
+void BM_Redis_CredkitCacheHit(benchmark::State& state) {
+  auto& f = fixture();
+  std::vector<double> us;
+  us.reserve(1 << 16);
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::optional<credkit::AccessToken> t = f.cache->async_get(f.key, asio::use_future).get();
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    if (!t) {
+      state.SkipWithError("cache miss");
+      break;
+    }
+    bytes += t->token.size();
+  }
+  benchmark::DoNotOptimize(bytes);
+  report_percentiles(state, us);
+  state.counters["token_bytes"] = double(f.token_bytes);
+}
+
+void BM_Redis_BareHiredisGet(benchmark::State& state) {
+  auto& f = fixture();
+  redisContext* c = redisConnect("127.0.0.1", f.server.port);
+  std::vector<double> us;
+  us.reserve(1 << 16);
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto* r = static_cast<redisReply*>(redisCommand(c, "GET %b", f.redis_key.data(), f.redis_key.size()));
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    if (!r || r->type != REDIS_REPLY_STRING) {
+      state.SkipWithError("GET failed");
+      if (r) freeReplyObject(r);
+      break;
+    }
+    benchmark::DoNotOptimize(r->len);
+    freeReplyObject(r);
+  }
+  redisFree(c);
+  report_percentiles(state, us);
+}
+
+}  // namespace
+
+BENCHMARK(BM_Redis_CredkitCacheHit)->UseRealTime();
+BENCHMARK(BM_Redis_BareHiredisGet)->UseRealTime();
+
+BENCHMARK_MAIN();
