@@ -123,11 +123,19 @@ std::optional<nlohmann::json> verify_jwt(std::string_view token, std::string_vie
   return json;
 }
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Lenient percent-decoding: a malformed escape is kept as is (never throws).
 std::string url_decode(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+    if (s[i] == '%' && i + 2 < s.size() && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2])));
       i += 2;
     } else {
       out.push_back(s[i] == '+' ? ' ' : s[i]);
@@ -585,7 +593,17 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
       });
     }
 
+    // Any exception a hostile request provokes becomes a 500 (never escapes into Asio).
     void on_request() {
+      try {
+        handle_request();
+      } catch (const std::exception& e) {
+        write(Impl::json_response(req, http::status::internal_server_error,
+                                  {{"error", "internal"}, {"message", e.what()}}));
+      }
+    }
+
+    void handle_request() {
       std::string unused;
       if (auto admin = impl->handle(req, unused)) return write(std::move(*admin));
       Fault f = impl->take_fault();

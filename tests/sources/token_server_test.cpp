@@ -165,3 +165,17 @@ TEST_CASE("token server: stop() returns while a client connection hangs") {
   while (!done) c.io.run_one();
   CHECK(error);  // the connection was closed under the request
 }
+
+TEST_CASE("token server: hostile requests get an error answer and the server keeps serving") {
+  TokenServer server;
+  server.start();
+  Client c;
+  CHECK(c.get(server.base_url() + "/%zz/%4").status == 404);
+  CHECK(c.post(server.base_url() + "/admin/faults", R"({"mode":"5xx","count":"many"})").status == 500);
+  CHECK(c.post(server.base_url() + "/admin/faults", "not json").status == 400);
+  CHECK(c.post(server.base_url() + "/identities?api-version=2023-10-01", "{}").status == 401);  // unsigned
+  auto [e, r] = c.send({"POST", server.base_url() + "/api/hubs/chat/:generateToken?minutesToExpire=%%", {}, {}});
+  CHECK_FALSE(e);
+  CHECK(r.status == 401);
+  CHECK(c.get(server.base_url() + "/chat/user/still-alive/token").status == 200);
+}
