@@ -22,10 +22,10 @@ enum class ChatPrivilege : std::uint16_t {
 
 /// RTC privileges.
 enum class RtcPrivilege : std::uint16_t {
-  join_channel = 1,
-  publish_audio_stream = 2,
-  publish_video_stream = 3,
-  publish_data_stream = 4,
+  join_channel = 1,          ///< Join the channel.
+  publish_audio_stream = 2,  ///< Publish audio.
+  publish_video_stream = 3,  ///< Publish video.
+  publish_data_stream = 4,   ///< Publish data streams.
 };
 
 }  // namespace credkit::agora

@@ -27,15 +27,16 @@ struct ServiceInfo {
 /// What an AccessToken2 says about itself. The signature is not verified (that needs the
 /// app certificate; see `verify_access_token`).
 struct TokenInfo {
-  std::string app_id;
+  std::string app_id;          ///< The Agora app id the token is for.
   std::uint32_t issue_ts = 0;  ///< Seconds since the Unix epoch.
   std::uint32_t expire = 0;    ///< Seconds after `issue_ts` the token is valid.
-  std::uint32_t salt = 0;
+  std::uint32_t salt = 0;      ///< The random salt mixed into the signing key.
   std::chrono::system_clock::time_point issued_at;   ///< `issue_ts` as a time point.
   std::chrono::system_clock::time_point expires_on;  ///< `issue_ts + expire`.
   /// The services, in token order. Parsing stops at a service type it does not know (its
   /// layout is unknown); `services_complete` then is false.
   std::vector<ServiceInfo> services;
+  /// False when parsing stopped at an unknown service type.
   bool services_complete = true;
 };
 
