@@ -394,6 +394,18 @@ TEST_CASE("http: 100 fetches reuse one keep-alive connection") {
   CHECK(std::all_of(seen.begin(), seen.end(), [](const HttpExchange& e) { return e.connection == 1; }));
   MESSAGE("100 sequential fetches over 1 connection: "
           << std::chrono::duration_cast<std::chrono::microseconds>(took).count() / 100 << " us per fetch");
+
+  // Baseline in the same run: a fresh source (own pool) per fetch opens a connection each time.
+  const auto fresh_start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100; ++i) {
+    HttpTokenSource fresh(io.get_executor(), options_for(server, "/token"));
+    REQUIRE_FALSE(fetch_once(io, fresh).error);
+  }
+  const auto fresh_took = std::chrono::steady_clock::now() - fresh_start;
+  CHECK(server.connections() == 101);
+  MESSAGE("100 sequential fetches, new connection each: "
+          << std::chrono::duration_cast<std::chrono::microseconds>(fresh_took).count() / 100
+          << " us per fetch (ratio new/reused " << std::chrono::duration<double>(fresh_took) / std::chrono::duration<double>(took) << ")");
 }
 
 TEST_CASE("http: cancellation aborts the transfer with errc::cancelled") {
