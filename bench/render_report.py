@@ -487,7 +487,9 @@ def main():
                          "µs", "Redis over loopback: cache hit vs bare GET (lower is better)")
         p.add(f"![redis]({write_svg('perf-redis.svg', svg)})", "")
         ok = r50 <= 1.5 and r99 <= 1.5
-        summary.append(["Redis cache hit vs bare hiredis", f"p50 {r50:.2f}×, p99 {r99:.2f}×", "≤ 1.5×", verdict(ok)])
+        note = " (p99s dominated by scheduling delay on this busy machine)" if busy else ""
+        summary.append(["Redis cache hit vs bare hiredis", f"p50 {r50:.2f}×, p99 {r99:.2f}×, mean {rmean:.2f}×{note}",
+                        "≤ 1.5×", verdict(ok)])
         if not ok:
             misses.append(("Redis cache hit", "redis"))
     else:
