@@ -506,7 +506,7 @@ def main():
     idx = p.lines.index("## Machine")
     p.lines[idx:idx] = head
     p.add(*gap)
-    p.add("## Reproduce", "", "```sh", "scripts/bench            # full run (about 3 minutes on 2 cores)",
+    p.add("## Reproduce", "", "```sh", "scripts/bench            # full run (a few minutes on 2 cores)",
           "scripts/bench --quick    # smoke run with smaller counts", "```", "",
           "Results: `bench/results/hot_path.json` and `bench/results/redis.json` (Google Benchmark), "
           "`bench/results/scenarios.json`, `bench/results/callgrind.json`, `bench/results/machine.json`.", "")
@@ -526,7 +526,7 @@ def short_name(name):
             depth -= 1
         elif depth == 0:
             out.append(ch)
-    return "".join(out).replace(" const", "").strip()
+    return "".join(out).replace(" const", "").replace("::::", "::(anonymous namespace)::").strip()
 
 
 def explain_misses(misses, hot, scen, busy, cg):
@@ -562,9 +562,9 @@ def explain_misses(misses, hot, scen, busy, cg):
             out += [("This run had the machine's CPUs mostly taken by other work, so the two benchmark threads "
                      "seldom ran at the same moment: the baselines' lock was rarely contended, and credkit's "
                      "2-thread throughput could not exceed its 1-thread throughput. The 2-thread comparison "
-                     "is only meaningful on an idle machine. " if busy else "") +"The speed-up at 2 threads is bounded by what the baselines cost on this machine: an "
-                    "uncontended-enough lock is cheap when other processes keep the two benchmark threads from "
-                    "running at the same time. See the hot-path note for how to make credkit's read cheaper.", ""]
+                     "is only meaningful on an idle machine. " if busy else "") +
+                    "Beyond that, the speed-up is bounded by credkit's own single-thread cost: see the hot-path "
+                    "note for how to make a read cheaper.", ""]
         elif kind == "round-robin":
             out += ["The per-thread cache (`t_entries`, 64 slots indexed by `id % 64`) thrashes when one thread "
                     "reads more than 64 credentials in turn (or two whose ids collide): each read then locks the "
@@ -576,34 +576,27 @@ def explain_misses(misses, hot, scen, busy, cg):
                     "this thread a few times in a row; or make the per-thread table larger and associative.", ""]
         elif kind == "memory":
             mc = scen["many_credentials"]
+            big = mc["big_tokens"]
+            # Results from before the census reserved room for its own credential include the benchmark's
+            # vector of n shared_ptrs regrowing (2 n x 16 bytes): not the credential's.
+            sizes = sorted((z for z in big.get("allocation_sizes", []) if z != 2 * big["count"] * 16), reverse=True)
+            tb = big["token_bytes"]
+            others = [z for z in sizes if z != tb + 1]
             out += [f"Each credential keeps **{mc['token_copies_per_credential']:.1f} copies** of its token: the "
                     "`TokenHandle` it hands out and the `initial_token` inside the `TokenCredentialOptions` it "
-                    "stores whole (`CredentialState::options_`). `sizeof(CredentialState)` is 1 024 bytes "
-                    "(measured with the detail header): `options_` (216 B) duplicates `fetcher_` and the policy "
-                    "that `RefreshMachine` also keeps (224 B), and two `alignas(64)` blocks add padding. The rest "
-                    "is one allocation each for the facade, the strand, the timer and its pending wait, the "
-                    "published snapshot and the token's control block (15 allocations in all).", "",
+                    "stores whole (`CredentialState::options_`). Creating one credential makes "
+                    f"{len(sizes)} allocations of {sum(sizes):,} bytes in all "
+                    f"(sizes: {', '.join(str(z) for z in sizes)}; malloc adds its own headers and rounding). The "
+                    f"largest beside the token, {others[0] if others else 0} B, is the `CredentialState` itself, "
+                    "which stores the whole options struct (a second `Fetcher` beside `fetcher_`, a second "
+                    "`RefreshPolicy` beside `RefreshMachine`'s) and two `alignas(64)` blocks.", "",
                     "What would close it (core change for the lead): (1) in `CredentialState::start`, move the "
                     "token out of `options_.initial_token` (`TokenHandle::make(std::move(*options_.initial_token)); "
-                    "options_.initial_token.reset();`) — saves one token copy (≈ 1 KB); (2) keep only the fields "
-                    "still needed after construction (`parse`, `random_seed` is consumed) instead of the whole "
-                    "options struct, and read the policy from `machine_.config()` — about 250 B; (3) construct "
-                    "the timer lazily on the first `arm_locked` and share one `Published` snapshot allocation "
-                    "with the token (`allocate_shared` of a struct holding both).", ""]
-        elif kind == "http":
-            out += ["The bare loop runs libcurl synchronously on the benchmark thread; a credkit refresh is posted "
-                    "to the io_context thread that drives libcurl and comes back through a future, then the "
-                    "answer is parsed (`parse_token` decodes the JWT payload). "
-                    + ("On this busy machine each thread hop also waits for a CPU. " if busy else "")
-                    + "What would close it: complete inline on the driving thread when the caller's executor is "
-                    "that thread, and skip the JWT decode when the response carries `expires_on`.", ""]
-        elif kind == "redis":
-            out += ["The bare loop calls hiredis synchronously on the benchmark thread; a credkit cache hit "
-                    "crosses threads twice (the request is posted to the cache's io_context thread, the result "
-                    "comes back through a future) and decrypts the value. Each hop costs a thread wake-up, which "
-                    + ("on this busy machine means waiting for a CPU. " if busy else "is microseconds on an idle machine. ")
-                    + "What would close it: run the cache on the caller's executor (no hop) where the caller is "
-                    "already asynchronous, and batch concurrent hits for the same key into one GET.", ""]
+                    "options_.initial_token.reset();`): saves one whole token copy; (2) keep only the option "
+                    "fields still needed after construction (`parse`) instead of the whole struct, and read the "
+                    "policy from `machine_.config()`; (3) construct the timer lazily on the first `arm_locked` "
+                    "and allocate the `Published` snapshot together with the token (one `allocate_shared` of a "
+                    "struct holding both).", ""]
         elif kind == "spread":
             out += ["The jitter draws one uniform number per credential; with too few credentials per bucket the "
                     "maximum bucket is noisy. Use a larger `RefreshPolicy::jitter`.", ""]
