@@ -502,6 +502,8 @@ def main():
     sp = Page()
     sp.table(["measurement", "this run", "target", "verdict"], summary)
     head += sp.lines
+    global http_index
+    http_index = http
     gap = explain_misses(misses, hot, scen, busy, cg)
     idx = p.lines.index("## Machine")
     p.lines[idx:idx] = head
@@ -514,6 +516,9 @@ def main():
         f.write("\n".join(p.lines))
     print(f"wrote {args.page} and {len(os.listdir(args.img))} files in {args.img}")
     return 0
+
+
+http_index = {}
 
 
 def short_name(name):
