@@ -1,8 +1,16 @@
 #include <credkit/core/error.hpp>
 
+#include <atomic>
 #include <string>
+#include <string_view>
 
 namespace credkit {
+
+namespace detail {
+// Test hook defined in log.cpp (see there): sees every Error message.
+extern std::atomic<void (*)(int kind, std::string_view text)> diagnostics_observer;
+}  // namespace detail
+
 namespace {
 
 class Category final : public std::error_category {
@@ -83,7 +91,9 @@ Error::Error(errc code, const std::string& message, ErrorDetails details)
     : Error(make_error_code(code), message, std::move(details)) {}
 
 Error::Error(std::error_code code, const std::string& message, ErrorDetails details)
-    : std::system_error(code, message), details_(std::move(details)) {}
+    : std::system_error(code, message), details_(std::move(details)) {
+  if (auto observe = detail::diagnostics_observer.load(std::memory_order_acquire)) observe(4, message);
+}
 
 bool Error::retryable() const noexcept {
   return details_.retryable.value_or(retryable_by_default(code(), details_.http_status));

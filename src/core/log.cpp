@@ -6,6 +6,15 @@
 #include <mutex>
 
 namespace credkit {
+
+namespace detail {
+// Test hook (credkit::testing::DiagnosticsCapture, src/testing/diagnostics_capture.cpp): when
+// set, sees every log line (kind = LogLevel, before the level filter) and every Error message
+// (kind 4, from error.cpp), so test suites can prove no secret reaches them. One atomic load
+// per line when unset.
+std::atomic<void (*)(int kind, std::string_view text)> diagnostics_observer{nullptr};
+}  // namespace detail
+
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::warning)};
@@ -45,6 +54,7 @@ void set_log_level(LogLevel level) noexcept { g_level.store(static_cast<int>(lev
 LogLevel log_level() noexcept { return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed)); }
 
 void log(LogLevel level, std::string_view message) {
+  if (auto observe = detail::diagnostics_observer.load(std::memory_order_acquire)) observe(static_cast<int>(level), message);
   if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed) || level == LogLevel::off) return;
   std::shared_ptr<const LogHandler> handler;
   {
