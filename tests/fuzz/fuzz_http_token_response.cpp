@@ -1,0 +1,38 @@
+// Fuzz target: the HTTP token source's answer parser (plain text and every JSON preset) and
+// its ISO 8601 timestamp reader. The first byte picks the response description.
+#include <credkit/core/error.hpp>
+#include <credkit/sources/http_token_response.hpp>
+
+#include "sources/http/token_response_parser.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  using credkit::HttpTokenResponse;
+  const HttpTokenResponse formats[] = {
+      HttpTokenResponse::plain_text(),
+      HttpTokenResponse::acs(),
+      HttpTokenResponse::oauth(),
+      HttpTokenResponse::web_pubsub(),
+      HttpTokenResponse::json("a.b.token", "a.exp", HttpTokenResponse::Expiry::timestamp),
+      HttpTokenResponse::json("token", "expires_in", HttpTokenResponse::Expiry::seconds_from_now),
+  };
+  const auto& format = formats[data[0] % std::size(formats)];
+  const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
+  const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
+  (void)credkit::detail::parse_http_timestamp(body);
+  try {
+    (void)credkit::detail::parse_token_response(format, body, now);
+  } catch (const credkit::Error& e) {
+    // Only the documented codes may come out.
+    const auto c = e.code();
+    if (c != credkit::make_error_code(credkit::errc::invalid_response) &&
+        c != credkit::make_error_code(credkit::errc::invalid_token) &&
+        c != credkit::make_error_code(credkit::errc::token_expired_on_arrival))
+      __builtin_trap();
+  }
+  return 0;
+}
