@@ -1,6 +1,7 @@
 #include "core/credential_state.hpp"
 
 #include <credkit/core/log.hpp>
+#include <credkit/core/parse_token.hpp>
 
 #include "core/callback_scope.hpp"
 
@@ -41,9 +42,27 @@ struct ThreadEntry {
   std::uint64_t version = 0;
   std::chrono::system_clock::time_point fresh_until{};
   std::shared_ptr<const AccessToken> token;
+  int foreign_misses = 0;  // reads of another credential that maps to this slot
 };
 constexpr std::size_t kThreadEntries = 64;
-thread_local std::array<ThreadEntry, kThreadEntries> t_entries;
+using ThreadEntries = std::array<ThreadEntry, kThreadEntries>;
+
+// A trivially destructible initial-exec pointer: reading it costs one TLS load, with no
+// __tls_get_addr call and no init guard. The array behind it is created on the slow path by
+// an owner whose destructor frees it at thread exit.
+[[gnu::tls_model("initial-exec")]] thread_local ThreadEntries* t_entries = nullptr;
+
+struct ThreadEntriesOwner {
+  std::unique_ptr<ThreadEntries> entries = std::make_unique<ThreadEntries>();
+  ThreadEntriesOwner() { t_entries = entries.get(); }
+  ~ThreadEntriesOwner() { t_entries = nullptr; }
+};
+
+ThreadEntries& thread_entries() {
+  if (t_entries) return *t_entries;
+  thread_local ThreadEntriesOwner owner;
+  return *owner.entries;
+}
 
 }  // namespace
 
@@ -53,11 +72,13 @@ CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::an
       runner_(std::move(runner)),
       inner_(std::move(executor)),
       executor_(asio::make_strand(inner_)),
-      clock_(options.clock ? options.clock : Clock::system()),
-      fetcher_(options.fetcher),
-      options_(std::move(options)),
-      machine_(RefreshMachine::Config{options_.mode, options_.policy, static_cast<bool>(options_.fetcher),
-                                      options_.random_seed ? options_.random_seed : random_seed()}) {
+      clock_(options.clock ? std::move(options.clock) : Clock::system()),
+      fetcher_(std::move(options.fetcher)),
+      parse_(options.parse),
+      initial_token_(std::move(options.initial_token)),
+      machine_(RefreshMachine::Config{options.mode, options.policy, static_cast<bool>(fetcher_),
+                                      options.random_seed ? options.random_seed : random_seed()}) {
+  parse_.now.reset();
   timer_ = clock_->make_timer(executor_);
 }
 
@@ -69,9 +90,10 @@ void CredentialState::start(std::weak_ptr<TokenCredential> facade) {
     std::lock_guard lock(mutex_);
     facade_ = std::move(facade);
     std::optional<time_point> initial;
-    if (options_.initial_token) {
-      token_ = TokenHandle::make(*options_.initial_token);
-      initial = options_.initial_token->expires_on;
+    if (initial_token_) {
+      initial = initial_token_->expires_on;
+      token_ = TokenHandle::make(std::move(*initial_token_));
+      initial_token_.reset();
     }
     apply_locked(machine_.start(clock_->now(), initial), fx);
   }
@@ -83,8 +105,19 @@ void CredentialState::start(std::weak_ptr<TokenCredential> facade) {
 
 TokenHandle CredentialState::try_fresh() const noexcept {
   const std::uint64_t v = version_.load(std::memory_order_acquire);
-  ThreadEntry& e = t_entries[id_ % kThreadEntries];
-  if (e.id != id_ || e.version != v) {
+  ThreadEntries* entries = t_entries;
+  if (entries) {
+    const ThreadEntry& e = (*entries)[id_ % kThreadEntries];
+    if (e.id == id_ && e.version == v) {
+      if (clock_->coarse_now() < e.fresh_until) return TokenHandle(e.token);
+      return {};
+    }
+  }
+  return refill_thread_entry();
+}
+
+TokenHandle CredentialState::refill_thread_entry() const noexcept {
+  try {
     std::shared_ptr<const Published> pub;
     std::uint64_t pv;
     {
@@ -92,18 +125,20 @@ TokenHandle CredentialState::try_fresh() const noexcept {
       pub = published_;
       pv = version_.load(std::memory_order_relaxed);
     }
-    if (!pub || !pub->token) return {};
-    try {
-      e.token = std::make_shared<const AccessToken>(*pub->token);
-    } catch (...) {
-      return {};
-    }
+    if (!pub || !pub->token || !(clock_->coarse_now() < pub->fresh_until)) return {};
+    ThreadEntry& e = thread_entries()[id_ % kThreadEntries];
+    // A slot held by another credential is taken over only after repeated reads of this one,
+    // so a thread cycling through many credentials does not copy a token on every read.
+    if (e.id != 0 && e.id != id_ && ++e.foreign_misses < 4) return pub->token;
+    e.token = std::make_shared<const AccessToken>(*pub->token);
     e.id = id_;
     e.version = pv;
     e.fresh_until = pub->fresh_until;
+    e.foreign_misses = 0;
+    return TokenHandle(e.token);
+  } catch (...) {
+    return {};
   }
-  if (clock_->coarse_now() < e.fresh_until) return TokenHandle(e.token);
-  return {};
 }
 
 // ---------------------------------------------------------------------------------------
@@ -242,6 +277,12 @@ void CredentialState::update(AccessToken token) {
   run_effects(fx);
 }
 
+void CredentialState::update(std::string_view token) {
+  ParseOptions options = parse_;
+  options.now = clock_->now();
+  update(parse_token(token, options));
+}
+
 bool CredentialState::invalidate(std::string_view rejected) {
   Effects fx;
   bool accepted = false;
@@ -304,7 +345,8 @@ void CredentialState::close() noexcept {
     apply_locked(machine_.on_close(), fx);
     closed_flag_.store(true, std::memory_order_release);
     fx.timer_to_destroy = std::move(timer_);
-    fx.runner_to_release = std::move(runner_);
+    // runner_ stays: the strand and timers built on its io_context must go first, which
+    // happens when this state is destroyed (runner_ is its first member, so destroyed last).
     for (auto& list : listeners_) {
       for (auto& l : list) l->active.store(false, std::memory_order_release);
       fx.listeners_to_release.insert(fx.listeners_to_release.end(), list.begin(), list.end());
@@ -344,7 +386,7 @@ void CredentialState::arm_locked(std::optional<time_point> deadline) {
   // machine sleeps and ignores wall-clock steps; re-reading the wall clock bounds the lag.
   auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - clock_->now());
   wait = std::clamp<std::chrono::nanoseconds>(wait, std::chrono::nanoseconds::zero(),
-                                              options_.policy.wake_check_interval);
+                                              policy().wake_check_interval);
   const std::uint64_t seq = ++timer_seq_;
   timer_armed_ = true;
   timer_deadline_ = *deadline;
@@ -444,7 +486,7 @@ void CredentialState::raise_locked(Effects& fx, TokenEventKind kind, const Refre
 void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx) {
   if (a.fetch_timed_out) {
     last_error_ = make_error(errc::fetch_timeout,
-                             "no token arrived within " + std::to_string(options_.policy.fetch_timeout.count()) +
+                             "no token arrived within " + std::to_string(policy().fetch_timeout.count()) +
                                  " ms (RefreshPolicy::fetch_timeout) from the fetcher or a token_will_expire listener");
   }
   if (a.cancel_fetch && fetch_op_) {
@@ -472,10 +514,10 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     auto op = std::make_shared<FetchOp>();
     op->reason = a.reason;
     op->attempt = a.attempt;
-    op->deadline = clock_->now() + options_.policy.fetch_timeout;
+    op->deadline = clock_->now() + policy().fetch_timeout;
     op->executor = executor_;
-    op->parse = options_.parse;
-    op->parse.now.reset();
+    op->parse = parse_;
+    op->parse.now = op->deadline - policy().fetch_timeout;  // fallback lifetimes count from the fetch start
     const std::uint64_t seq = ++fetch_seq_;
     op->on_done = [w = weak_from_this(), seq](std::exception_ptr e, AccessToken t) {
       if (auto s = w.lock()) s->on_fetch_done(seq, std::move(e), std::move(t));
@@ -562,7 +604,6 @@ void CredentialState::run_effects(Effects& fx) {
   }
   fx.listeners_to_release.clear();
   fx.timer_to_destroy.reset();
-  fx.runner_to_release.reset();  // the last default-executor credential joins the SDK thread here
 }
 
 }  // namespace credkit::detail

@@ -43,11 +43,13 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   void get_async(Handler handler);
   TokenHandle get_blocking(std::optional<std::chrono::milliseconds> timeout);
   void update(AccessToken token);
+  void update(std::string_view token);
   bool invalidate(std::string_view rejected);
   TokenHandle cached() const;
   Subscription subscribe(TokenEventKind kind, TokenEventHandler handler);
   void close() noexcept;
   bool closed() const noexcept { return closed_flag_.load(std::memory_order_acquire); }
+  const RefreshPolicy& policy() const noexcept { return machine_.config().policy; }
 
   const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
   std::uint64_t id() const noexcept { return id_; }
@@ -86,9 +88,10 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
     std::shared_ptr<FetchOp> start_fetch;
     std::shared_ptr<FetchOp> cancel_fetch;
     std::unique_ptr<Timer> timer_to_destroy;
-    std::shared_ptr<DefaultRunner> runner_to_release;
     std::vector<std::shared_ptr<Listener>> listeners_to_release;
   };
+
+  TokenHandle refill_thread_entry() const noexcept;
 
   // Under mutex_.
   void apply_locked(const RefreshMachine::Actions& a, Effects& fx);
@@ -114,7 +117,8 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   boost::asio::any_io_executor executor_;  // strand over inner_
   std::shared_ptr<Clock> clock_;
   Fetcher fetcher_;
-  TokenCredentialOptions options_;
+  ParseOptions parse_;
+  std::optional<AccessToken> initial_token_;  // consumed by start()
   std::weak_ptr<TokenCredential> facade_;
 
   // Read without the lock on the hot path; written under it.
@@ -122,7 +126,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   std::atomic<bool> closed_flag_{false};
 
   alignas(64) mutable std::mutex mutex_;
-  RefreshMachine machine_;
+  RefreshMachine machine_;  // also holds the RefreshPolicy: policy() below
   TokenHandle token_;                         // the secret behind machine_.token()
   std::shared_ptr<const Published> published_;
   std::exception_ptr last_error_;

@@ -91,7 +91,7 @@ Error::Error(errc code, const std::string& message, ErrorDetails details)
     : Error(make_error_code(code), message, std::move(details)) {}
 
 Error::Error(std::error_code code, const std::string& message, ErrorDetails details)
-    : std::system_error(code, message), details_(std::move(details)) {
+    : std::system_error(code, message), message_(message), details_(std::move(details)) {
   if (auto observe = detail::diagnostics_observer.load(std::memory_order_acquire)) observe(4, message);
 }
 

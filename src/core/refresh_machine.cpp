@@ -149,7 +149,9 @@ RefreshMachine::Demand RefreshMachine::on_demand(time_point now, Actions& a) {
       a.fire_expired = true;
     }
     if (!refreshing()) {
-      if (last_failed_ && now < not_before_) {
+      // While a retry is scheduled, callers get the last error instead of a new fetch: the
+      // next_retry announced in refresh_failed stays true, and a failing service is not hammered.
+      if (last_failed_ && (now < not_before_ || (retry_at_ && now < *retry_at_))) {
         d = Demand::fail_last_error;
       } else {
         begin_refresh(now, reason_for(now), a);

@@ -47,7 +47,10 @@ std::shared_ptr<TokenCredential> TokenCredential::create(TokenCredentialOptions 
 
 TokenCredential::executor_type TokenCredential::get_executor() const noexcept { return state_->executor(); }
 
-TokenHandle TokenCredential::get_token() const { return state_->get_blocking(std::nullopt); }
+TokenHandle TokenCredential::get_token() const {
+  if (TokenHandle t = state_->try_fresh()) return t;  // the hot path, without get_blocking's frame
+  return state_->get_blocking(std::nullopt);
+}
 
 TokenHandle TokenCredential::get_token(std::chrono::milliseconds timeout) const {
   return state_->get_blocking(timeout);
@@ -58,7 +61,7 @@ void TokenCredential::initiate_get_token(std::shared_ptr<detail::CredentialState
   state->get_async(std::move(handler));
 }
 
-void TokenCredential::update_token(std::string_view token) { state_->update(parse_token(token)); }
+void TokenCredential::update_token(std::string_view token) { state_->update(token); }
 
 void TokenCredential::update_token(AccessToken token) { state_->update(std::move(token)); }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -82,8 +83,11 @@ class Error : public std::system_error {
   int http_status() const noexcept { return details_.http_status; }
   /// All details at once.
   const ErrorDetails& details() const noexcept { return details_; }
+  /// The message given at construction (std::system_error would append the code's text).
+  const char* what() const noexcept override { return message_.what(); }
 
  private:
+  std::runtime_error message_;  // copying it cannot throw
   ErrorDetails details_;
 };
 

@@ -56,7 +56,10 @@ class TokenCredential {
   static std::shared_ptr<TokenCredential> create(executor_type executor, TokenCredentialOptions options);
 
   /// Creates a credential on an SDK-owned executor: one background thread shared by all
-  /// such credentials, joined when the last of them closes.
+  /// such credentials, joined when the last of them is closed and released. The first fetch
+  /// starts at once on that thread, so a `refreshed` listener attached after `create` may
+  /// miss the initial refresh; pass your own executor and subscribe before running it when
+  /// you need every event.
   static std::shared_ptr<TokenCredential> create(TokenCredentialOptions options);
 
   /// Closes the credential (see `close`).
