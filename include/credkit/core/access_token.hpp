@@ -17,6 +17,7 @@ struct AccessToken {
   /// When the token expires, in wall-clock time (the issuer judges validity by its wall clock).
   std::chrono::system_clock::time_point expires_on{};
 
+  /// Equal when both the token string and the expiry are equal.
   friend bool operator==(const AccessToken&, const AccessToken&) = default;
 };
 

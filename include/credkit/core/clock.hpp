@@ -29,6 +29,7 @@ class Timer {
 /// Implementations must be thread-safe.
 class Clock {
  public:
+  /// Wall-clock time.
   using time_point = std::chrono::system_clock::time_point;
   virtual ~Clock() = default;
   /// Wall-clock now.

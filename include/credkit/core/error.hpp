@@ -107,5 +107,7 @@ bool is_retryable(const std::exception_ptr& e) noexcept;
 
 }  // namespace credkit
 
+/// @cond
 template <>
 struct std::is_error_code_enum<credkit::errc> : std::true_type {};
+/// @endcond

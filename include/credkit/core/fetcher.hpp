@@ -38,6 +38,7 @@ std::string_view to_string(FetchReason reason) noexcept;
 /// refer to the same fetch.
 class FetchContext {
  public:
+  /// Made by the credential for each fetch.
   explicit FetchContext(std::shared_ptr<detail::FetchOp> op) noexcept : op_(std::move(op)) {}
 
   /// Why this fetch runs.
@@ -64,8 +65,11 @@ class FetchContext {
 /// fetcher that loses its completion never leaves callers waiting.
 class FetchCompletion {
  public:
+  /// Made by the credential for each fetch.
   explicit FetchCompletion(std::shared_ptr<detail::FetchOp> op) noexcept : op_(std::move(op)) {}
+  /// Moves the obligation to complete.
   FetchCompletion(FetchCompletion&&) noexcept = default;
+  /// Moves the obligation to complete; an uncalled completion it replaces counts as dropped.
   FetchCompletion& operator=(FetchCompletion&& other) noexcept;
   FetchCompletion(const FetchCompletion&) = delete;
   FetchCompletion& operator=(const FetchCompletion&) = delete;
@@ -98,7 +102,9 @@ class Fetcher {
  public:
   /// The type-erased shape every style is converted to.
   using AsyncFunction = std::function<void(FetchContext, FetchCompletion)>;
+  /// The shape of a blocking fetcher.
   using BlockingFunction = std::function<AccessToken(const FetchContext&)>;
+  /// The shape of a coroutine fetcher.
   using CoroutineFunction = std::function<boost::asio::awaitable<AccessToken>(FetchContext)>;
 
   /// No fetcher.

@@ -27,7 +27,9 @@ enum class RefreshSchedule {
 /// The thresholds of the refresh logic, with the ACS SDKs' defaults. A value type: every
 /// function here is pure (no clock reads, no randomness of its own).
 struct RefreshPolicy {
+  /// Durations of the policy.
   using duration = std::chrono::milliseconds;
+  /// Wall-clock time.
   using time_point = std::chrono::system_clock::time_point;
 
   /// Which schedule places the will-expire point.

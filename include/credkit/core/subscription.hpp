@@ -11,9 +11,13 @@ namespace credkit {
 /// after the credential is gone. Move-only.
 class Subscription {
  public:
+  /// An empty handle.
   Subscription() noexcept = default;
+  /// Owns a registration that `unsubscribe` undoes.
   explicit Subscription(std::function<void()> unsubscribe) noexcept : unsubscribe_(std::move(unsubscribe)) {}
+  /// Moves the registration.
   Subscription(Subscription&& other) noexcept : unsubscribe_(std::move(other.unsubscribe_)) { other.unsubscribe_ = nullptr; }
+  /// Unsubscribes what this handle owned, then takes over `other`'s registration.
   Subscription& operator=(Subscription&& other) noexcept {
     if (this != &other) {
       reset();

@@ -121,6 +121,7 @@ class TokenCredential {
   /// reschedules the will-expire point and raises `refreshed`.
   /// Throws `Error`: `invalid_token`, `token_expired_on_arrival`, `credential_closed`.
   void update_token(std::string_view token);
+  /// As above, with an explicit expiry.
   void update_token(AccessToken token);
 
   /// Reports that a service rejected `rejected_token` (HTTP 401, revoked). If it is the
@@ -128,6 +129,7 @@ class TokenCredential {
   /// clients report it; a report about a token already replaced is ignored. Returns true
   /// when the report caused a refresh (or marked the token as rejected).
   bool invalidate(std::string_view rejected_token);
+  /// As above, for a handle obtained from this credential.
   bool invalidate(const TokenHandle& rejected_token) { return rejected_token && invalidate(rejected_token.token()); }
 
   /// The cached token, if any, without fetching or waiting (may be stale or expired).
@@ -135,9 +137,13 @@ class TokenCredential {
 
   /// Listeners. Each returns a `Subscription`; the listener stays registered while the
   /// subscription lives.
+  /// Listens to `will_expire` events; with no fetcher, such a listener renews the token.
   [[nodiscard]] Subscription on_token_will_expire(TokenEventHandler handler);
+  /// Listens to `expired` events (once per token that expires unrenewed).
   [[nodiscard]] Subscription on_token_expired(TokenEventHandler handler);
+  /// Listens to `refreshed` events (a new token was installed).
   [[nodiscard]] Subscription on_token_refreshed(TokenEventHandler handler);
+  /// Listens to `refresh_failed` events (with the error, attempt and next retry).
   [[nodiscard]] Subscription on_refresh_failed(TokenEventHandler handler);
 
   /// Closes the credential: cancels timers and the running fetch, completes waiting callers

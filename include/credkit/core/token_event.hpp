@@ -25,6 +25,7 @@ std::string_view to_string(TokenEventKind kind) noexcept;
 
 /// One event. Fields that do not apply to a kind are empty.
 struct TokenEvent {
+  /// Which event this is.
   TokenEventKind kind{};
   /// will_expire / expired: the token concerned (may be empty when there is none);
   /// refreshed: the new token.
@@ -33,6 +34,7 @@ struct TokenEvent {
   FetchReason reason = FetchReason::proactive;
   /// refresh_failed: the error (an `Error`), and its code.
   std::exception_ptr error;
+  /// refresh_failed: the error's code.
   std::error_code code;
   /// refresh_failed: consecutive failures so far (1 for the first).
   int attempt = 0;

@@ -34,7 +34,9 @@ class TokenHandle {
   std::chrono::system_clock::time_point expires_on() const noexcept { return token_->expires_on; }
   /// The whole token. Precondition: the handle is not empty.
   const AccessToken& get() const noexcept { return *token_; }
+  /// The whole token. Precondition: the handle is not empty.
   const AccessToken& operator*() const noexcept { return *token_; }
+  /// Member access to the token. Precondition: the handle is not empty.
   const AccessToken* operator->() const noexcept { return token_.get(); }
   /// True when the handle holds a token.
   explicit operator bool() const noexcept { return token_ != nullptr; }
