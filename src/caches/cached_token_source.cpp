@@ -30,14 +30,15 @@ void run_inner(const Fetcher& inner, const FetchContext& ctx, const ParseOptions
       op->signal.emit(type);
     });
     op->starting.store(true, std::memory_order_release);
+    std::exception_ptr thrown;
     try {
       inner(FetchContext(op), FetchCompletion(op));
     } catch (...) {
-      op->starting.store(false, std::memory_order_release);
-      op->complete(std::current_exception(), {});
-      return;
+      thrown = std::current_exception();
     }
     op->starting.store(false, std::memory_order_release);
+    // Completed outside the catch block: the credential may take it on another thread at once.
+    if (thrown) return op->complete(std::move(thrown), {});
     if (op->abandoned_while_starting.load(std::memory_order_acquire))
       op->complete(std::make_exception_ptr(Error(errc::fetcher_abandoned,
                                                  "the async fetcher dropped its FetchCompletion without calling it")),

@@ -341,12 +341,14 @@ RedisTokenCache::~RedisTokenCache() = default;
 void RedisTokenCache::do_get(std::string key, std::function<void(std::exception_ptr, std::optional<AccessToken>)> done) {
   boost::asio::post(detail::cache_io_executor(), [impl = impl_, key = std::move(key), done = std::move(done)] {
     std::optional<AccessToken> token;
+    std::exception_ptr failure;
     try {
       token = impl->get(key);
     } catch (...) {
-      done(std::current_exception(), std::nullopt);
-      return;
+      failure = std::current_exception();
     }
+    // Completed outside the catch block: the handler may run on another thread at once.
+    if (failure) return done(std::move(failure), std::nullopt);
     done(nullptr, std::move(token));
   });
 }
@@ -355,24 +357,28 @@ void RedisTokenCache::do_put(std::string key, AccessToken value, std::optional<s
                              std::function<void(std::exception_ptr)> done) {
   boost::asio::post(detail::cache_io_executor(),
                     [impl = impl_, key = std::move(key), value = std::move(value), ttl, done = std::move(done)] {
+                      std::exception_ptr failure;
                       try {
                         impl->put(key, value, ttl);
                       } catch (...) {
-                        done(std::current_exception());
-                        return;
+                        failure = std::current_exception();
                       }
+                      // Completed outside the catch block: the handler may run on another thread at once.
+                      if (failure) return done(std::move(failure));
                       done(nullptr);
                     });
 }
 
 void RedisTokenCache::do_erase(std::string key, std::function<void(std::exception_ptr)> done) {
   boost::asio::post(detail::cache_io_executor(), [impl = impl_, key = std::move(key), done = std::move(done)] {
+    std::exception_ptr failure;
     try {
       impl->erase(key);
     } catch (...) {
-      done(std::current_exception());
-      return;
+      failure = std::current_exception();
     }
+    // Completed outside the catch block: the handler may run on another thread at once.
+    if (failure) return done(std::move(failure));
     done(nullptr);
   });
 }

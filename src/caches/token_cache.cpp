@@ -44,11 +44,13 @@ void TokenCache::start_get(std::shared_ptr<TokenCache> self, std::string key,
   auto done = [h, ex](std::exception_ptr e, std::optional<AccessToken> t) {
     detail::post_handler(ex, std::move(*h), std::move(e), std::move(t));
   };
+  std::exception_ptr failure;
   try {
     self->do_get(std::move(key), done);
   } catch (...) {
-    done(std::current_exception(), std::nullopt);
+    failure = std::current_exception();
   }
+  if (failure) done(std::move(failure), std::nullopt);  // outside the catch block
 }
 
 void TokenCache::start_put(std::shared_ptr<TokenCache> self, std::string key, AccessToken value,
@@ -57,12 +59,14 @@ void TokenCache::start_put(std::shared_ptr<TokenCache> self, std::string key, Ac
   auto h = share(std::move(handler));
   auto ex = self->executor_;
   auto done = [h, ex](std::exception_ptr e) { detail::post_handler(ex, std::move(*h), std::move(e)); };
+  std::exception_ptr failure;
   try {
     if (ttl && ttl->count() < 0) throw_error(errc::invalid_argument, "TokenCache::async_put: ttl must not be negative");
     self->do_put(std::move(key), std::move(value), ttl, done);
   } catch (...) {
-    done(std::current_exception());
+    failure = std::current_exception();
   }
+  if (failure) done(std::move(failure));  // outside the catch block
 }
 
 void TokenCache::start_erase(std::shared_ptr<TokenCache> self, std::string key,
@@ -70,11 +74,13 @@ void TokenCache::start_erase(std::shared_ptr<TokenCache> self, std::string key,
   auto h = share(std::move(handler));
   auto ex = self->executor_;
   auto done = [h, ex](std::exception_ptr e) { detail::post_handler(ex, std::move(*h), std::move(e)); };
+  std::exception_ptr failure;
   try {
     self->do_erase(std::move(key), done);
   } catch (...) {
-    done(std::current_exception());
+    failure = std::current_exception();
   }
+  if (failure) done(std::move(failure));  // outside the catch block
 }
 
 void TokenCache::start_get_or_fetch(std::shared_ptr<TokenCache> self, std::string key,
@@ -118,11 +124,13 @@ void TokenCache::start_get_or_fetch(std::shared_ptr<TokenCache> self, std::strin
   FetchDone guarded = [once, done = std::move(done)](std::exception_ptr e, AccessToken t) {
     if (!once->exchange(true)) done(std::move(e), std::move(t));
   };
+  std::exception_ptr failure;
   try {
     self->do_get_or_fetch(std::move(key), min_validity, std::move(fetch), guarded);
   } catch (...) {
-    guarded(std::current_exception(), {});
+    failure = std::current_exception();
   }
+  if (failure) guarded(std::move(failure), {});  // outside the catch block
 }
 
 void TokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds min_validity, UpstreamFetch fetch,
@@ -149,11 +157,13 @@ void TokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds min_
       }
       done(nullptr, std::move(token));
     };
+    std::exception_ptr failure;
     try {
       fetch(on_fetched);
     } catch (...) {
-      done(std::current_exception(), {});
+      failure = std::current_exception();
     }
+    if (failure) done(std::move(failure), {});  // outside the catch block
   });
 }
 
