@@ -1,0 +1,352 @@
+// Fault injection against a real loopback token server (plain sockets, so every fault can be
+// produced byte by byte) and virtual-time clock jumps. For each fault: no crash, no hang (every
+// wait is bounded), a valid cached token keeps being served, the caller's error names the
+// cause, and service recovers by itself once the fault ends; the test prints the recovery time.
+#include <doctest/doctest.h>
+
+#include "support/test_tokens.hpp"
+
+#include <credkit/sources/http_token_source.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/use_future.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+using namespace credkit;
+using namespace credkit::test;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using sys = std::chrono::system_clock;
+
+namespace {
+
+enum class Fault {
+  none, http_503, http_429, refused, reset_mid_body, never_answer, slow_drip, huge_body, malformed_json,
+  expired_token, exp_year_3000, negative_exp, non_numeric_exp, wrong_content_type,
+};
+
+const char* fault_name(Fault f) {
+  switch (f) {
+    case Fault::none: return "none";
+    case Fault::http_503: return "5xx burst (503)";
+    case Fault::http_429: return "429 + Retry-After: 1";
+    case Fault::refused: return "connection refused";
+    case Fault::reset_mid_body: return "reset mid-body";
+    case Fault::never_answer: return "accept, never answer";
+    case Fault::slow_drip: return "slow drip (1 byte/200 ms)";
+    case Fault::huge_body: return "10 MB body";
+    case Fault::malformed_json: return "malformed JSON";
+    case Fault::expired_token: return "expired token";
+    case Fault::exp_year_3000: return "exp in year 3000";
+    case Fault::negative_exp: return "negative exp";
+    case Fault::non_numeric_exp: return "non-numeric exp";
+    case Fault::wrong_content_type: return "wrong content type (HTML)";
+  }
+  return "?";
+}
+
+/// A token server on 127.0.0.1 answering `{"token": "<JWT>"}` (60 s tokens) unless a fault is set.
+class FaultyTokenServer {
+ public:
+  FaultyTokenServer() {
+    listen_on(0);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~FaultyTokenServer() {
+    stop_ = true;
+    thread_.join();
+    if (listener_ >= 0) ::close(listener_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/token"; }
+  void set(Fault f) {
+    fault_ = f;
+  }
+  int requests() const { return requests_; }
+
+ private:
+  void listen_on(int port) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(listener_, 64) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+
+  void run() {
+    while (!stop_) {
+      // "Connection refused": no listener while the fault lasts, the same port afterwards.
+      if (fault_ == Fault::refused && listener_ >= 0) {
+        ::close(listener_);
+        listener_ = -1;
+      }
+      if (fault_ != Fault::refused && listener_ < 0) listen_on(port_);
+      if (listener_ < 0) {
+        std::this_thread::sleep_for(5ms);
+        continue;
+      }
+      pollfd p{listener_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) continue;
+      ++requests_;
+      std::thread([this, fd] { serve(fd); }).detach();
+      // Detached per-connection threads end by themselves within their bounded waits.
+    }
+    while (active_ > 0) std::this_thread::sleep_for(5ms);
+  }
+
+  static void send_all(int fd, const std::string& s) {
+    std::size_t off = 0;
+    while (off < s.size()) {
+      const auto n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<std::size_t>(n);
+    }
+  }
+
+  static std::string response(int status, const std::string& type, const std::string& body,
+                              const std::string& extra = {}) {
+    return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: " + type +
+           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n" + extra + "\r\n" + body;
+  }
+
+  void serve(int fd) {
+    ++active_;
+    std::string req;
+    char buf[4096];
+    const auto until = std::chrono::steady_clock::now() + 2s;
+    while (req.find("\r\n\r\n") == std::string::npos && std::chrono::steady_clock::now() < until) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      req.append(buf, static_cast<std::size_t>(n));
+    }
+    const auto json = [](const std::string& token) { return R"({"token":")" + token + R"("})"; };
+    const auto valid = [] { return make_jwt(sys::now() + 60s, "fault-test"); };
+    switch (fault_.load()) {
+      case Fault::none:
+      case Fault::refused: send_all(fd, response(200, "application/json", json(valid()))); break;
+      case Fault::http_503: send_all(fd, response(503, "text/plain", "service unavailable")); break;
+      case Fault::http_429: send_all(fd, response(429, "text/plain", "slow down", "Retry-After: 1\r\n")); break;
+      case Fault::reset_mid_body: {
+        send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"tok");
+        linger l{1, 0};  // close with RST
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        break;
+      }
+      case Fault::never_answer:
+        for (int i = 0; i < 100 && fault_ == Fault::never_answer && !stop_; ++i) std::this_thread::sleep_for(20ms);
+        break;
+      case Fault::slow_drip: {
+        const auto r = response(200, "application/json", json(valid()));
+        for (std::size_t i = 0; i < r.size() && fault_ == Fault::slow_drip && !stop_; ++i) {
+          send_all(fd, r.substr(i, 1));
+          std::this_thread::sleep_for(200ms);
+        }
+        break;
+      }
+      case Fault::huge_body:
+        send_all(fd, response(200, "application/json", R"({"token":")" + std::string(10 << 20, 'a') + R"("})"));
+        break;
+      case Fault::malformed_json: send_all(fd, response(200, "application/json", R"({"token": "eyJ)")); break;
+      case Fault::expired_token:
+        send_all(fd, response(200, "application/json", json(make_jwt(sys::now() - 60s, "fault-test"))));
+        break;
+      case Fault::exp_year_3000: send_all(fd, response(200, "application/json", json(make_jwt_exp("32503680000")))); break;
+      case Fault::negative_exp: send_all(fd, response(200, "application/json", json(make_jwt_exp("-5")))); break;
+      case Fault::non_numeric_exp: send_all(fd, response(200, "application/json", json(make_jwt_exp("\"soon\"")))); break;
+      case Fault::wrong_content_type:
+        send_all(fd, response(200, "text/html", "<html><body>Login required</body></html>"));
+        break;
+    }
+    ::close(fd);
+    --active_;
+  }
+
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<Fault> fault_{Fault::none};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::atomic<int> active_{0};
+  std::thread thread_;
+};
+
+HttpTokenSourceOptions source_options(const std::string& url) {
+  HttpTokenSourceOptions o;
+  o.url = url;
+  o.response = HttpTokenResponse::json("token");
+  o.http.connect_timeout = 500ms;
+  o.http.total_timeout = 1500ms;
+  o.http.max_response_bytes = 64 * 1024;
+  return o;
+}
+
+TokenCredentialOptions credential_options(const HttpTokenSource& source) {
+  TokenCredentialOptions o;
+  o.mode = RefreshMode::on_demand;
+  o.fetcher = source.fetcher();
+  o.policy.min_validity = 5s;
+  o.policy.min_refresh_interval = 10ms;
+  o.policy.retry_initial = 20ms;
+  o.policy.retry_max = 200ms;
+  o.policy.fetch_timeout = 3s;
+  return o;
+}
+
+struct Outcome {
+  std::error_code code;
+  std::string message;
+  double seconds = 0;
+};
+
+}  // namespace
+
+TEST_SUITE("reliability") {
+
+TEST_CASE("token service faults: bounded, cached token kept, cause named, recovery measured") {
+  FaultyTokenServer server;
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  std::thread runner([&] { io.run(); });
+  HttpTokenSource source(io.get_executor(), source_options(server.url()));
+
+  // A credential holding a valid token throughout: faults must not disturb it.
+  auto warm = TokenCredential::create(io.get_executor(), credential_options(source));
+  const auto held = warm->get_token(5s);
+  REQUIRE(held);
+
+  struct Case {
+    Fault fault;
+    std::vector<errc> expected;  // what the caller may see (empty: the answer is accepted)
+  };
+  const std::vector<Case> cases = {
+      {Fault::http_503, {errc::http_status}},
+      {Fault::http_429, {errc::rate_limited}},
+      {Fault::refused, {errc::network_error}},
+      {Fault::reset_mid_body, {errc::network_error}},
+      {Fault::never_answer, {errc::timeout}},
+      {Fault::slow_drip, {errc::timeout}},
+      {Fault::huge_body, {errc::response_too_large}},
+      {Fault::malformed_json, {errc::invalid_response}},
+      {Fault::expired_token, {errc::invalid_token, errc::token_expired_on_arrival}},
+      {Fault::exp_year_3000, {}},
+      {Fault::negative_exp, {errc::invalid_token}},
+      {Fault::non_numeric_exp, {errc::invalid_token}},
+      {Fault::wrong_content_type, {errc::invalid_response}},
+  };
+
+  std::ostringstream table;
+  table << "| fault | what the caller sees | fetch failed after | recovery after fault ends |\n"
+        << "|---|---|---|---|\n";
+  for (const auto& c : cases) {
+    CAPTURE(fault_name(c.fault));
+    server.set(c.fault);
+    std::this_thread::sleep_for(30ms);  // the server thread applies "refused"
+
+    // A caller with no token yet: the error names the cause, within a bounded time.
+    auto cold = TokenCredential::create(io.get_executor(), credential_options(source));
+    Outcome seen;
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      const auto tok = cold->get_token(6s);
+      CHECK(c.expected.empty());
+      CHECK(tok.expires_on() > sys::now());
+      seen.message = "accepted, expires " + format_time(tok.expires_on());
+    } catch (const Error& e) {
+      seen.code = e.code();
+      seen.message = e.what();
+      bool matched = false;
+      for (auto x : c.expected) matched |= e.code() == make_error_code(x);
+      // The credential may wrap the source's error; then the cause carries the code.
+      if (!matched && e.cause()) {
+        for (auto x : c.expected) matched |= error_code_of(e.cause()) == make_error_code(x);
+        seen.message += " / cause: " + message_of(e.cause());
+      }
+      CHECK_MESSAGE(matched, "got " << e.code().message() << ": " << e.what());
+      CHECK(e.code() != make_error_code(errc::timeout));  // the credential did not hang: the fetch ended
+    }
+    seen.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(seen.seconds < 6.0);
+
+    // The credential that holds a valid token keeps serving it, with no fetch.
+    CHECK(warm->get_token(1s) == held);
+
+    // The fault ends: the cold credential recovers by itself (the next call succeeds; 429
+    // waits for Retry-After).
+    server.set(Fault::none);
+    const auto t1 = std::chrono::steady_clock::now();
+    TokenHandle recovered;
+    while (!recovered && std::chrono::steady_clock::now() - t1 < 10s) {
+      try {
+        recovered = cold->get_token(3s);
+      } catch (const Error&) {
+        std::this_thread::sleep_for(10ms);
+      }
+    }
+    const double recovery = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    CHECK(recovered);
+    cold->close();
+    char line[512];
+    std::snprintf(line, sizeof line, "| %s | `%s` | %.2f s | %.3f s |\n", fault_name(c.fault),
+                  seen.code ? seen.code.message().c_str() : seen.message.c_str(), seen.seconds, recovery);
+    table << line;
+  }
+  std::cout << "faults (" << server.requests() << " requests):\n" << table.str() << std::flush;
+  warm->close();
+  guard.reset();
+  runner.join();
+}
+
+TEST_CASE("clock jumps: forward past expiry refreshes before serving, backward keeps the token") {
+  VirtualEnv env;
+  ScriptedFetcher fetcher(env.clock, 60min);
+  TokenCredentialOptions o;
+  o.fetcher = fetcher.fetcher();
+  o.clock = env.clock;
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  env.run_for(1s);
+  const auto first = cred->cached_token();
+  REQUIRE(first);
+  CHECK(fetcher.calls() == 1);
+
+  // Backward by a day: the token looks younger; nothing to do, it keeps being served.
+  env.clock->jump(-24h);
+  env.run_for(1s);
+  auto f = cred->async_get_token(asio::use_future);
+  env.run_for(1s);
+  CHECK(f.get() == first);
+  CHECK(fetcher.calls() == 1);
+
+  // Forward past expiry (a laptop waking up): no caller gets the expired token.
+  env.clock->jump(24h + 2h);
+  auto g = cred->async_get_token(asio::use_future);
+  env.run_for(1s);
+  const auto after = g.get();
+  CHECK(after.expires_on() > env.now());
+  CHECK(fetcher.calls() == 2);
+  // Unprompted, the wake check notices the jump within wake_check_interval.
+  env.clock->jump(2h);
+  env.run_for(o.policy.wake_check_interval + 1s);
+  CHECK(fetcher.calls() == 3);
+  CHECK(cred->cached_token().expires_on() > env.now());
+  cred->close();
+}
+
+}  // TEST_SUITE
