@@ -2,7 +2,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
-#include <ctime>
+#include "core/coarse_clock.hpp"
 
 namespace credkit {
 namespace {
@@ -23,14 +23,7 @@ class SteadyTimer final : public Timer {
 class SystemClock final : public Clock {
  public:
   time_point now() const noexcept override { return std::chrono::system_clock::now(); }
-  time_point coarse_now() const noexcept override {
-    // CLOCK_REALTIME_COARSE costs a few ns (no TSC read); its resolution (a tick, ~4 ms) is
-    // irrelevant beside minimum validities of minutes.
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return time_point(std::chrono::duration_cast<time_point::duration>(std::chrono::seconds(ts.tv_sec) +
-                                                                       std::chrono::nanoseconds(ts.tv_nsec)));
-  }
+  time_point coarse_now() const noexcept override { return detail::coarse_system_now(); }
   std::unique_ptr<Timer> make_timer(const boost::asio::any_io_executor& ex) override {
     return std::make_unique<SteadyTimer>(ex);
   }

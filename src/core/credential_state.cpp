@@ -4,6 +4,7 @@
 #include <credkit/core/parse_token.hpp>
 
 #include "core/callback_scope.hpp"
+#include "core/coarse_clock.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -12,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <algorithm>
 #include <array>
 #include <random>
 
@@ -24,6 +26,11 @@ namespace {
 
 std::atomic<std::uint64_t> g_next_id{1};
 
+asio::any_io_executor make_credential_strand(const asio::any_io_executor& inner) {
+  if (auto* io = inner.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
+  return asio::make_strand(inner);
+}
+
 std::uint64_t random_seed() {
   std::random_device rd;
   return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
@@ -31,6 +38,25 @@ std::uint64_t random_seed() {
 
 std::exception_ptr make_error(errc code, const std::string& message, ErrorDetails details = {}) {
   return std::make_exception_ptr(Error(code, message, std::move(details)));
+}
+
+// A copy of a credkit::Error for one recipient. An exception object shared by waiters on
+// several threads has its reference count updated inside libsupc++ (uninstrumented atomics);
+// giving each recipient its own object keeps every exception on one thread at a time, so a
+// caller may inspect, rethrow and drop it freely. Other exception types are shared as they are.
+std::exception_ptr copy_for_one(const std::exception_ptr& error) {
+  if (!error) return nullptr;
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    try {
+      return std::make_exception_ptr(Error(e));
+    } catch (...) {
+      return error;  // no memory for a copy: share the original
+    }
+  } catch (...) {
+  }
+  return error;
 }
 
 // Per-thread cache of the tokens this thread read recently, keyed by credential id and
@@ -70,12 +96,11 @@ CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::an
                                  TokenCredentialOptions options)
     : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
       runner_(std::move(runner)),
-      inner_(std::move(executor)),
-      executor_(asio::make_strand(inner_)),
+      executor_(make_credential_strand(executor)),
       clock_(options.clock ? std::move(options.clock) : Clock::system()),
+      system_clock_(clock_ == Clock::system()),
       fetcher_(std::move(options.fetcher)),
       parse_(options.parse),
-      initial_token_(std::move(options.initial_token)),
       machine_(RefreshMachine::Config{options.mode, options.policy, static_cast<bool>(fetcher_),
                                       options.random_seed ? options.random_seed : random_seed()}) {
   parse_.now.reset();
@@ -84,16 +109,15 @@ CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::an
 
 CredentialState::~CredentialState() = default;
 
-void CredentialState::start(std::weak_ptr<TokenCredential> facade) {
+void CredentialState::start(std::weak_ptr<TokenCredential> facade, std::optional<AccessToken> initial_token) {
   Effects fx;
   {
     std::lock_guard lock(mutex_);
     facade_ = std::move(facade);
     std::optional<time_point> initial;
-    if (initial_token_) {
-      initial = initial_token_->expires_on;
-      token_ = TokenHandle::make(std::move(*initial_token_));
-      initial_token_.reset();
+    if (initial_token) {
+      initial = initial_token->expires_on;
+      token_ = TokenHandle::make(std::move(*initial_token));
     }
     apply_locked(machine_.start(clock_->now(), initial), fx);
   }
@@ -109,7 +133,8 @@ TokenHandle CredentialState::try_fresh() const noexcept {
   if (entries) {
     const ThreadEntry& e = (*entries)[id_ % kThreadEntries];
     if (e.id == id_ && e.version == v) {
-      if (clock_->coarse_now() < e.fresh_until) return TokenHandle(e.token);
+      const auto now = system_clock_ ? coarse_system_now() : clock_->coarse_now();
+      if (now < e.fresh_until) return TokenHandle(e.token);
       return {};
     }
   }
@@ -152,7 +177,7 @@ std::exception_ptr CredentialState::demand_error_locked(RefreshMachine::Demand d
                         "no token is cached and the credential has no fetcher or token_will_expire listener; "
                         "give it an initial token, a fetcher, or call update_token");
     case RefreshMachine::Demand::fail_last_error:
-      return last_error_ ? last_error_ : make_error(errc::fetch_failed, "the last refresh failed");
+      return last_error_ ? copy_for_one(last_error_) : make_error(errc::fetch_failed, "the last refresh failed");
     default: return nullptr;
   }
 }
@@ -182,7 +207,7 @@ void CredentialState::get_async(Handler handler) {
         });
       }
       Waiter waiter;
-      waiter.work = asio::prefer(inner_, asio::execution::outstanding_work.tracked);
+      waiter.work = asio::prefer(executor_, asio::execution::outstanding_work.tracked);
       waiter.handler.emplace(std::move(handler));
       waiters_.emplace(id, std::move(waiter));
     } else {
@@ -196,11 +221,15 @@ void CredentialState::get_async(Handler handler) {
 
 bool CredentialState::on_own_executor() const noexcept {
   if (CallbackScope::active()) return true;
+  if (auto* strand = executor_.target<asio::strand<asio::io_context::executor_type>>()) {
+    return strand->running_in_this_thread() || strand->get_inner_executor().running_in_this_thread();
+  }
   if (auto* strand = executor_.target<asio::strand<asio::any_io_executor>>()) {
     if (strand->running_in_this_thread()) return true;
+    const auto& inner = strand->get_inner_executor();
+    if (auto* io = inner.target<asio::io_context::executor_type>()) return io->running_in_this_thread();
+    if (auto* pool = inner.target<asio::thread_pool::executor_type>()) return pool->running_in_this_thread();
   }
-  if (auto* io = inner_.target<asio::io_context::executor_type>()) return io->running_in_this_thread();
-  if (auto* pool = inner_.target<asio::thread_pool::executor_type>()) return pool->running_in_this_thread();
   return false;
 }
 
@@ -311,8 +340,7 @@ Subscription CredentialState::subscribe(TokenEventKind kind, TokenEventHandler h
   {
     std::lock_guard lock(mutex_);
     if (machine_.closed()) return Subscription{};
-    auto& list = listeners_[static_cast<int>(kind)];
-    list.push_back(listener);
+    listeners_.push_back(listener);
     if (kind == TokenEventKind::will_expire) {
       apply_locked(machine_.on_listeners_changed(clock_->now(), true), fx);
     }
@@ -328,9 +356,10 @@ void CredentialState::unsubscribe(const std::shared_ptr<Listener>& listener) {
   Effects fx;
   {
     std::lock_guard lock(mutex_);
-    auto& list = listeners_[static_cast<int>(listener->kind)];
-    std::erase(list, listener);
-    if (listener->kind == TokenEventKind::will_expire && list.empty()) {
+    std::erase(listeners_, listener);
+    if (listener->kind == TokenEventKind::will_expire &&
+        std::none_of(listeners_.begin(), listeners_.end(),
+                     [](const auto& l) { return l->kind == TokenEventKind::will_expire; })) {
       apply_locked(machine_.on_listeners_changed(clock_->now(), false), fx);
     }
   }
@@ -347,11 +376,9 @@ void CredentialState::close() noexcept {
     fx.timer_to_destroy = std::move(timer_);
     // runner_ stays: the strand and timers built on its io_context must go first, which
     // happens when this state is destroyed (runner_ is its first member, so destroyed last).
-    for (auto& list : listeners_) {
-      for (auto& l : list) l->active.store(false, std::memory_order_release);
-      fx.listeners_to_release.insert(fx.listeners_to_release.end(), list.begin(), list.end());
-      list.clear();
-    }
+    for (auto& l : listeners_) l->active.store(false, std::memory_order_release);
+    fx.listeners_to_release = std::move(listeners_);
+    listeners_.clear();
   }
   run_effects(fx);
 }
@@ -467,19 +494,20 @@ void CredentialState::publish_locked() {
 }
 
 void CredentialState::raise_locked(Effects& fx, TokenEventKind kind, const RefreshMachine::Actions& a) {
-  auto& list = listeners_[static_cast<int>(kind)];
-  if (list.empty()) return;
   PendingEvent pe;
+  for (const auto& l : listeners_) {
+    if (l->kind == kind) pe.listeners.push_back(l);
+  }
+  if (pe.listeners.empty()) return;
   pe.event.kind = kind;
   pe.event.token = token_;
   pe.event.reason = a.reason;
   if (kind == TokenEventKind::refresh_failed) {
-    pe.event.error = last_error_;
+    pe.event.error = copy_for_one(last_error_);
     pe.event.code = error_code_of(last_error_);
     pe.event.attempt = a.attempt;
     pe.event.next_retry = a.next_retry;
   }
-  pe.listeners = list;
   fx.events.push_back(std::move(pe));
 }
 
@@ -554,7 +582,7 @@ void CredentialState::post_completion(Handler handler, std::exception_ptr error,
 }
 
 void CredentialState::run_effects(Effects& fx) {
-  for (auto& w : fx.waiters) complete(w, fx.error, fx.token);
+  for (auto& w : fx.waiters) complete(w, copy_for_one(fx.error), fx.token);
   if (fx.cancel_fetch) {
     auto op = std::move(fx.cancel_fetch);
     op->cancelled.store(true, std::memory_order_release);

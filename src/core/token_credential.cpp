@@ -15,13 +15,18 @@ TokenCredential::~TokenCredential() {
 
 namespace {
 std::shared_ptr<TokenCredential> link(std::shared_ptr<detail::CredentialState> state,
-                                      std::shared_ptr<TokenCredential> credential) {
-  state->start(credential);
+                                      std::shared_ptr<TokenCredential> credential,
+                                      std::optional<AccessToken> initial_token) {
+  state->start(credential, std::move(initial_token));
   return credential;
 }
 }  // namespace
 
 struct TokenCredential::Private {
+  // Lets make_shared reach the private constructor: facade and control block in one allocation.
+  struct Shared final : TokenCredential {
+    explicit Shared(std::shared_ptr<detail::CredentialState> state) noexcept : TokenCredential(std::move(state)) {}
+  };
   static std::shared_ptr<TokenCredential> make(std::shared_ptr<detail::DefaultRunner> runner, executor_type executor,
                                                TokenCredentialOptions options) {
     options.policy.validate();
@@ -29,9 +34,10 @@ struct TokenCredential::Private {
       throw Error(errc::invalid_argument, "ParseOptions::fallback_lifetime must be positive");
     }
     if (!executor) throw Error(errc::invalid_argument, "TokenCredential::create: the executor is empty");
+    auto initial_token = std::move(options.initial_token);
     auto state = std::make_shared<detail::CredentialState>(std::move(runner), std::move(executor), std::move(options));
-    std::shared_ptr<TokenCredential> credential(new TokenCredential(state));
-    return link(std::move(state), std::move(credential));
+    std::shared_ptr<TokenCredential> credential = std::make_shared<Shared>(state);
+    return link(std::move(state), std::move(credential), std::move(initial_token));
   }
 };
 

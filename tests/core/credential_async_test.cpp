@@ -105,7 +105,9 @@ TEST_CASE("handlers run on the credential's executor by default, or on their ass
   auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, f.fetcher()));
   bool on_strand = false;
   cred->async_get_token([&](std::exception_ptr, TokenHandle) {
-    on_strand = cred->get_executor().target<asio::strand<asio::any_io_executor>>()->running_in_this_thread();
+    // Over an io_context the credential's strand is a strand of the io_context's own executor.
+    auto* strand = cred->get_executor().target<asio::strand<asio::io_context::executor_type>>();
+    on_strand = strand && strand->running_in_this_thread();
   });
   env.drain();
   CHECK(on_strand);

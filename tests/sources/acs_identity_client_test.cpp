@@ -5,6 +5,7 @@
 #include <credkit/credkit.hpp>
 #include <credkit/sources/acs_identity_client.hpp>
 
+#include "support/async_helpers.hpp"
 #include "core/base64.hpp"
 #include "token_server.hpp"
 
@@ -16,6 +17,9 @@
 #include <nlohmann/json.hpp>
 
 using namespace credkit;
+using credkit::test::as_error;
+using credkit::test::run_op;
+using credkit::test::run_void;
 using namespace std::chrono_literals;
 using credkit::samples::Fault;
 using credkit::samples::FaultMode;
@@ -25,50 +29,6 @@ namespace {
 
 constexpr const char* kWrongKey = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmc=";
 
-template <typename T>
-struct Outcome {
-  std::exception_ptr error;
-  T value{};
-};
-
-// Starts an async operation with a handler bound to `io` and drives `io` until it completes.
-template <typename T, typename Start>
-Outcome<T> run_op(boost::asio::io_context& io, Start start) {
-  Outcome<T> r;
-  bool done = false;
-  start(boost::asio::bind_executor(io, [&](std::exception_ptr e, T v) {
-    r = {e, std::move(v)};
-    done = true;
-  }));
-  io.restart();
-  while (!done) io.run_one();
-  return r;
-}
-
-template <typename Start>
-std::exception_ptr run_void(boost::asio::io_context& io, Start start) {
-  std::exception_ptr r;
-  bool done = false;
-  start(boost::asio::bind_executor(io, [&](std::exception_ptr e) {
-    r = e;
-    done = true;
-  }));
-  io.restart();
-  while (!done) io.run_one();
-  return r;
-}
-
-Error as_error(const std::exception_ptr& e) {
-  REQUIRE_MESSAGE(e, "expected the operation to fail");
-  try {
-    std::rethrow_exception(e);
-  } catch (const Error& err) {
-    return err;
-  } catch (const std::exception& ex) {
-    FAIL("not a credkit::Error: " << ex.what());
-  }
-  throw std::logic_error("unreachable");
-}
 
 nlohmann::json jwt_payload(const std::string& token) {
   auto first = token.find('.');

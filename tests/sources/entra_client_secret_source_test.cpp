@@ -4,6 +4,7 @@
 #include <credkit/credkit.hpp>
 #include <credkit/sources/entra_client_secret_source.hpp>
 
+#include "support/async_helpers.hpp"
 #include "sources/common/text.hpp"
 #include "sources/entra/token_request.hpp"
 #include "token_server.hpp"
@@ -12,6 +13,9 @@
 #include <boost/asio/io_context.hpp>
 
 using namespace credkit;
+using credkit::test::as_error;
+using credkit::test::Outcome;
+using credkit::test::run_op;
 using namespace std::chrono_literals;
 using credkit::samples::Fault;
 using credkit::samples::FaultMode;
@@ -19,31 +23,8 @@ using credkit::samples::TokenServer;
 
 namespace {
 
-struct Outcome {
-  std::exception_ptr error;
-  AccessToken token;
-};
-
-Outcome get(boost::asio::io_context& io, entra::ClientSecretSource& source) {
-  Outcome r;
-  bool done = false;
-  source.async_get_token(boost::asio::bind_executor(io, [&](std::exception_ptr e, AccessToken t) {
-    r = {e, std::move(t)};
-    done = true;
-  }));
-  io.restart();
-  while (!done) io.run_one();
-  return r;
-}
-
-Error as_error(const std::exception_ptr& e) {
-  REQUIRE_MESSAGE(e, "expected the operation to fail");
-  try {
-    std::rethrow_exception(e);
-  } catch (const Error& err) {
-    return err;
-  }
-  throw std::logic_error("unreachable");
+Outcome<AccessToken> get(boost::asio::io_context& io, entra::ClientSecretSource& source) {
+  return run_op<AccessToken>(io, [&](auto handler) { source.async_get_token(std::move(handler)); });
 }
 
 entra::ClientSecretOptions options_for(const TokenServer& server) {
@@ -99,8 +80,8 @@ TEST_CASE("entra: client credentials against the local authority") {
   const auto before = std::chrono::system_clock::now();
   auto r = get(io, source);
   REQUIRE_FALSE(r.error);
-  CHECK(r.token.expires_on >= before + 3599s);
-  CHECK(r.token.expires_on <= std::chrono::system_clock::now() + 3599s);
+  CHECK(r.value.expires_on >= before + 3599s);
+  CHECK(r.value.expires_on <= std::chrono::system_clock::now() + 3599s);
   CHECK(server.request_count("entra_token") == 1);
 }
 

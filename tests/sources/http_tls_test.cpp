@@ -4,6 +4,7 @@
 #include <credkit/credkit.hpp>
 #include <credkit/sources/http_token_source.hpp>
 
+#include "support/async_helpers.hpp"
 #include "support/test_tokens.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -27,6 +28,8 @@
 extern char** environ;
 
 using namespace credkit;
+using credkit::test::Outcome;
+using credkit::test::run_op;
 using namespace std::chrono_literals;
 using std::chrono::system_clock;
 namespace fs = std::filesystem;
@@ -156,21 +159,8 @@ class NginxTls {
   pid_t pid_ = -1;
 };
 
-struct Result {
-  std::exception_ptr error;
-  AccessToken token;
-};
-
-Result fetch_once(boost::asio::io_context& io, const HttpTokenSource& source) {
-  Result r;
-  bool done = false;
-  source.async_fetch(boost::asio::bind_executor(io, [&](std::exception_ptr e, AccessToken t) {
-    r = {e, std::move(t)};
-    done = true;
-  }));
-  io.restart();
-  while (!done) io.run_one();
-  return r;
+Outcome<AccessToken> fetch_once(boost::asio::io_context& io, const HttpTokenSource& source) {
+  return run_op<AccessToken>(io, [&](auto handler) { source.async_fetch(std::move(handler)); });
 }
 
 std::string iso(system_clock::time_point t) {
@@ -198,7 +188,7 @@ TEST_CASE("https: nginx with a throwaway CA: tls_error without the CA, a token w
     configure(o);
     return HttpTokenSource(io.get_executor(), o);
   };
-  auto expect_tls_error = [&](const Result& r) {
+  auto expect_tls_error = [&](const Outcome<AccessToken>& r) {
     REQUIRE(r.error);
     try {
       std::rethrow_exception(r.error);
@@ -216,7 +206,7 @@ TEST_CASE("https: nginx with a throwaway CA: tls_error without the CA, a token w
   // Nor does another CA.
   expect_tls_error(fetch_once(io, source_with([&](HttpTokenSourceOptions& o) { o.http.ca_file = nginx.file("other_ca.crt"); })));
 
-  auto expect_token = [&](const Result& r) {
+  auto expect_token = [&](const Outcome<AccessToken>& r) {
     if (r.error) {
       try {
         std::rethrow_exception(r.error);
@@ -224,8 +214,8 @@ TEST_CASE("https: nginx with a throwaway CA: tls_error without the CA, a token w
         FAIL("fetch over TLS failed: " << e.what());
       }
     }
-    CHECK(r.token.token == jwt);
-    CHECK(r.token.expires_on == exp);
+    CHECK(r.value.token == jwt);
+    CHECK(r.value.expires_on == exp);
   };
   expect_token(fetch_once(io, source_with([&](HttpTokenSourceOptions& o) { o.http.ca_file = nginx.file("ca.crt"); })));
   expect_token(fetch_once(io, source_with([&](HttpTokenSourceOptions& o) { o.http.ca_path = nginx.file("cadir"); })));

@@ -3,6 +3,7 @@
 #include <credkit/credkit.hpp>
 #include <credkit/sources/http_token_source.hpp>
 
+#include "support/async_helpers.hpp"
 #include "sources/http/http_client.hpp"
 #include "support/loopback_http_server.hpp"
 #include "support/test_tokens.hpp"
@@ -25,34 +26,9 @@ using std::chrono::system_clock;
 
 namespace {
 
-struct Result {
-  std::exception_ptr error;
-  AccessToken token;
-};
-
 // Runs one async_fetch to completion on `io` (bounded by the source's total_timeout).
-Result fetch_once(boost::asio::io_context& io, const HttpTokenSource& source) {
-  Result r;
-  bool done = false;
-  source.async_fetch(boost::asio::bind_executor(io, [&](std::exception_ptr e, AccessToken t) {
-    r = {e, std::move(t)};
-    done = true;
-  }));
-  io.restart();
-  while (!done) io.run_one();
-  return r;
-}
-
-Error as_error(const std::exception_ptr& e) {
-  REQUIRE_MESSAGE(e, "expected the operation to fail");
-  try {
-    std::rethrow_exception(e);
-  } catch (const Error& err) {
-    return err;
-  } catch (const std::exception& ex) {
-    FAIL("not a credkit::Error: " << ex.what());
-  }
-  throw std::logic_error("unreachable");
+Outcome<AccessToken> fetch_once(boost::asio::io_context& io, const HttpTokenSource& source) {
+  return run_op<AccessToken>(io, [&](auto handler) { source.async_fetch(std::move(handler)); });
 }
 
 std::string rethrow_message(const std::exception_ptr& e) { return as_error(e).what(); }
@@ -94,8 +70,8 @@ TEST_CASE("http: a plain-text token, expiry read from the token; request as conf
 
   const auto r = fetch_once(io, source);
   REQUIRE_FALSE(r.error);
-  CHECK(r.token.token == jwt);
-  CHECK(r.token.expires_on == exp);
+  CHECK(r.value.token == jwt);
+  CHECK(r.value.expires_on == exp);
 
   const auto seen = server.exchanges();
   REQUIRE(seen.size() == 1);
@@ -130,8 +106,8 @@ TEST_CASE("http: POST with a body and JSON answers in every supported form") {
     const auto r = run(R"({"token":")" + jwt + R"(","expiresOn":")" + local_iso(exp, 0min) + R"(Z"})",
                        HttpTokenResponse::acs());
     REQUIRE_FALSE(r.error);
-    CHECK(r.token.token == jwt);
-    CHECK(r.token.expires_on == exp);
+    CHECK(r.value.token == jwt);
+    CHECK(r.value.expires_on == exp);
     const auto seen = server.exchanges();
     REQUIRE(seen.size() == 1);
     CHECK(seen[0].method == "POST");
@@ -143,14 +119,14 @@ TEST_CASE("http: POST with a body and JSON answers in every supported form") {
                            R"(.2500000+02:00"})",
                        HttpTokenResponse::acs());
     REQUIRE_FALSE(r.error);
-    CHECK(r.token.token == "opaque-token-value-0123456789");
-    CHECK(r.token.expires_on == exp + 250ms);
+    CHECK(r.value.token == "opaque-token-value-0123456789");
+    CHECK(r.value.expires_on == exp + 250ms);
   }
   SUBCASE("ACS style, -05:30") {
     const auto r = run(R"({"token":"t0123456789abcdef","expiresOn":")" + local_iso(exp, -330min) + R"(-05:30"})",
                        HttpTokenResponse::acs());
     REQUIRE_FALSE(r.error);
-    CHECK(r.token.expires_on == exp);
+    CHECK(r.value.expires_on == exp);
   }
   SUBCASE("OAuth style, expires_in as number and as string") {
     for (std::string lifetime : {"3599", "\"3599\""}) {
@@ -160,17 +136,17 @@ TEST_CASE("http: POST with a body and JSON answers in every supported form") {
                          HttpTokenResponse::oauth());
       const auto after = system_clock::now();
       REQUIRE_FALSE(r.error);
-      CHECK(r.token.token == "opaque-access-token-000111222333");
-      CHECK(r.token.expires_on >= before + 3599s);
-      CHECK(r.token.expires_on <= after + 3599s);
+      CHECK(r.value.token == "opaque-access-token-000111222333");
+      CHECK(r.value.expires_on >= before + 3599s);
+      CHECK(r.value.expires_on <= after + 3599s);
     }
   }
   SUBCASE("Web PubSub style: expiry from the JWT") {
     const auto r = run(R"({"token":")" + jwt + R"(","url":"wss://x/client/hubs/chat?access_token=)" + jwt + "\"}",
                        HttpTokenResponse::web_pubsub());
     REQUIRE_FALSE(r.error);
-    CHECK(r.token.token == jwt);
-    CHECK(r.token.expires_on == exp);
+    CHECK(r.value.token == jwt);
+    CHECK(r.value.expires_on == exp);
   }
   SUBCASE("nested paths") {
     const auto r = run(R"({"user":{"id":"8:acs:1"},"accessToken":{"token":")" + jwt + R"(","expiresOn":")" +
@@ -178,15 +154,15 @@ TEST_CASE("http: POST with a body and JSON answers in every supported form") {
                        HttpTokenResponse::json("accessToken.token", "accessToken.expiresOn",
                                                HttpTokenResponse::Expiry::timestamp));
     REQUIRE_FALSE(r.error);
-    CHECK(r.token.token == jwt);
-    CHECK(r.token.expires_on == exp);
+    CHECK(r.value.token == jwt);
+    CHECK(r.value.expires_on == exp);
   }
   SUBCASE("timestamp given as Unix seconds") {
     const auto secs = std::chrono::duration_cast<std::chrono::seconds>(exp.time_since_epoch()).count();
     const auto r = run(R"({"token":"t0123456789abcdef","expires_on":")" + std::to_string(secs) + "\"}",
                        HttpTokenResponse::json("token", "expires_on", HttpTokenResponse::Expiry::timestamp));
     REQUIRE_FALSE(r.error);
-    CHECK(r.token.expires_on == exp);
+    CHECK(r.value.expires_on == exp);
   }
 }
 
@@ -385,7 +361,7 @@ TEST_CASE("http: 100 fetches reuse one keep-alive connection") {
   for (int i = 0; i < 100; ++i) {
     const auto r = fetch_once(io, source);
     REQUIRE_FALSE(r.error);
-    REQUIRE(r.token.token == jwt);
+    REQUIRE(r.value.token == jwt);
   }
   const auto took = std::chrono::steady_clock::now() - start;
   CHECK(server.requests() == 100);
@@ -413,7 +389,7 @@ TEST_CASE("http: cancellation aborts the transfer with errc::cancelled") {
   boost::asio::io_context io;
   HttpTokenSource source(io.get_executor(), options_for(server, "/t"));  // total_timeout 30 s
   boost::asio::cancellation_signal signal;
-  Result r;
+  Outcome<AccessToken> r;
   bool done = false;
   const auto start = std::chrono::steady_clock::now();
   source.async_fetch(boost::asio::bind_cancellation_slot(

@@ -8,6 +8,7 @@
 #include <credkit/sources/webpubsub_service_client.hpp>
 #include <credkit/sources/webpubsub_token_api_client.hpp>
 
+#include "support/async_helpers.hpp"
 #include "core/base64.hpp"
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
@@ -22,6 +23,7 @@
 #include <sstream>
 
 using namespace credkit;
+using credkit::test::as_error;
 using namespace std::chrono_literals;
 using credkit::samples::FaultMode;
 using credkit::samples::TokenServer;
@@ -42,15 +44,6 @@ bool signed_with(const std::string& token, const std::string& key) {
   return detail::base64url_encode(detail::hmac_sha256(key, token.substr(0, dot))) == token.substr(dot + 1);
 }
 
-Error as_error(const std::exception_ptr& e) {
-  REQUIRE_MESSAGE(e, "expected the operation to fail");
-  try {
-    std::rethrow_exception(e);
-  } catch (const Error& err) {
-    return err;
-  }
-  throw std::logic_error("unreachable");
-}
 
 }  // namespace
 

@@ -24,7 +24,9 @@ class TokenHandle {
   /// An empty handle.
   TokenHandle() noexcept = default;
   /// Wraps an existing shared token.
-  explicit TokenHandle(std::shared_ptr<const AccessToken> token) noexcept : token_(std::move(token)) {}
+  explicit TokenHandle(std::shared_ptr<const AccessToken>&& token) noexcept : token_(std::move(token)) {}
+  /// Shares an existing token (copied straight into place: this is the hot path's constructor).
+  explicit TokenHandle(const std::shared_ptr<const AccessToken>& token) noexcept : token_(token) {}
   /// Makes a handle owning a copy of `token`.
   static TokenHandle make(AccessToken token);
 

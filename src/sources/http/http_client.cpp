@@ -471,23 +471,40 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
     return 0;
   }
 
+  // curl's timer. A timeout of 0 ("act now", asked for on every new transfer) is posted to the
+  // strand rather than armed on the steady_timer: arming and cancelling the reactor's timerfd
+  // costs two system calls per refresh for nothing.
   static int on_timer(CURLM*, long timeout_ms, void* userp) {
     auto* self = static_cast<HttpEngine*>(userp);
-    if (timeout_ms < 0) {
+    if (self->timer_armed_) {
+      self->timer_armed_ = false;
       self->timer_.cancel();
+    }
+    if (timeout_ms < 0) return 0;
+    if (timeout_ms == 0) {
+      boost::asio::post(self->strand_, [weak = self->weak_from_this()] {
+        if (auto s = weak.lock()) s->socket_action(CURL_SOCKET_TIMEOUT, 0);
+      });
       return 0;
     }
+    self->timer_armed_ = true;
+    const auto generation = ++self->timer_generation_;
     self->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
-    self->timer_.async_wait(
-        boost::asio::bind_executor(self->strand_, [weak = self->weak_from_this()](boost::system::error_code ec) {
+    self->timer_.async_wait(boost::asio::bind_executor(
+        self->strand_, [weak = self->weak_from_this(), generation](boost::system::error_code ec) {
           if (ec) return;
-          if (auto s = weak.lock()) s->socket_action(CURL_SOCKET_TIMEOUT, 0);
+          auto s = weak.lock();
+          if (!s) return;
+          if (generation == s->timer_generation_) s->timer_armed_ = false;
+          s->socket_action(CURL_SOCKET_TIMEOUT, 0);
         }));
     return 0;
   }
 
   CURLM* multi_ = nullptr;
   boost::asio::steady_timer timer_;
+  bool timer_armed_ = false;            // a wait is pending on timer_ (strand only)
+  std::uint64_t timer_generation_ = 0;  // which wait is the current one
   std::map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
   std::map<std::uint64_t, std::unique_ptr<Transfer>> transfers_;
   std::atomic<std::uint64_t> next_id_{1};

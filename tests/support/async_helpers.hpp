@@ -1,0 +1,67 @@
+// Test helpers: run one asynchronous operation to completion on a test's io_context, and
+// read the credkit::Error behind an exception_ptr.
+#pragma once
+
+#include <credkit/core/error.hpp>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <doctest/doctest.h>
+
+#include <exception>
+#include <stdexcept>
+#include <utility>
+
+namespace credkit::test {
+
+/// The outcome of an operation completing with `void(std::exception_ptr, T)`.
+template <typename T>
+struct Outcome {
+  std::exception_ptr error;
+  T value{};
+};
+
+/// Calls `start(handler)` with a handler bound to `io`, then runs `io` until that handler ran.
+/// Bounded by the operation's own timeouts: every credkit operation completes.
+template <typename T, typename Start>
+Outcome<T> run_op(boost::asio::io_context& io, Start start) {
+  Outcome<T> r;
+  bool done = false;
+  start(boost::asio::bind_executor(io, [&](std::exception_ptr e, T v) {
+    r = {e, std::move(v)};
+    done = true;
+  }));
+  io.restart();
+  while (!done) io.run_one();
+  return r;
+}
+
+/// As `run_op`, for operations completing with `void(std::exception_ptr)`.
+template <typename Start>
+std::exception_ptr run_void(boost::asio::io_context& io, Start start) {
+  std::exception_ptr r;
+  bool done = false;
+  start(boost::asio::bind_executor(io, [&](std::exception_ptr e) {
+    r = e;
+    done = true;
+  }));
+  io.restart();
+  while (!done) io.run_one();
+  return r;
+}
+
+/// The credkit::Error in `e`; fails the test if `e` is null or holds another exception type.
+inline Error as_error(const std::exception_ptr& e) {
+  REQUIRE_MESSAGE(e, "expected the operation to fail");
+  try {
+    std::rethrow_exception(e);
+  } catch (const Error& err) {
+    return err;
+  } catch (const std::exception& ex) {
+    FAIL("not a credkit::Error: " << ex.what());
+  }
+  throw std::logic_error("unreachable");
+}
+
+}  // namespace credkit::test
