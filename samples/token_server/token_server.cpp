@@ -1,6 +1,7 @@
 // The token server: one Beast translation unit. Its crypto is written against OpenSSL
 // directly (not credkit's signer), so the tests compare two independent implementations.
 #include "token_server.hpp"
+#include "token_server_http.hpp"
 
 #include <credkit/sources/agora_access_token.hpp>
 #include <credkit/sources/webpubsub_connection_string.hpp>
@@ -560,6 +561,51 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
     return json_response(req, http::status::not_found, {{"error", "not found"}});
   }
 
+  // What a connection does with one request: answer now, answer after `delay` (the session
+  // mints it then), or never (`hang`). Takes one request's worth of the current fault.
+  struct Reply {
+    std::optional<Response> response;
+    std::chrono::milliseconds delay{0};
+    bool hang = false;
+  };
+
+  Reply respond(const Request& req) {
+    std::string unused;
+    if (auto admin = handle(req, unused)) return {std::move(admin)};
+    Fault f = take_fault();
+    switch (f.mode) {
+      case FaultMode::none:
+      case FaultMode::expired: return {handle_token(req, f.mode == FaultMode::expired)};
+      case FaultMode::server_error:
+        count("fault_5xx");
+        return {json_response(req, http::status::service_unavailable,
+                              {{"error", {{"code", "ServiceUnavailable"}, {"message", "injected fault"}}}})};
+      case FaultMode::rate_limited: {
+        count("fault_429");
+        auto res = json_response(req, http::status::too_many_requests,
+                                 {{"error", {{"code", "TooManyRequests"}, {"message", "injected fault"}}}});
+        res.set(http::field::retry_after, std::to_string(f.retry_after.count()));
+        return {std::move(res)};
+      }
+      case FaultMode::garbage: {
+        count("fault_garbage");
+        Response res{http::status::ok, req.version()};
+        res.set(http::field::content_type, "application/json");
+        res.keep_alive(req.keep_alive());
+        res.body() = "<html>this is not the JSON you are looking for";
+        res.prepare_payload();
+        return {std::move(res)};
+      }
+      case FaultMode::slow:
+        count("fault_slow");
+        return {std::nullopt, std::max(f.delay, std::chrono::milliseconds(1))};
+      case FaultMode::hang:
+        count("fault_hang");
+        return {std::nullopt, {}, true};
+    }
+    return {handle_token(req, false)};
+  }
+
   // ---- networking ----
 
   void accept() {
@@ -604,49 +650,22 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
     }
 
     void handle_request() {
-      std::string unused;
-      if (auto admin = impl->handle(req, unused)) return write(std::move(*admin));
-      Fault f = impl->take_fault();
-      switch (f.mode) {
-        case FaultMode::none:
-        case FaultMode::expired: return write(impl->handle_token(req, f.mode == FaultMode::expired));
-        case FaultMode::server_error:
-          impl->count("fault_5xx");
-          return write(Impl::json_response(req, http::status::service_unavailable,
-                                           {{"error", {{"code", "ServiceUnavailable"}, {"message", "injected fault"}}}}));
-        case FaultMode::rate_limited: {
-          impl->count("fault_429");
-          auto res = Impl::json_response(req, http::status::too_many_requests,
-                                         {{"error", {{"code", "TooManyRequests"}, {"message", "injected fault"}}}});
-          res.set(http::field::retry_after, std::to_string(f.retry_after.count()));
-          return write(std::move(res));
-        }
-        case FaultMode::garbage: {
-          impl->count("fault_garbage");
-          Response res{http::status::ok, req.version()};
-          res.set(http::field::content_type, "application/json");
-          res.keep_alive(req.keep_alive());
-          res.body() = "<html>this is not the JSON you are looking for";
-          res.prepare_payload();
-          return write(std::move(res));
-        }
-        case FaultMode::slow:
-          impl->count("fault_slow");
-          timer.expires_after(f.delay);
-          timer.async_wait([self = shared_from_this()](beast::error_code ec) {
-            if (ec) return;
-            self->write(self->impl->handle_token(self->req, false));
-          });
-          return;
-        case FaultMode::hang:
-          impl->count("fault_hang");
-          stream.expires_never();
-          // Keep the connection open without answering; notice when the client gives up.
-          hang_buffer.resize(1);
-          stream.socket().async_read_some(asio::buffer(hang_buffer),
-                                          [self = shared_from_this()](beast::error_code, std::size_t) { self->close(); });
-          return;
+      Reply r = impl->respond(req);
+      if (r.hang) {
+        stream.expires_never();
+        // Keep the connection open without answering; notice when the client gives up.
+        hang_buffer.resize(1);
+        stream.socket().async_read_some(asio::buffer(hang_buffer),
+                                        [self = shared_from_this()](beast::error_code, std::size_t) { self->close(); });
+        return;
       }
+      if (r.delay.count() == 0) return write(std::move(*r.response));
+      // The token is minted when the delay ends, so its lifetime starts when it is sent.
+      timer.expires_after(r.delay);
+      timer.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (ec) return;
+        self->write(self->impl->handle_token(self->req, false));
+      });
     }
 
     void write(Response res) {
@@ -688,6 +707,24 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
   bool stopping = false;
   std::vector<std::weak_ptr<Session>> sessions;
 };
+
+struct TokenServerAccess {
+  static TokenServer::Impl& impl(TokenServer& server) { return *server.impl_; }
+};
+
+std::optional<HttpResponse> handle_request(TokenServer& server, const HttpRequest& request) {
+  auto& impl = TokenServerAccess::impl(server);
+  try {
+    auto reply = impl.respond(request);
+    if (reply.hang) return std::nullopt;
+    if (!reply.response) return impl.handle_token(request, false);  // slow: no wait without a socket
+    return std::move(*reply.response);
+  } catch (const std::exception& e) {
+    // The same answer a connection gives when a hostile request makes a handler throw.
+    return impl.json_response(request, http::status::internal_server_error,
+                              {{"error", "internal"}, {"message", e.what()}});
+  }
+}
 
 TokenServer::TokenServer(TokenServerOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
 

@@ -113,6 +113,7 @@ class TokenServer {
   const TokenServerOptions& options() const noexcept;
 
  private:
+  friend struct TokenServerAccess;  // token_server_http.hpp's socket-free handler
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };

@@ -4,8 +4,13 @@
 // cause, and service recovers by itself once the fault ends; the test prints the recovery time.
 #include <doctest/doctest.h>
 
+#include "caches/cache_test_support.hpp"
 #include "support/test_tokens.hpp"
+#include "token_server.hpp"
 
+#include <credkit/caches/cached_token_source.hpp>
+#include <credkit/caches/encrypted_file_token_cache.hpp>
+#include <credkit/caches/redis_token_cache.hpp>
 #include <credkit/sources/http_token_source.hpp>
 
 #include <arpa/inet.h>
@@ -17,6 +22,8 @@
 #include <boost/asio/use_future.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -216,6 +223,55 @@ struct Outcome {
   double seconds = 0;
 };
 
+using steady = std::chrono::steady_clock;
+
+double since(steady::time_point t) { return std::chrono::duration<double>(steady::now() - t).count(); }
+
+RefreshPolicy cached_policy() {
+  RefreshPolicy p;
+  p.min_validity = 5s;
+  p.min_refresh_interval = 10ms;
+  p.retry_initial = 20ms;
+  p.retry_max = 200ms;
+  p.fetch_timeout = 3s;
+  return p;
+}
+
+CacheEncryptionKey raw_key(unsigned char fill) { return CacheEncryptionKey::from_raw(std::vector<unsigned char>(32, fill)); }
+
+/// The sample token server's app endpoint behind an `HttpTokenSource`; its request counter is
+/// the number of fetches that reached the service.
+struct ServiceFixture {
+  samples::TokenServer service;
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(io);
+  std::thread runner{[this] { io.run(); }};
+  std::unique_ptr<HttpTokenSource> source;
+
+  ServiceFixture() {
+    service.start();
+    source = std::make_unique<HttpTokenSource>(io.get_executor(),
+                                               source_options(service.base_url() + "/chat/user/alice/token"));
+  }
+  ~ServiceFixture() {
+    guard.reset();
+    runner.join();
+    service.stop();
+  }
+  std::uint64_t fetches() const { return service.request_count("chat_user_token"); }
+  std::shared_ptr<TokenCredential> credential(std::shared_ptr<TokenCache> cache) {
+    return make_cached_credential(io.get_executor(), std::move(cache), TokenCacheKey("alice"), source->fetcher(),
+                                  cached_policy());
+  }
+};
+
+/// The log lines written since `mark` (a previous `all().size()`), on one line.
+std::string lines_since(const cachetest::LogCapture& logs, std::size_t mark) {
+  std::string text = logs.all().substr(mark);
+  for (char& c : text) c = c == '\n' ? ' ' : c;
+  return text;
+}
+
 }  // namespace
 
 TEST_SUITE("reliability") {
@@ -313,6 +369,149 @@ TEST_CASE("token service faults: bounded, cached token kept, cause named, recove
   runner.join();
 }
 
+TEST_CASE("cache faults: Redis killed and restarted mid-run: tokens keep flowing, Redis used again") {
+  ServiceFixture f;
+  cachetest::RedisServer redis;
+  cachetest::LogCapture logs;
+  RedisTokenCacheOptions ro;
+  ro.port = redis.port();
+  ro.keys.push_back(raw_key(7));  // connect/command timeouts 500 ms, retry_after_failure 1 s
+  auto cache = RedisTokenCache::create(f.io.get_executor(), ro);
+
+  auto warm = f.credential(cache);
+  const auto held = warm->get_token(5s);
+  auto peer = f.credential(cache);  // another instance: served from Redis
+  CHECK(peer->get_token(5s).token() == held.token());
+  CHECK(f.fetches() == 1);
+  peer->close();
+
+  redis.stop();  // SIGKILL mid-run
+  CHECK(warm->get_token(1s) == held);  // the valid token in memory keeps being served
+  const auto mark = logs.all().size();
+  auto cold = f.credential(cache);
+  const auto t0 = steady::now();
+  const auto direct = cold->get_token(6s);  // no token yet: fetched directly, Redis bypassed
+  const double first_call = since(t0);
+  CHECK(direct.expires_on() > sys::now());
+  CHECK(f.fetches() == 2);
+  auto cold2 = f.credential(cache);
+  const auto t1 = steady::now();
+  cold2->get_token(6s);
+  const double next_call = since(t1);  // within retry_after_failure: Redis skipped at once
+  CHECK(logs.count("bypassed") == 1);  // one warning per outage, naming the cause
+  const std::string warning = lines_since(logs, mark);
+  CHECK(first_call < 3.0);
+  cold->close();
+  cold2->close();
+
+  redis.start();  // same port, empty (no persistence)
+  const auto restarted = steady::now();
+  double recovery = -1;
+  while (recovery < 0 && since(restarted) < 10) {
+    auto c = f.credential(cache);
+    c->get_token(6s);
+    c->close();
+    if (redis.command({"DBSIZE"}) != "0") recovery = since(restarted);
+    else std::this_thread::sleep_for(20ms);
+  }
+  CHECK(recovery >= 0);
+  const auto before = f.fetches();
+  auto after = f.credential(cache);
+  after->get_token(5s);
+  CHECK(f.fetches() == before);  // served from Redis again
+  CHECK(logs.count("reachable again") == 1);
+  CHECK(warm->get_token(1s) == held);
+  after->close();
+  warm->close();
+
+  std::printf("| Redis killed (SIGKILL) | token served, fetched directly: first call %.3f s, next %.3f s; "
+              "one warning: %s | %.3f s after redis-server is back (writes reach Redis again) |\n",
+              first_call, next_call, warning.substr(0, 160).c_str(), recovery);
+  std::fflush(stdout);
+}
+
+TEST_CASE("cache faults: cache file truncated, corrupted, or encrypted with another key") {
+  ServiceFixture f;
+  cachetest::LogCapture logs;
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("credkit-faults-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path path = dir / "tokens.bin";
+  auto file_cache = [&](unsigned char key) {
+    EncryptedFileTokenCacheOptions o;
+    o.path = path.string();
+    o.keys.push_back(raw_key(key));
+    return EncryptedFileTokenCache::create(f.io.get_executor(), o);
+  };
+  const TokenCacheKey key("alice");
+
+  enum class Damage { truncated, corrupted, other_key };
+  for (const auto damage : {Damage::truncated, Damage::corrupted, Damage::other_key}) {
+    const std::string name = damage == Damage::truncated ? "cache file truncated (half)"
+                       : damage == Damage::corrupted ? "cache file corrupted (last 16 bytes flipped)"
+                                                     : "cache file encrypted with another key";
+    CAPTURE(name);
+    fs::remove(path);
+    auto writer = f.credential(file_cache(1));
+    const auto held = writer->get_token(5s);  // fetched and written to the file
+    // The cache-aside write lands after the caller has its token: wait for it.
+    for (const auto t = steady::now(); since(t) < 5;) {
+      if (fs::exists(path) && cachetest::get_within(file_cache(1)->async_get(key, asio::use_future))) break;
+      std::this_thread::sleep_for(5ms);
+    }
+    const auto size = fs::file_size(path);
+    if (damage == Damage::truncated) fs::resize_file(path, size / 2);
+    if (damage == Damage::corrupted) {
+      std::fstream io(path, std::ios::in | std::ios::out | std::ios::binary);
+      std::string tail(16, '\0');
+      io.seekg(static_cast<std::streamoff>(size - 16));
+      io.read(tail.data(), 16);
+      for (char& c : tail) c = static_cast<char>(c ^ 0x5a);
+      io.seekp(static_cast<std::streamoff>(size - 16));
+      io.write(tail.data(), 16);
+    }
+    const unsigned char reader_key = damage == Damage::other_key ? 2 : 1;
+
+    CHECK(writer->get_token(1s) == held);  // the token in memory is untouched
+    const auto fetches = f.fetches();
+    const auto mark = logs.all().size();
+    auto cold = f.credential(file_cache(reader_key));
+    const auto t0 = steady::now();
+    const auto got = cold->get_token(6s);  // the damaged file is not a token source: fetched
+    const double served = since(t0);
+    CHECK(got.expires_on() > sys::now());
+    CHECK(f.fetches() == fetches + 1);
+    const std::string warning = lines_since(logs, mark);
+    CHECK_MESSAGE(warning.find(damage == Damage::other_key ? "no entry under the keys" : "damaged") != std::string::npos,
+                  warning);
+
+    // The fallback fetch wrote the token back, replacing the damaged file: a new reader with
+    // the same key finds it there.
+    double recovery = -1;
+    while (recovery < 0 && since(t0) < 10) {
+      std::optional<AccessToken> fresh;
+      try {
+        fresh = cachetest::get_within(file_cache(reader_key)->async_get(key, asio::use_future));
+      } catch (const Error&) {
+        // still the damaged file: the write has not landed yet
+      }
+      if (fresh && fresh->token == got.token()) recovery = since(t0);
+      else std::this_thread::sleep_for(5ms);
+    }
+    CHECK(recovery >= 0);
+    auto again = f.credential(file_cache(reader_key));
+    CHECK(again->get_token(5s).token() == got.token());
+    CHECK(f.fetches() == fetches + 1);
+    again->close();
+    cold->close();
+    writer->close();
+    std::printf("| %s | token served, fetched directly in %.3f s; warning: %s | %.3f s (file rewritten) |\n", name.c_str(),
+                served, warning.substr(0, 200).c_str(), recovery);
+  }
+  std::fflush(stdout);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("clock jumps: forward past expiry refreshes before serving, backward keeps the token") {
   VirtualEnv env;
   ScriptedFetcher fetcher(env.clock, 60min);
@@ -342,10 +541,20 @@ TEST_CASE("clock jumps: forward past expiry refreshes before serving, backward k
   CHECK(fetcher.calls() == 2);
   // Unprompted, the wake check notices the jump within wake_check_interval.
   env.clock->jump(2h);
-  env.run_for(o.policy.wake_check_interval + 1s);
+  const auto jumped = env.elapsed();
+  while (fetcher.calls() < 3 && env.elapsed() - jumped < o.policy.wake_check_interval + 2s) env.run_for(100ms);
+  const double noticed = std::chrono::duration<double>(env.elapsed() - jumped).count();
   CHECK(fetcher.calls() == 3);
+  CHECK(noticed <= std::chrono::duration<double>(o.policy.wake_check_interval).count() + 0.2);
   CHECK(cred->cached_token().expires_on() > env.now());
   cred->close();
+  std::printf("| clock back 24 h | same token, 0 fetches | - |\n"
+              "| clock forward 26 h (past expiry), caller waiting | never the expired token: the caller waits for "
+              "one fetch | immediate (1 fetch) |\n"
+              "| clock forward 2 h, no caller | refreshed by the wake check | %.1f s virtual (wake_check_interval "
+              "%lld s) |\n",
+              noticed, static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(o.policy.wake_check_interval).count()));
+  std::fflush(stdout);
 }
 
 }  // TEST_SUITE

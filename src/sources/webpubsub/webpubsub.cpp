@@ -54,7 +54,10 @@ ConnectionString ConnectionString::parse(std::string_view text) {
   auto parts = credkit::detail::split_connection_string(text);
   if (!parts) bad("expected 'Endpoint=https://...;AccessKey=...;Version=1.0;' (a part has no '=' or an empty name)");
   std::optional<std::string> endpoint, key, version, port;
-  for (auto& [name, value] : *parts) {
+  for (auto& part : *parts) {
+    // Named members, not a structured binding: clang 14 cannot capture bindings in lambdas.
+    const std::string& name = part.first;
+    std::string& value = part.second;
     auto take = [&](std::optional<std::string>& slot, const char* label) {
       if (slot) bad(std::string("'") + label + "' appears twice");
       slot = value;
