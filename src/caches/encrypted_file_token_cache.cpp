@@ -5,8 +5,6 @@
 #include "caches/io_pool.hpp"
 #include "caches/record_crypto.hpp"
 
-#include <boost/asio/post.hpp>
-
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -362,48 +360,19 @@ EncryptedFileTokenCache::~EncryptedFileTokenCache() = default;
 
 void EncryptedFileTokenCache::do_get(std::string key,
                                      std::function<void(std::exception_ptr, std::optional<AccessToken>)> done) {
-  boost::asio::post(detail::cache_io_executor(), [impl = impl_, key = std::move(key), done = std::move(done)] {
-    std::optional<AccessToken> token;
-    std::exception_ptr failure;
-    try {
-      token = impl->get(key);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    // Completed outside the catch block: the handler may run on another thread at once.
-    if (failure) return done(std::move(failure), std::nullopt);
-    done(nullptr, std::move(token));
-  });
+  detail::run_blocking([impl = impl_, key = std::move(key)] { return impl->get(key); }, std::move(done));
 }
 
 void EncryptedFileTokenCache::do_put(std::string key, AccessToken value, std::optional<std::chrono::milliseconds> ttl,
                                      std::function<void(std::exception_ptr)> done) {
-  boost::asio::post(detail::cache_io_executor(),
-                    [impl = impl_, key = std::move(key), value = std::move(value), ttl, done = std::move(done)] {
-                      std::exception_ptr failure;
-                      try {
-                        impl->modify(key, value, ttl);
-                      } catch (...) {
-                        failure = std::current_exception();
-                      }
-                      // Completed outside the catch block: the handler may run on another thread at once.
-                      if (failure) return done(std::move(failure));
-                      done(nullptr);
-                    });
+  detail::run_blocking(
+      [impl = impl_, key = std::move(key), value = std::move(value), ttl] { impl->modify(key, value, ttl); },
+      std::move(done));
 }
 
 void EncryptedFileTokenCache::do_erase(std::string key, std::function<void(std::exception_ptr)> done) {
-  boost::asio::post(detail::cache_io_executor(), [impl = impl_, key = std::move(key), done = std::move(done)] {
-    std::exception_ptr failure;
-    try {
-      impl->modify(key, std::nullopt, std::nullopt);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    // Completed outside the catch block: the handler may run on another thread at once.
-    if (failure) return done(std::move(failure));
-    done(nullptr);
-  });
+  detail::run_blocking([impl = impl_, key = std::move(key)] { impl->modify(key, std::nullopt, std::nullopt); },
+                       std::move(done));
 }
 
 }  // namespace credkit

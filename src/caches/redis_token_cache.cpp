@@ -4,15 +4,18 @@
 
 #include "caches/io_pool.hpp"
 #include "caches/record_crypto.hpp"
+#include "caches/redis_connection.hpp"
+#include "caches/redis_tls.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <hiredis/hiredis.h>
-
 #include <atomic>
+#include <initializer_list>
 #include <mutex>
 #include <random>
+#include <string_view>
+#include <unordered_map>
 
 namespace credkit {
 
@@ -24,20 +27,15 @@ using steady = std::chrono::steady_clock;
 constexpr const char* release_script =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+using detail::RedisConnection;
+using Reply = detail::RedisReply;
+using Args = std::initializer_list<std::string_view>;
 
-timeval to_timeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms.count() / 1000);
-  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms.count() % 1000) * 1000);
-  return tv;
-}
-
+/// Failures that mean "Redis cannot be used now": the cache-aside path falls back quietly
+/// (the outage itself is logged once).
 bool is_unavailable(const std::exception_ptr& e) {
-  return error_code_of(e) == make_error_code(errc::cache_unavailable);
+  const auto code = error_code_of(e);
+  return code == make_error_code(errc::cache_unavailable) || code == make_error_code(errc::tls_error);
 }
 
 }  // namespace
@@ -48,96 +46,89 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   std::string endpoint;  // host:port, for messages
   std::unique_ptr<Keyring> keyring;
 
+  std::shared_ptr<const detail::RedisEndpoint> where;
+
   std::mutex pool_mutex;
-  std::vector<redisContext*> idle;
+  std::vector<std::unique_ptr<RedisConnection>> idle;
 
   std::atomic<std::int64_t> down_until{0};  // steady ns; Redis skipped until then
   std::atomic<bool> outage{false};
   std::atomic<bool> warned_decrypt{false};
 
-  ~Impl() {
-    for (auto* c : idle) redisFree(c);
-  }
+  static constexpr std::size_t max_names = 4096;
+  std::mutex names_mutex;
+  std::unordered_map<std::string, std::string> names;  // cache key -> lookup id
 
   // ---- connections -------------------------------------------------------------------
-  redisContext* connect() {
-    const auto tv = to_timeval(options.connect_timeout);
-    redisContext* c = redisConnectWithTimeout(options.host.c_str(), options.port, tv);
-    if (!c) throw_error(errc::cache_unavailable, "cannot connect to Redis at " + endpoint + ": out of memory");
-    if (c->err) {
-      std::string why = c->errstr;
-      redisFree(c);
-      throw_error(errc::cache_unavailable, "cannot connect to Redis at " + endpoint + ": " + why);
+  std::unique_ptr<RedisConnection> connect() {
+    auto c = RedisConnection::open(where);
+    if (!options.password.empty()) {
+      auto r = options.username.empty() ? c->command(Args{"AUTH", options.password})
+                                        : c->command(Args{"AUTH", options.username, options.password});
+      if (r->type == REDIS_REPLY_ERROR)
+        throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused AUTH (" +
+                                                 std::string(r->str, r->len) + "); check username and password");
     }
-    redisSetTimeout(c, to_timeval(options.command_timeout));
-    try {
-      if (!options.password.empty()) {
-        std::vector<std::string> argv{"AUTH"};
-        if (!options.username.empty()) argv.push_back(options.username);
-        argv.push_back(options.password);
-        auto r = run(c, argv);
-        if (r->type == REDIS_REPLY_ERROR)
-          throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused AUTH (" +
-                                                   std::string(r->str, r->len) + "); check username and password");
-      }
-      if (options.database != 0) {
-        auto r = run(c, {"SELECT", std::to_string(options.database)});
-        if (r->type == REDIS_REPLY_ERROR)
-          throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused SELECT " +
-                                                   std::to_string(options.database) + " (" +
-                                                   std::string(r->str, r->len) + ")");
-      }
-    } catch (...) {
-      redisFree(c);
-      throw;
+    if (options.database != 0) {
+      const auto db = std::to_string(options.database);
+      auto r = c->command(Args{"SELECT", db});
+      if (r->type == REDIS_REPLY_ERROR)
+        throw_error(errc::cache_unavailable,
+                    "Redis at " + endpoint + " refused SELECT " + db + " (" + std::string(r->str, r->len) + ")");
     }
     return c;
   }
 
-  /// One command on `c`; throws `cache_unavailable` on a transport failure or timeout.
-  Reply run(redisContext* c, const std::vector<std::string>& args) {
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lens;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    auto* r = static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
-    if (!r)
-      throw_error(errc::cache_unavailable,
-                  "Redis at " + endpoint + " failed a command: " + (c->errstr[0] ? std::string(c->errstr) : "I/O error"));
-    return Reply(r);
+  bool skipping() const {
+    return steady::now().time_since_epoch().count() < down_until.load(std::memory_order_acquire);
   }
 
-  /// Runs one command on a pooled connection, with the outage bookkeeping.
-  Reply command(const std::vector<std::string>& args) {
-    const auto now = steady::now().time_since_epoch().count();
-    if (now < down_until.load(std::memory_order_acquire))
-      throw_error(errc::cache_unavailable, "Redis at " + endpoint + " is unavailable (recent failure; retrying soon)");
-    redisContext* c = nullptr;
+  /// Starts `args` on an idle pooled connection from the calling thread, without waiting
+  /// (see RedisConnection::start); null when Redis is being skipped or no connection is idle.
+  /// Sending before the hand-off to the I/O threads overlaps Redis' work with that hand-off.
+  std::unique_ptr<RedisConnection> try_start(Args args) {
+    if (skipping()) return nullptr;
+    std::unique_ptr<RedisConnection> c;
     {
       std::lock_guard lock(pool_mutex);
-      if (!idle.empty()) {
-        c = idle.back();
-        idle.pop_back();
-      }
+      if (idle.empty()) return nullptr;
+      c = std::move(idle.back());
+      idle.pop_back();
     }
+    c->start(args);
+    return c;
+  }
+
+  /// Runs one command on a pooled connection, with the outage bookkeeping. `started`: the
+  /// command already begun by `try_start` (then `args` is not sent again).
+  Reply command(Args args, std::unique_ptr<RedisConnection> started = nullptr) {
+    std::unique_ptr<RedisConnection> c = std::move(started);
+    if (!c && skipping())
+      throw_error(errc::cache_unavailable, "Redis at " + endpoint + " is unavailable (recent failure; retrying soon)");
     try {
-      if (!c) c = connect();
-      auto r = run(c, args);
+      Reply r;
+      if (c) {
+        r = c->finish();
+      } else {
+        {
+          std::lock_guard lock(pool_mutex);
+          if (!idle.empty()) {
+            c = std::move(idle.back());
+            idle.pop_back();
+          }
+        }
+        if (!c) c = connect();
+        r = c->command(args);
+      }
       {
         std::lock_guard lock(pool_mutex);
-        if (idle.size() < options.pool_size) {
-          idle.push_back(c);
-          c = nullptr;
-        }
+        if (idle.size() < options.pool_size) idle.push_back(std::move(c));
       }
-      if (c) redisFree(c);
       if (outage.exchange(false, std::memory_order_acq_rel))
         log(LogLevel::warning, "Redis token cache at " + endpoint + " is reachable again; using it");
       return r;
     } catch (const Error& e) {
-      if (c) redisFree(c);  // a failed connection is never reused
+      c.reset();  // a failed connection is never reused
       down_until.store(steady::now().time_since_epoch().count() +
                            std::chrono::duration_cast<steady::duration>(options.retry_after_failure).count(),
                        std::memory_order_release);
@@ -148,16 +139,27 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  std::string token_name(const std::string& key) const {
-    return options.key_prefix + "tok:" + detail::to_hex(Keyring::lookup(keyring->primary(), key));
+  /// The hex lookup id of `key` under the primary key, remembered: an HMAC with OpenSSL 3
+  /// costs several microseconds (algorithm fetches), and a hit needs it before sending GET.
+  /// The ids are public (they are Redis key names); the map is bounded by clearing it.
+  std::string lookup_id(const std::string& key) {
+    {
+      std::lock_guard lock(names_mutex);
+      if (auto it = names.find(key); it != names.end()) return it->second;
+    }
+    std::string id = detail::to_hex(Keyring::lookup(keyring->primary(), key));
+    std::lock_guard lock(names_mutex);
+    if (names.size() >= max_names) names.clear();
+    names.emplace(key, id);
+    return id;
   }
-  std::string lock_name(const std::string& key) const {
-    return options.key_prefix + "lock:" + detail::to_hex(Keyring::lookup(keyring->primary(), key));
-  }
+  std::string token_name(const std::string& key) { return options.key_prefix + "tok:" + lookup_id(key); }
+  std::string lock_name(const std::string& key) { return options.key_prefix + "lock:" + lookup_id(key); }
 
   // ---- blocking operations (run on the cache I/O threads) ------------------------------
-  std::optional<AccessToken> get(const std::string& key) {
-    auto r = command({"GET", token_name(key)});
+  /// `started`: the GET already begun by `try_start`, if any.
+  std::optional<AccessToken> get(const std::string& key, std::unique_ptr<RedisConnection> started = nullptr) {
+    auto r = command({"GET", token_name(key)}, std::move(started));
     if (r->type == REDIS_REPLY_NIL) return std::nullopt;
     if (r->type != REDIS_REPLY_STRING)
       throw_error(errc::cache_unavailable, "Redis at " + endpoint + " answered GET with an unexpected reply" +
@@ -166,11 +168,11 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   }
 
   /// As `get`, but an undecryptable value is a miss (with one warning), not an error.
-  std::optional<AccessToken> get_lenient(const std::string& key) {
+  std::optional<AccessToken> get_lenient(const std::string& key, std::unique_ptr<RedisConnection> started = nullptr) {
     try {
-      return get(key);
+      return get(key, std::move(started));
     } catch (const Error& e) {
-      if (e.code() == make_error_code(errc::cache_unavailable)) throw;
+      if (is_unavailable(std::current_exception())) throw;
       if (!warned_decrypt.exchange(true)) log(LogLevel::warning, std::string("Redis token cache: ") + e.what());
       return std::nullopt;
     }
@@ -220,6 +222,7 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
   steady::time_point give_up;
   std::shared_ptr<boost::asio::steady_timer> timer;
   std::minstd_rand rng{std::random_device{}()};
+  std::unique_ptr<RedisConnection> started;  // the first GET, begun by the caller
 
   bool fresh(const std::optional<AccessToken>& t) const {
     return t && t->expires_on - impl->options.clock->now() > min_validity;
@@ -227,7 +230,7 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
 
   void start() {
     try {
-      auto cached = impl->get_lenient(key);
+      auto cached = impl->get_lenient(key, std::move(started));
       if (fresh(cached)) return done(nullptr, std::move(*cached));
       if (impl->try_lock(key, owner)) return lead();
       schedule_poll();
@@ -308,10 +311,17 @@ std::shared_ptr<RedisTokenCache> RedisTokenCache::create(executor_type executor,
   auto positive = [](std::chrono::milliseconds d, const char* name) {
     if (d.count() <= 0) throw_error(errc::invalid_argument, std::string("RedisTokenCacheOptions::") + name + " must be > 0");
   };
-  if (options.tls)
+  if (!options.tls) {
+    for (auto [value, name] : {std::pair{&options.tls_ca_file, "tls_ca_file"}, {&options.tls_ca_path, "tls_ca_path"},
+                               {&options.tls_cert_file, "tls_cert_file"}, {&options.tls_key_file, "tls_key_file"},
+                               {&options.tls_server_name, "tls_server_name"}})
+      if (!value->empty())
+        throw_error(errc::invalid_argument,
+                    std::string("RedisTokenCacheOptions::") + name + " is set but tls is false; set tls = true");
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty())
     throw_error(errc::invalid_argument,
-                "RedisTokenCacheOptions::tls: this build's hiredis (0.14) has no TLS support (no hiredis_ssl); "
-                "reach Redis through a local TLS tunnel such as stunnel, or build credkit against hiredis >= 1.0");
+                "RedisTokenCacheOptions::tls_cert_file and tls_key_file go together: set both or neither");
   if (options.keys.empty())
     throw_error(errc::invalid_argument, "RedisTokenCacheOptions::keys is empty: give at least one key");
   if (options.host.empty()) throw_error(errc::invalid_argument, "RedisTokenCacheOptions::host is empty");
@@ -333,54 +343,43 @@ RedisTokenCache::RedisTokenCache(executor_type executor, RedisTokenCacheOptions 
   impl_->keyring = std::make_unique<Keyring>(
       options.keys, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(salt.data()), salt.size()));
   impl_->endpoint = options.host + ":" + std::to_string(options.port);
+  auto where = std::make_shared<detail::RedisEndpoint>();
+  where->host = options.host;
+  where->port = options.port;
+  where->endpoint = impl_->endpoint;
+  where->connect_timeout = options.connect_timeout;
+  where->command_timeout = options.command_timeout;
+  if (options.tls) {
+    where->tls = detail::make_redis_tls_context(options);  // CA and client files are read now, once
+    where->server_name = options.tls_server_name;
+    where->verify_peer = options.tls_verify_peer;
+    if (!options.tls_verify_peer)
+      log(LogLevel::warning, "Redis token cache at " + impl_->endpoint +
+                                 ": tls_verify_peer is false; the server's certificate is not checked, so anyone on "
+                                 "the path can impersonate Redis");
+  }
+  impl_->where = std::move(where);
   impl_->options = std::move(options);
 }
 
 RedisTokenCache::~RedisTokenCache() = default;
 
 void RedisTokenCache::do_get(std::string key, std::function<void(std::exception_ptr, std::optional<AccessToken>)> done) {
-  boost::asio::post(detail::cache_io_executor(), [impl = impl_, key = std::move(key), done = std::move(done)] {
-    std::optional<AccessToken> token;
-    std::exception_ptr failure;
-    try {
-      token = impl->get(key);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    // Completed outside the catch block: the handler may run on another thread at once.
-    if (failure) return done(std::move(failure), std::nullopt);
-    done(nullptr, std::move(token));
-  });
+  auto started = impl_->try_start({"GET", impl_->token_name(key)});
+  detail::run_blocking([impl = impl_, key = std::move(key), started = std::move(started)]() mutable {
+    return impl->get(key, std::move(started));
+  }, std::move(done));
 }
 
 void RedisTokenCache::do_put(std::string key, AccessToken value, std::optional<std::chrono::milliseconds> ttl,
                              std::function<void(std::exception_ptr)> done) {
-  boost::asio::post(detail::cache_io_executor(),
-                    [impl = impl_, key = std::move(key), value = std::move(value), ttl, done = std::move(done)] {
-                      std::exception_ptr failure;
-                      try {
-                        impl->put(key, value, ttl);
-                      } catch (...) {
-                        failure = std::current_exception();
-                      }
-                      // Completed outside the catch block: the handler may run on another thread at once.
-                      if (failure) return done(std::move(failure));
-                      done(nullptr);
-                    });
+  detail::run_blocking(
+      [impl = impl_, key = std::move(key), value = std::move(value), ttl] { impl->put(key, value, ttl); },
+      std::move(done));
 }
 
 void RedisTokenCache::do_erase(std::string key, std::function<void(std::exception_ptr)> done) {
-  boost::asio::post(detail::cache_io_executor(), [impl = impl_, key = std::move(key), done = std::move(done)] {
-    std::exception_ptr failure;
-    try {
-      impl->erase(key);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    // Completed outside the catch block: the handler may run on another thread at once.
-    if (failure) return done(std::move(failure));
-    done(nullptr);
-  });
+  detail::run_blocking([impl = impl_, key = std::move(key)] { impl->erase(key); }, std::move(done));
 }
 
 void RedisTokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds min_validity, UpstreamFetch fetch,
@@ -397,6 +396,7 @@ void RedisTokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds
   flight->owner = detail::to_hex(owner);
   flight->give_up = steady::now() + impl_->options.wait_timeout;
   flight->timer = std::make_shared<boost::asio::steady_timer>(detail::cache_io_executor());
+  flight->started = impl_->try_start({"GET", impl_->token_name(flight->key)});
   boost::asio::post(detail::cache_io_executor(), [flight] { flight->start(); });
 }
 

@@ -85,10 +85,26 @@ inline int wait_child(pid_t pid, std::chrono::milliseconds timeout) {
   }
 }
 
+/// Whether a TCP connection to the loopback `port` is accepted.
+inline bool tcp_accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
 /// A real redis-server on a free loopback port; can be killed and restarted on that port.
+/// With `tls`, the port is its TLS port (`--port 0 --tls-port <port>`; `extra` names the files).
 class RedisServer {
  public:
-  explicit RedisServer(std::vector<std::string> extra = {}) : port_(free_port()), extra_(std::move(extra)) { start(); }
+  explicit RedisServer(std::vector<std::string> extra = {}, bool tls = false)
+      : port_(free_port()), extra_(std::move(extra)), tls_(tls) {
+    start();
+  }
   ~RedisServer() { stop(); }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -96,12 +112,18 @@ class RedisServer {
   int port() const { return port_; }
 
   void start() {
-    std::vector<std::string> argv{"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no"};
+    std::vector<std::string> argv{"/usr/bin/redis-server", "--port", tls_ ? "0" : std::to_string(port_), "--bind",
+                                  "127.0.0.1", "--save", "", "--appendonly", "no"};
+    if (tls_) argv.insert(argv.end(), {"--tls-port", std::to_string(port_)});
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     pid_ = spawn(argv);
     const auto end = std::chrono::steady_clock::now() + 10s;
     while (std::chrono::steady_clock::now() < end) {
+      if (tls_) {
+        if (tcp_accepts(port_)) return;
+        std::this_thread::sleep_for(20ms);
+        continue;
+      }
       timeval tv{0, 200000};
       if (redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv)) {
         const bool up = !c->err;
@@ -160,6 +182,7 @@ class RedisServer {
  private:
   int port_;
   std::vector<std::string> extra_;
+  bool tls_ = false;
   pid_t pid_ = -1;
 };
 

@@ -111,7 +111,7 @@ TEST_CASE("RedisTokenCache: round trip, values encrypted in Redis, PX from expir
   pool.join();
 }
 
-TEST_CASE("RedisTokenCache: AUTH with password and with user + password; TLS is rejected clearly") {
+TEST_CASE("RedisTokenCache: AUTH with password and with user + password; bad TLS options are rejected clearly") {
   RedisServer redis({"--requirepass", "s3cret-pass", "--user", "bot", "on", ">bot-pass", "~*", "+@all"});
   boost::asio::thread_pool pool(1);
   const TokenCacheKey k("u");
@@ -141,15 +141,27 @@ TEST_CASE("RedisTokenCache: AUTH with password and with user + password; TLS is 
     CHECK(std::string(e.what()).find("wrong-password") == std::string::npos);
   }
 
+  auto rejected = [&](RedisTokenCacheOptions bad, const std::string& named) {
+    try {
+      RedisTokenCache::create(pool.get_executor(), bad);
+      FAIL("accepted: " << named);
+    } catch (const Error& e) {
+      CHECK((e.code() == make_error_code(errc::invalid_argument)));
+      CHECK_MESSAGE(std::string(e.what()).find(named) != std::string::npos, e.what());
+    }
+  };
   auto tls = options_for(redis.port());
+  tls.tls_ca_file = "/etc/ssl/certs/ca-certificates.crt";
+  rejected(tls, "tls is false");  // a TLS option without tls is a mistake, not ignored
   tls.tls = true;
-  try {
-    RedisTokenCache::create(pool.get_executor(), tls);
-    FAIL("tls accepted");
-  } catch (const Error& e) {
-    CHECK((e.code() == make_error_code(errc::invalid_argument)));
-    CHECK(std::string(e.what()).find("hiredis") != std::string::npos);
-  }
+  tls.tls_cert_file = "/nonexistent/client.crt";
+  rejected(tls, "set both or neither");
+  tls.tls_key_file = "/nonexistent/client.key";
+  rejected(tls, "/nonexistent/client.crt");
+  tls.tls_cert_file.clear();
+  tls.tls_key_file.clear();
+  tls.tls_ca_file = "/nonexistent/ca.crt";
+  rejected(tls, "tls_ca_file (/nonexistent/ca.crt)");
   CHECK_THROWS_AS(RedisTokenCache::create(pool.get_executor(), RedisTokenCacheOptions{}), Error);  // no key
   pool.join();
 }

@@ -26,11 +26,29 @@ struct RedisTokenCacheOptions {
   std::string password;
   /// SELECT this database after connecting (0: none sent).
   int database = 0;
-  /// TLS to Redis. Not available in this build: hiredis 0.14 (Debian 12) has no
-  /// hiredis_ssl, so `true` is rejected by `create` with `errc::invalid_argument`.
-  /// Reach a TLS-only Redis through a local TLS tunnel (stunnel, spiped) instead.
+  /// TLS to Redis (its `tls-port`), through OpenSSL, TLS 1.2 or later. The peer's certificate
+  /// is verified (chain and host name) unless `tls_verify_peer` is false. The `tls_*` options
+  /// below require `tls`; `create` rejects them otherwise.
   bool tls = false;
-  /// Bounds of connecting and of each command; beyond them Redis counts as unavailable.
+  /// PEM file of the CA certificate(s) that signed Redis' certificate. Empty (and no
+  /// `tls_ca_path`): the system's default CA store.
+  std::string tls_ca_file;
+  /// Directory of CA certificates in OpenSSL's hashed layout (`openssl rehash`).
+  std::string tls_ca_path;
+  /// Client certificate chain (PEM) and its private key (PEM, unencrypted), for a Redis with
+  /// `tls-auth-clients yes` (Redis' default). Set both or neither. The key is read once, by
+  /// `create`; its content never appears in messages.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  /// The name the certificate must carry (and the SNI sent, for names). Empty: `host`. Set it
+  /// when connecting by an address the certificate does not list.
+  std::string tls_server_name;
+  /// Verify Redis' certificate and host name. `false` encrypts without authenticating the
+  /// server (anyone on the path can impersonate it): for tests only; `create` logs a warning.
+  bool tls_verify_peer = true;
+  /// Bounds of connecting (TCP and TLS handshake together) and of each command (sending and
+  /// reading the reply); beyond them Redis counts as unavailable. Host names are resolved
+  /// before `connect_timeout` starts (prefer an address or a local resolver).
   std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(500);
   std::chrono::milliseconds command_timeout = std::chrono::milliseconds(500);
   /// Idle connections kept for reuse (connections are opened on demand).
@@ -63,8 +81,10 @@ struct RedisTokenCacheOptions {
 ///
 /// Values are AES-256-GCM records (the same format as `EncryptedFileTokenCache`'s) under
 /// `<prefix>tok:<keyed hash of the cache key>`, with a Redis TTL (PX) of expiry − margin.
-/// Blocking hiredis calls run on credkit's cache I/O threads over a small connection pool,
-/// never on the caller's or a credential's executor.
+/// Connections (plain TCP or TLS) are pooled; waiting for Redis happens on credkit's cache I/O
+/// threads, never on the caller's or a credential's executor. A read (`async_get`, and the
+/// first read of `async_get_or_fetch`) on an idle pooled connection is sent from the calling
+/// thread without waiting, so Redis works while the I/O thread wakes up.
 ///
 /// `async_get_or_fetch` is a distributed single-flight: when the token is missing or stale,
 /// only the instance that wins `SET <prefix>lock:<id> <random owner> NX PX lock_ttl` fetches;
@@ -75,11 +95,16 @@ struct RedisTokenCacheOptions {
 /// outage; it uses Redis again once Redis answers.
 ///
 /// Errors of `async_get`/`async_put`/`async_erase`: `cache_unavailable` (connect, AUTH,
-/// timeout, Redis error), `cache_corrupt`, `cache_wrong_key`, `crypto_error`.
+/// timeout including a TLS handshake timeout, Redis error), `tls_error` (certificate verify
+/// failed, host name mismatch, TLS handshake or protocol failure), `cache_corrupt`,
+/// `cache_wrong_key`, `crypto_error`. Both `cache_unavailable` and `tls_error` make
+/// `async_get_or_fetch` bypass Redis (one warning per outage).
 class RedisTokenCache final : public TokenCache {
  public:
-  /// Creates the cache (connects lazily). Throws `Error(errc::invalid_argument)` for a bad
-  /// option (no key, `tls`, non-positive timeouts).
+  /// Creates the cache (connects lazily; reads the TLS CA and client files now). Throws
+  /// `Error(errc::invalid_argument)` for a bad option (no key, non-positive timeouts, `tls_*`
+  /// without `tls`, a certificate or key without the other, an unreadable TLS file), or
+  /// `Error(errc::tls_error)` if OpenSSL cannot build the TLS context.
   static std::shared_ptr<RedisTokenCache> create(executor_type executor, RedisTokenCacheOptions options);
   ~RedisTokenCache() override;
 

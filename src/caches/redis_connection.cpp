@@ -1,0 +1,329 @@
+#include "caches/redis_connection.hpp"
+
+#include "caches/redis_tls.hpp"
+
+#include <credkit/core/error.hpp>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace credkit::detail {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+/// Waits until `fd` is ready for `events`; false once `deadline` has passed.
+bool wait_ready(int fd, short events, steady::time_point deadline) {
+  while (true) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, events, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r > 0) return true;  // also on POLLERR/POLLHUP: the next I/O call reports the cause
+    if (r < 0 && errno != EINTR) return true;
+  }
+}
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE on a peer that went away;
+// this BIO uses send(MSG_NOSIGNAL) so a dead Redis is an error, never a signal.
+int bio_write(BIO* b, const char* data, int len) {
+  const int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(b)));
+  BIO_clear_retry_flags(b);
+  const auto n = ::send(fd, data, static_cast<std::size_t>(len), MSG_NOSIGNAL);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(b);
+  return static_cast<int>(n);
+}
+
+int bio_read(BIO* b, char* data, int len) {
+  const int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(b)));
+  BIO_clear_retry_flags(b);
+  const auto n = ::recv(fd, data, static_cast<std::size_t>(len), 0);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(b);
+  return static_cast<int>(n);
+}
+
+long bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+int bio_create(BIO* b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+const BIO_METHOD* socket_bio_method() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "credkit redis socket");
+    if (m) {
+      BIO_meth_set_write(m, bio_write);
+      BIO_meth_set_read(m, bio_read);
+      BIO_meth_set_ctrl(m, bio_ctrl);
+      BIO_meth_set_create(m, bio_create);
+    }
+    return m;
+  }();
+  return method;
+}
+
+std::string errno_text(int e) {
+  char buf[128];
+  return ::strerror_r(e, buf, sizeof buf);
+}
+
+}  // namespace
+
+RedisConnection::RedisConnection(std::shared_ptr<const RedisEndpoint> where) : where_(std::move(where)) {}
+
+RedisConnection::~RedisConnection() {
+  if (ssl_) SSL_free(ssl_);  // no close_notify: it could block, and Redis does not need it
+  if (fd_ >= 0) ::close(fd_);
+  if (reader_) redisReaderFree(reader_);
+}
+
+std::unique_ptr<RedisConnection> RedisConnection::open(std::shared_ptr<const RedisEndpoint> where) {
+  std::unique_ptr<RedisConnection> c(new RedisConnection(std::move(where)));
+  c->deadline_ = steady::now() + c->where_->connect_timeout;
+  c->connect_tcp();
+  if (c->where_->tls) c->handshake();
+  c->reader_ = redisReaderCreate();
+  if (!c->reader_)
+    throw_error(errc::cache_unavailable, "cannot connect to Redis at " + c->where_->endpoint + ": out of memory");
+  return c;
+}
+
+void RedisConnection::connect_tcp() {
+  const std::string prefix = "cannot connect to Redis at " + where_->endpoint + ": ";
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  // getaddrinfo cannot be bounded; an address literal (the usual case) resolves without I/O.
+  if (const int rc = ::getaddrinfo(where_->host.c_str(), std::to_string(where_->port).c_str(), &hints, &found); rc != 0)
+    throw_error(errc::cache_unavailable, prefix + "cannot resolve the host (" + ::gai_strerror(rc) + ")");
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, &::freeaddrinfo);
+  std::string why = "no address";
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      why = errno_text(errno);
+      continue;
+    }
+    int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+      if (!wait_ready(fd, POLLOUT, deadline_)) {
+        ::close(fd);
+        throw_error(errc::cache_unavailable,
+                    prefix + "no answer within " + std::to_string(where_->connect_timeout.count()) +
+                        " ms (connect_timeout)");
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      rc = err == 0 ? 0 : -1;
+      errno = err;
+    }
+    if (rc != 0) {
+      why = errno_text(errno);
+      ::close(fd);
+      continue;
+    }
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // small commands, answered at once
+    fd_ = fd;
+    return;
+  }
+  throw_error(errc::cache_unavailable, prefix + why);
+}
+
+void RedisConnection::handshake() {
+  const std::string prefix = "TLS to Redis at " + where_->endpoint + " failed: ";
+  ERR_clear_error();
+  ssl_ = SSL_new(where_->tls.get());
+  BIO* bio = ssl_ ? BIO_new(socket_bio_method()) : nullptr;
+  if (!bio) throw_error(errc::tls_error, prefix + take_openssl_error("out of memory"));
+  BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd_)));
+  SSL_set_bio(ssl_, bio, bio);
+
+  const std::string& name = where_->server_name.empty() ? where_->host : where_->server_name;
+  const bool ip = is_ip_literal(name);
+  if (!ip) SSL_set_tlsext_host_name(ssl_, name.c_str());  // SNI carries names only
+  if (where_->verify_peer) {
+    const int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str())
+                      : SSL_set1_host(ssl_, name.c_str());
+    if (ok != 1) throw_error(errc::invalid_argument, "RedisTokenCacheOptions: cannot check the certificate against '" +
+                                                         name + "': " + take_openssl_error("invalid name"));
+  }
+
+  while (true) {
+    const int r = SSL_connect(ssl_);
+    if (r == 1) return;
+    const int e = SSL_get_error(ssl_, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      if (!wait_ready(fd_, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline_))
+        throw_error(errc::cache_unavailable, prefix + "handshake timeout: no answer within " +
+                                                 std::to_string(where_->connect_timeout.count()) +
+                                                 " ms (connect_timeout); check that the port is Redis' tls-port");
+      continue;
+    }
+    const long verify = SSL_get_verify_result(ssl_);
+    if (where_->verify_peer && verify != X509_V_OK) {
+      ERR_clear_error();
+      std::string msg = prefix + "certificate verify failed: " + X509_verify_cert_error_string(verify);
+      if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
+        msg += " (the certificate does not name '" + name + "'; set tls_server_name to a name it carries)";
+      else
+        msg += " (set tls_ca_file or tls_ca_path to the CA that signed Redis' certificate)";
+      throw_error(errc::tls_error, msg);
+    }
+    if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) {
+      const int err = errno;
+      const std::string reason = take_openssl_error("");
+      throw_error(errc::cache_unavailable,
+                  prefix + "handshake interrupted: " +
+                      (!reason.empty() ? reason : err != 0 ? errno_text(err) : "Redis closed the connection") +
+                      " (check that the port is Redis' tls-port and whether it requires a client certificate)");
+    }
+    throw_error(errc::tls_error, prefix + "handshake failed: " + take_openssl_error("unknown TLS error"));
+  }
+}
+
+[[noreturn]] void RedisConnection::fail_ssl(int e, const char* doing) {
+  const int err = errno;
+  if (e == SSL_ERROR_SSL)
+    throw_error(errc::tls_error, "TLS to Redis at " + where_->endpoint + " failed while " + doing + ": " +
+                                     take_openssl_error("unknown TLS error"));
+  ERR_clear_error();
+  throw_error(errc::cache_unavailable, "Redis at " + where_->endpoint + " closed the connection while " + doing +
+                                           (e == SSL_ERROR_SYSCALL && err != 0 ? " (" + errno_text(err) + ")" : ""));
+}
+
+void RedisConnection::start(std::span<const std::string_view> args) {
+  deadline_ = steady::now() + where_->command_timeout;
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (auto a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  char* cmd = nullptr;
+  const int len = redisFormatCommandArgv(&cmd, static_cast<int>(argv.size()), argv.data(), lens.data());
+  if (len < 0) throw std::bad_alloc();
+  out_.assign(cmd, static_cast<std::size_t>(len));
+  redisFreeCommand(cmd);
+  out_done_ = 0;
+  start_failure_ = nullptr;
+  try {
+    flush(false);
+  } catch (...) {
+    start_failure_ = std::current_exception();
+  }
+}
+
+RedisReply RedisConnection::finish() {
+  if (start_failure_) std::rethrow_exception(std::exchange(start_failure_, nullptr));
+  flush(true);
+  while (true) {
+    void* reply = nullptr;
+    if (redisReaderGetReply(reader_, &reply) != REDIS_OK)
+      throw_error(errc::cache_unavailable,
+                  "Redis at " + where_->endpoint + " sent a malformed reply (" + std::string(reader_->errstr) + ")");
+    if (reply) return RedisReply(static_cast<redisReply*>(reply));
+    read_some();
+  }
+}
+
+RedisReply RedisConnection::command(std::span<const std::string_view> args) {
+  start(args);
+  return finish();
+}
+
+void RedisConnection::flush(bool wait) {
+  const auto timed_out = [this] {
+    throw_error(errc::cache_unavailable, "Redis at " + where_->endpoint + " did not take a command within " +
+                                             std::to_string(where_->command_timeout.count()) + " ms (command_timeout)");
+  };
+  while (out_done_ < out_.size()) {
+    const char* p = out_.data() + out_done_;
+    const std::size_t n = out_.size() - out_done_;
+    short want = POLLOUT;
+    if (ssl_) {
+      ERR_clear_error();
+      const int r = SSL_write(ssl_, p, static_cast<int>(n));
+      if (r > 0) {
+        out_done_ += static_cast<std::size_t>(r);
+        continue;
+      }
+      const int e = SSL_get_error(ssl_, r);
+      if (e == SSL_ERROR_WANT_READ) want = POLLIN;
+      else if (e != SSL_ERROR_WANT_WRITE) fail_ssl(e, "sending a command");
+    } else {
+      const auto r = ::send(fd_, p, n, MSG_NOSIGNAL);
+      if (r >= 0) {
+        out_done_ += static_cast<std::size_t>(r);
+        continue;
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        throw_error(errc::cache_unavailable,
+                    "Redis at " + where_->endpoint + " failed a command: " + errno_text(errno));
+    }
+    if (!wait) return;
+    if (!wait_ready(fd_, want, deadline_)) timed_out();
+  }
+}
+
+void RedisConnection::read_some() {
+  char buf[16 * 1024];
+  while (true) {
+    short want = POLLIN;
+    if (ssl_) {
+      ERR_clear_error();
+      const int r = SSL_read(ssl_, buf, sizeof buf);
+      if (r > 0) {
+        if (redisReaderFeed(reader_, buf, static_cast<std::size_t>(r)) != REDIS_OK) throw std::bad_alloc();
+        return;
+      }
+      const int e = SSL_get_error(ssl_, r);
+      if (e == SSL_ERROR_WANT_WRITE) want = POLLOUT;
+      else if (e != SSL_ERROR_WANT_READ) fail_ssl(e, "reading a reply");
+    } else {
+      // Plain TCP: wait first, as the reply is rarely there the moment the command is sent.
+      if (!wait_ready(fd_, POLLIN, deadline_)) break;
+      const auto r = ::recv(fd_, buf, sizeof buf, 0);
+      if (r > 0) {
+        if (redisReaderFeed(reader_, buf, static_cast<std::size_t>(r)) != REDIS_OK) throw std::bad_alloc();
+        return;
+      }
+      if (r == 0) throw_error(errc::cache_unavailable, "Redis at " + where_->endpoint + " closed the connection");
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+      throw_error(errc::cache_unavailable, "Redis at " + where_->endpoint + " failed a command: " + errno_text(errno));
+    }
+    if (!wait_ready(fd_, want, deadline_)) break;
+  }
+  throw_error(errc::cache_unavailable, "Redis at " + where_->endpoint + " did not answer within " +
+                                           std::to_string(where_->command_timeout.count()) + " ms (command_timeout)");
+}
+
+}  // namespace credkit::detail
