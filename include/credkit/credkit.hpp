@@ -1,4 +1,5 @@
-// credkit — umbrella header: the core credential and its helpers.
+// credkit — umbrella header: the core credential and its helpers. The token sources and the
+// caches have their own: <credkit/sources.hpp>, <credkit/caches.hpp>.
 #pragma once
 
 #include <credkit/core/access_token.hpp>

@@ -49,6 +49,35 @@ TEST_CASE("http: ISO 8601 timestamps with fractions and offsets") {
   }
 }
 
+// Found by fuzz_http_token_response: years outside system_clock's nanosecond range (1677-2262)
+// overflowed the conversion. They are clamped: the past to the epoch, the far future to 2255.
+TEST_CASE("http: expiries outside the clock's range are clamped, never overflowed") {
+  using detail::parse_http_timestamp;
+  const auto epoch = system_clock::time_point{};
+  const auto cap = system_clock::time_point(std::chrono::seconds(9'000'000'000));  // 2255-03-14
+  CHECK(parse_http_timestamp("1015-01-01T00:00:01Z") == epoch);
+  CHECK(parse_http_timestamp("0000-01-01T00:00:00Z") == epoch);
+  CHECK(parse_http_timestamp("1969-12-31T23:59:59Z") == epoch);
+  CHECK(parse_http_timestamp("9999-12-31T23:59:59+00:00") == cap);
+  CHECK(parse_http_timestamp("2262-04-12T00:00:00Z") == cap);
+
+  const auto now = system_clock::now();
+  auto parse = [&](const std::string& body) {
+    return detail::parse_token_response(HttpTokenResponse::acs(), body, now);
+  };
+  // A year-1015 expiry is an expired token, reported as such.
+  try {
+    (void)parse(R"({"token":"abcdefghijklmnop0123","expiresOn":"1015-01-01T00:00:01Z"})");
+    FAIL("expected invalid_token");
+  } catch (const Error& e) {
+    CHECK(e.code() == make_error_code(errc::invalid_token));
+  }
+  CHECK(parse(R"({"token":"abcdefghijklmnop0123","expiresOn":"9999-12-31T23:59:59Z"})").expires_on == cap);
+  // Unix seconds up to the year 3000 are accepted; past 2255 they are clamped.
+  CHECK(parse(R"({"token":"abcdefghijklmnop0123","expiresOn":32503679999})").expires_on == cap);
+  CHECK(parse(R"({"token":"abcdefghijklmnop0123","expiresOn":"32503679999"})").expires_on == cap);
+}
+
 TEST_CASE("http: Retry-After as seconds or HTTP-date") {
   const auto now = utc(2026, 11, 23, 10, 0, 0);
   CHECK(detail::parse_retry_after("120", now) == std::chrono::milliseconds(120s));

@@ -57,6 +57,17 @@ const nlohmann::json* find_path(const nlohmann::json& root, const std::string& p
 
 std::string type_name(const nlohmann::json& j) { return j.type_name(); }
 
+// system_clock counts nanoseconds in 64 bits: 1677 to 2262. Expiries outside are clamped, not
+// converted (that overflows): before 1970 to the epoch (an expired token, reported as such),
+// after 2255-03-14 to that date, as parse_token clamps a JWT's 'exp'.
+constexpr double kMaxExpirySeconds = 9'000'000'000.0;
+
+system_clock::time_point from_unix_seconds(double seconds) {
+  if (!(seconds > 0)) return system_clock::time_point{};
+  if (seconds > kMaxExpirySeconds) seconds = kMaxExpirySeconds;
+  return system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(std::chrono::duration<double>(seconds)));
+}
+
 std::optional<double> as_number(const nlohmann::json& j) {
   if (j.is_number()) return j.get<double>();
   if (j.is_string()) {
@@ -137,6 +148,7 @@ std::optional<system_clock::time_point> parse_http_timestamp(std::string_view s)
   if (i != s.size()) return std::nullopt;
   const long long secs = civil_days(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
                          hour * 3600 + minute * 60 + second - offset_minutes * 60;
+  if (secs < 0 || secs >= static_cast<long long>(kMaxExpirySeconds)) return from_unix_seconds(static_cast<double>(secs));
   return system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(
       std::chrono::seconds(secs) + std::chrono::nanoseconds(nanos)));
 }
@@ -190,15 +202,13 @@ ParsedTokenResponse parse_token_response(const HttpTokenResponse& format, std::s
       if (auto t = parse_http_timestamp(trim(text))) {
         out.expires_on = *t;
       } else if (auto n = as_number(*expiry); n && std::isfinite(*n) && *n > 0 && *n < 32503680000.0) {
-        out.expires_on = system_clock::time_point(
-            std::chrono::duration_cast<system_clock::duration>(std::chrono::duration<double>(*n)));
+        out.expires_on = from_unix_seconds(*n);
       } else {
         throw_error(errc::invalid_response, "field '" + field + "' is not an ISO 8601 timestamp with a UTC offset: '" +
                                                 redact_secrets(text.substr(0, 48)) + "'");
       }
     } else if (auto n = as_number(*expiry); n && std::isfinite(*n) && *n > 0 && *n < 32503680000.0) {
-      out.expires_on = system_clock::time_point(
-          std::chrono::duration_cast<system_clock::duration>(std::chrono::duration<double>(*n)));
+      out.expires_on = from_unix_seconds(*n);
     } else {
       throw_error(errc::invalid_response, "field '" + field + "' is a " + type_name(*expiry) +
                                               ", expected an ISO 8601 timestamp or Unix seconds");

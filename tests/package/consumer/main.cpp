@@ -1,5 +1,9 @@
 // A user's program built against the installed credkit package.
+#include <credkit/caches.hpp>   // every installed header compiles on its own, outside the tree
 #include <credkit/credkit.hpp>
+#include <credkit/sources.hpp>
+
+#include <boost/asio/io_context.hpp>
 
 #include <iostream>
 
@@ -13,5 +17,8 @@ int main() {
   auto credential = credkit::TokenCredential::create(options);
   auto token = credential->get_token(seconds(10));
   std::cout << "consumer got " << token << '\n';
+  boost::asio::io_context io;
+  auto cache = credkit::MemoryTokenCache::create(io.get_executor());  // links a cache
+  if (!cache) return 1;
   return token.expires_on() > system_clock::now() ? 0 : 1;
 }
