@@ -35,8 +35,8 @@ struct FlightTable;
 /// - @par Cancellation: not supported (operations are short and bounded by the backend's
 ///   timeouts; `async_get_or_fetch` is bounded by the fetch it runs).
 /// - @par Errors: delivered as an `std::exception_ptr` holding an `Error` with code
-///   `cache_unavailable`, `cache_io_error`, `cache_corrupt`, `cache_wrong_key` or
-///   `crypto_error` (see each backend for which it raises).
+///   `cache_unavailable`, `cache_io_error`, `cache_corrupt`, `cache_wrong_key`,
+///   `crypto_error` or `tls_error` (see each backend for which it raises).
 /// - @par Thread safety: may be called from any thread, concurrently.
 /// Any completion token works: callbacks, `use_future`, `use_awaitable`, `deferred`.
 class TokenCache : public std::enable_shared_from_this<TokenCache> {
