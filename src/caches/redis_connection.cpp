@@ -217,6 +217,22 @@ void RedisConnection::handshake() {
                                            (e == SSL_ERROR_SYSCALL && err != 0 ? " (" + errno_text(err) + ")" : ""));
 }
 
+bool RedisConnection::idle_alive() const noexcept {
+  if (fd_ < 0 || start_failure_) return false;
+  pollfd p{fd_, POLLIN, 0};
+  const int n = ::poll(&p, 1, 0);
+  if (n == 0) return true;  // nothing to read: open and idle
+  if (n < 0) return errno == EINTR;
+  if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return false;
+  char byte = 0;
+  const auto got = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (got == 0) return false;  // the peer closed it
+  if (got < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+  // Bytes on an idle connection: with TLS, post-handshake records such as session tickets
+  // (read with the next reply); in plain RESP, a reply nobody asked for: out of step.
+  return ssl_ != nullptr;
+}
+
 void RedisConnection::start(std::span<const std::string_view> args) {
   deadline_ = steady::now() + where_->command_timeout;
   std::vector<const char*> argv;

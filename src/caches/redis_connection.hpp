@@ -56,6 +56,10 @@ class RedisConnection {
   RedisReply finish();
   /// `start` then `finish`.
   RedisReply command(std::span<const std::string_view> args);
+  /// Whether an idle connection still looks open: no end-of-stream or error waiting on it.
+  /// Redis closes idle clients (`timeout` in redis.conf, `CLIENT KILL`, a restart); a pooled
+  /// connection found closed is dropped instead of failing the next command as an outage.
+  bool idle_alive() const noexcept;
 
  private:
   explicit RedisConnection(std::shared_ptr<const RedisEndpoint> where);

@@ -88,15 +88,25 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   /// Sending before the hand-off to the I/O threads overlaps Redis' work with that hand-off.
   std::unique_ptr<RedisConnection> try_start(Args args) {
     if (skipping()) return nullptr;
-    std::unique_ptr<RedisConnection> c;
-    {
-      std::lock_guard lock(pool_mutex);
-      if (idle.empty()) return nullptr;
-      c = std::move(idle.back());
-      idle.pop_back();
-    }
+    std::unique_ptr<RedisConnection> c = take_idle();
+    if (!c) return nullptr;
     c->start(args);
     return c;
+  }
+
+  /// An idle pooled connection that still looks open, or null. Ones Redis closed meanwhile
+  /// are dropped here (destroyed outside the lock).
+  std::unique_ptr<RedisConnection> take_idle() {
+    while (true) {
+      std::unique_ptr<RedisConnection> c;
+      {
+        std::lock_guard lock(pool_mutex);
+        if (idle.empty()) return nullptr;
+        c = std::move(idle.back());
+        idle.pop_back();
+      }
+      if (c->idle_alive()) return c;
+    }
   }
 
   /// Runs one command on a pooled connection, with the outage bookkeeping. `started`: the
@@ -110,13 +120,7 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
       if (c) {
         r = c->finish();
       } else {
-        {
-          std::lock_guard lock(pool_mutex);
-          if (!idle.empty()) {
-            c = std::move(idle.back());
-            idle.pop_back();
-          }
-        }
+        c = take_idle();
         if (!c) c = connect();
         r = c->command(args);
       }

@@ -207,6 +207,27 @@ TEST_CASE("RedisTokenCache: Redis killed mid-test -> direct fetches, one warning
   workers.join();
 }
 
+TEST_CASE("RedisTokenCache: pooled connections Redis closed while idle are replaced, not an outage") {
+  RedisServer redis;
+  boost::asio::thread_pool pool(1);
+  auto cache = RedisTokenCache::create(pool.get_executor(), options_for(redis.port()));
+  const TokenCacheKey k("idle-user");
+  const AccessToken t{"eyJidle-connection-token-0123456789", exp_in(10min)};
+  cachetest::LogCapture logs;
+  cachetest::get_within(cache->async_put(k, t, boost::asio::use_future));
+  CHECK(cachetest::get_within(cache->async_get(k, boost::asio::use_future)) == t);
+
+  // What `timeout N` in redis.conf or an operator's CLIENT KILL does to the idle pool.
+  // (The command's own connection is excluded from the kill: SKIPME yes.)
+  const auto killed = redis.command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+  CHECK(killed != "0");
+  std::this_thread::sleep_for(50ms);  // the FINs reach our sockets
+
+  for (int i = 0; i < 3; ++i) CHECK(cachetest::get_within(cache->async_get(k, boost::asio::use_future)) == t);
+  CHECK(logs.count("bypassed") == 0);  // no outage was declared
+  pool.join();
+}
+
 TEST_CASE("RedisTokenCache: a dead lock holder blocks others only until the lock TTL") {
   RedisServer redis;
   cachetest::CountingTokenService service(1h, 5ms);
