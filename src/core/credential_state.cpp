@@ -207,7 +207,7 @@ void CredentialState::get_async(Handler handler) {
         });
       }
       Waiter waiter;
-      waiter.work = asio::prefer(executor_, asio::execution::outstanding_work.tracked);
+      waiter.work = tracked_work();
       waiter.handler.emplace(std::move(handler));
       waiters_.emplace(id, std::move(waiter));
     } else {
@@ -217,6 +217,18 @@ void CredentialState::get_async(Handler handler) {
   }
   if (!waiting) post_completion(std::move(handler), std::move(error), std::move(token));
   run_effects(fx);
+}
+
+// Keeps the executor's run() going while a waiter waits: outstanding work on the executor the
+// credential was created with (the strand's inner one; tracking through the strand would copy
+// the strand, and its shared implementation, for every waiter).
+asio::any_io_executor CredentialState::tracked_work() const {
+  using asio::execution::outstanding_work;
+  if (auto* strand = executor_.target<asio::strand<asio::io_context::executor_type>>())
+    return asio::prefer(strand->get_inner_executor(), outstanding_work.tracked);
+  if (auto* strand = executor_.target<asio::strand<asio::any_io_executor>>())
+    return asio::prefer(strand->get_inner_executor(), outstanding_work.tracked);
+  return asio::prefer(executor_, outstanding_work.tracked);
 }
 
 bool CredentialState::on_own_executor() const noexcept {

@@ -101,6 +101,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   void raise_locked(Effects& fx, TokenEventKind kind, const RefreshMachine::Actions& a);
   std::exception_ptr demand_error_locked(RefreshMachine::Demand d) const;
   bool on_own_executor() const noexcept;
+  boost::asio::any_io_executor tracked_work() const;
 
   // Outside mutex_.
   void run_effects(Effects& fx);

@@ -158,6 +158,7 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
       curl_easy_cleanup(t->easy);
       t->easy = nullptr;
     }
+    for (CURL* e : spare_easy_) curl_easy_cleanup(e);
     curl_multi_cleanup(multi_);
   }
 
@@ -294,7 +295,12 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
   }
 
   void configure(Transfer& t) {
-    t.easy = curl_easy_init();
+    if (!spare_easy_.empty()) {
+      t.easy = spare_easy_.back();
+      spare_easy_.pop_back();
+    } else {
+      t.easy = curl_easy_init();
+    }
     if (!t.easy) throw_error(errc::network_error, "libcurl could not create a transfer");
     CURL* e = t.easy;
     auto set = [&](CURLoption opt, auto value) {
@@ -387,8 +393,19 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
     auto t = std::move(it->second);
     transfers_.erase(it);
     curl_multi_remove_handle(multi_, t->easy);
+    recycle(*t);
     const auto what = t->request.method + " " + url_for_message(t->request.url);
     deliver(std::move(t), std::make_exception_ptr(Error(errc::cancelled, what + " was cancelled")));
+  }
+
+  // A finished transfer's easy handle is reset and kept for the next one: creating and
+  // destroying one per refresh costs more than the rest of curl's work on a keep-alive
+  // connection. (Connections live in the multi handle's cache, not in easy handles.)
+  void recycle(Transfer& t) {
+    if (!t.easy || spare_easy_.size() >= kSpareEasyHandles) return;
+    curl_easy_reset(t.easy);
+    spare_easy_.push_back(t.easy);
+    t.easy = nullptr;
   }
 
   void check_done() {
@@ -407,10 +424,12 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
       curl_multi_remove_handle(multi_, t->easy);
       if (rc == CURLE_OK) {
         t->response.status = static_cast<int>(status);
+        recycle(*t);
         deliver(std::move(t), nullptr);
       } else {
         const auto err = (rc == CURLE_WRITE_ERROR && t->too_large) ? transfer_error(*t, CURLE_FILESIZE_EXCEEDED)
                                                                     : transfer_error(*t, rc);
+        recycle(*t);
         deliver(std::move(t), std::make_exception_ptr(err));
       }
     }
@@ -506,6 +525,8 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
   bool timer_armed_ = false;            // a wait is pending on timer_ (strand only)
   std::uint64_t timer_generation_ = 0;  // which wait is the current one
   std::map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
+  static constexpr std::size_t kSpareEasyHandles = 4;
+  std::vector<CURL*> spare_easy_;  // reset easy handles ready for reuse (strand only)
   std::map<std::uint64_t, std::unique_ptr<Transfer>> transfers_;
   std::atomic<std::uint64_t> next_id_{1};
 };
