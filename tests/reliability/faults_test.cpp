@@ -168,9 +168,18 @@ class FaultyTokenServer {
         }
         break;
       }
-      case Fault::huge_body:
-        send_all(fd, response(200, "application/json", R"({"token":")" + std::string(10 << 20, 'a') + R"("})"));
+      case Fault::huge_body: {
+        // Headers at once, then the 10 MB body streamed in chunks (building it in one string
+        // first takes seconds under TSan on a loaded machine, which would time the client out).
+        constexpr std::size_t body_size = 10 << 20;
+        send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                         std::to_string(body_size) + "\r\nConnection: close\r\n\r\n{\"token\":\"");
+        const std::string chunk(64 * 1024, 'a');
+        for (std::size_t sent = 11; sent < body_size && !stop_; sent += chunk.size()) {
+          if (::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) <= 0) break;  // the client gave up: done
+        }
         break;
+      }
       case Fault::malformed_json: send_all(fd, response(200, "application/json", R"({"token": "eyJ)")); break;
       case Fault::expired_token:
         send_all(fd, response(200, "application/json", json(make_jwt(sys::now() - 60s, "fault-test"))));
@@ -312,7 +321,8 @@ TEST_CASE("token service faults: bounded, cached token kept, cause named, recove
   table << "| fault | what the caller sees | fetch failed after | recovery after fault ends |\n"
         << "|---|---|---|---|\n";
   for (const auto& c : cases) {
-    CAPTURE(fault_name(c.fault));
+    const std::string fault = fault_name(c.fault);
+    CAPTURE(fault);
     server.set(c.fault);
     std::this_thread::sleep_for(30ms);  // the server thread applies "refused"
 
