@@ -4,23 +4,28 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
-#include <boost/asio/execution/blocking.hpp>
-#include <boost/asio/prefer.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 
 #include <memory>
 #include <tuple>
 
 namespace credkit::detail {
 
-/// Runs `handler(args...)` on its associated executor (default `fallback`) by posting:
-/// the caller may hold locks or be inside the initiating function.
+/// Runs `handler(args...)` on its associated executor (default `fallback`), never inline: the
+/// caller may hold locks or be inside the initiating function. The hop is an asio::post to
+/// `fallback` (blocking.never); from there the handler is dispatched to its associated
+/// executor. (Preferring blocking.never on the associated executor itself is not enough: a
+/// type-erased handler's is an any_completion_executor, which has no blocking property, so
+/// the preference is dropped and an executor already running here would run it in place.)
 template <typename Signature, typename... Args>
 void post_handler(const boost::asio::any_io_executor& fallback,
                   boost::asio::any_completion_handler<Signature> handler, Args... args) {
-  auto ex = boost::asio::prefer(boost::asio::get_associated_executor(handler, fallback),
-                                boost::asio::execution::blocking.never);
-  ex.execute([h = std::move(handler), tuple = std::make_tuple(std::move(args)...)]() mutable {
-    std::apply([&h](auto&... a) { std::move(h)(std::move(a)...); }, tuple);
+  boost::asio::post(fallback, [fallback, h = std::move(handler), tuple = std::make_tuple(std::move(args)...)]() mutable {
+    auto target = boost::asio::get_associated_executor(h, fallback);
+    boost::asio::dispatch(target, [h = std::move(h), tuple = std::move(tuple)]() mutable {
+      std::apply([&h](auto&... a) { std::move(h)(std::move(a)...); }, tuple);
+    });
   });
 }
 

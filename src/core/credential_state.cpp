@@ -10,6 +10,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
@@ -26,10 +27,10 @@ namespace {
 
 std::atomic<std::uint64_t> g_next_id{1};
 
-asio::any_io_executor make_credential_strand(const asio::any_io_executor& inner) {
-  if (auto* io = inner.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
-  return asio::make_strand(inner);
-}
+// A strand over the type-erased executor. (A strand<io_context::executor_type> would fit inside
+// any_io_executor's buffer and save an allocation, but completions through it lost the
+// blocking.never preference and ran inline: handlers must always be posted.)
+asio::any_io_executor make_credential_strand(const asio::any_io_executor& inner) { return asio::make_strand(inner); }
 
 std::uint64_t random_seed() {
   std::random_device rd;
@@ -584,12 +585,17 @@ void CredentialState::complete(Waiter& w, std::exception_ptr error, TokenHandle 
 }
 
 void CredentialState::post_completion(Handler handler, std::exception_ptr error, TokenHandle token) {
-  // Always posted, never invoked inline: the caller may hold its own locks.
-  // The associated executor of a type-erased handler is an any_completion_executor, which
-  // offers blocking.never as a preference: the equivalent of asio::post for it.
-  auto ex = asio::prefer(asio::get_associated_executor(handler, executor_), asio::execution::blocking.never);
-  ex.execute([h = std::move(handler), e = std::move(error), t = std::move(token)]() mutable {
-    std::move(h)(std::move(e), std::move(t));
+  // Always posted, never invoked inline: the caller may hold its own locks, or be inside a
+  // fetcher's completion call. The hop goes through the credential's strand with
+  // asio::post (blocking.never): a type-erased handler's associated executor is an
+  // any_completion_executor, which has no blocking property, so a preference for
+  // blocking.never on it is silently dropped and a strand would run the handler in place.
+  // From the posted function the handler is dispatched to its associated executor.
+  asio::post(executor_, [ex = executor_, h = std::move(handler), e = std::move(error), t = std::move(token)]() mutable {
+    auto target = asio::get_associated_executor(h, ex);
+    asio::dispatch(target, [h = std::move(h), e = std::move(e), t = std::move(t)]() mutable {
+      std::move(h)(std::move(e), std::move(t));
+    });
   });
 }
 

@@ -115,10 +115,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   // Constant after construction.
   const std::uint64_t id_;
   std::shared_ptr<DefaultRunner> runner_;  // first member: outlives every other member using its io_context
-  // A strand over the executor given to create(). Over an io_context executor it is a
-  // strand<io_context::executor_type>, small enough to live inside any_io_executor's buffer,
-  // so neither it nor its copies (timer, fetches, posts) allocate.
-  boost::asio::any_io_executor executor_;
+  boost::asio::any_io_executor executor_;  // a strand over the executor given to create()
   std::shared_ptr<Clock> clock_;
   const bool system_clock_;  // the hot path then reads the coarse clock without a virtual call
   Fetcher fetcher_;

@@ -99,14 +99,38 @@ TEST_CASE("completions are posted: never invoked inline, even with a fresh token
   CHECK(called);
 }
 
+// Handlers are posted, never invoked inline: not inside the fetcher's completion call (which
+// may hold the app's locks), even though that call runs on the credential's own strand.
+TEST_CASE("completions are posted, never run inside the call that completes the fetch") {
+  VirtualEnv env;
+  bool inside_completion = false;
+  auto fetcher = Fetcher::async([&](FetchContext, FetchCompletion done) {
+    inside_completion = true;
+    done.succeed(AccessToken{make_jwt(env.now() + 1h), env.now() + 1h});
+    inside_completion = false;
+  });
+  auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, std::move(fetcher)));
+  int ran = 0, ran_inside = 0;
+  for (int i = 0; i < 3; ++i) {
+    cred->async_get_token([&](std::exception_ptr e, TokenHandle h) {
+      CHECK_FALSE(e);
+      CHECK(h);
+      ++ran;
+      if (inside_completion) ++ran_inside;
+    });
+  }
+  env.drain();
+  CHECK(ran == 3);
+  CHECK(ran_inside == 0);
+}
+
 TEST_CASE("handlers run on the credential's executor by default, or on their associated executor") {
   VirtualEnv env;
   ScriptedFetcher f(env.clock);
   auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, f.fetcher()));
   bool on_strand = false;
   cred->async_get_token([&](std::exception_ptr, TokenHandle) {
-    // Over an io_context the credential's strand is a strand of the io_context's own executor.
-    auto* strand = cred->get_executor().target<asio::strand<asio::io_context::executor_type>>();
+    auto* strand = cred->get_executor().target<asio::strand<asio::any_io_executor>>();
     on_strand = strand && strand->running_in_this_thread();
   });
   env.drain();

@@ -78,6 +78,20 @@ TEST_CASE("http: expiries outside the clock's range are clamped, never overflowe
   CHECK(parse(R"({"token":"abcdefghijklmnop0123","expiresOn":"32503679999"})").expires_on == cap);
 }
 
+// Found by fuzz_http_token_response: a number too large for a double made the JSON library
+// throw out_of_range, which escaped as a non-credkit exception.
+TEST_CASE("http: a JSON number out of range is invalid_response, not a foreign exception") {
+  for (const char* body : {": 666666666e0000561910644", "666666666e0000561910644", R"({"token": 1e999999})"}) {
+    CAPTURE(body);
+    try {
+      (void)detail::parse_token_response(HttpTokenResponse::acs(), body, system_clock::now());
+      FAIL("expected invalid_response");
+    } catch (const Error& e) {
+      CHECK(e.code() == make_error_code(errc::invalid_response));
+    }
+  }
+}
+
 TEST_CASE("http: Retry-After as seconds or HTTP-date") {
   const auto now = utc(2026, 11, 23, 10, 0, 0);
   CHECK(detail::parse_retry_after("120", now) == std::chrono::milliseconds(120s));

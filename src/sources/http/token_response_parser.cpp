@@ -169,6 +169,11 @@ ParsedTokenResponse parse_token_response(const HttpTokenResponse& format, std::s
     // e.byte is a position, safe to show; the body itself may hold secrets.
     throw_error(errc::invalid_response, "the token service's answer is not valid JSON (error at byte " +
                                             std::to_string(e.byte) + " of " + std::to_string(body.size()) + ")");
+  } catch (const nlohmann::json::exception& e) {
+    // Not a syntax error: e.g. a number too large for a double (id 406). The text is the
+    // library's and may quote the input, so only its id is shown.
+    throw_error(errc::invalid_response, "the token service's answer is not usable JSON (JSON library error " +
+                                            std::to_string(e.id) + ", e.g. a number out of range)");
   }
   if (!root.is_object()) {
     throw_error(errc::invalid_response,
