@@ -59,6 +59,7 @@ class RedisConnection {
   /// Whether an idle connection still looks open: no end-of-stream or error waiting on it.
   /// Redis closes idle clients (`timeout` in redis.conf, `CLIENT KILL`, a restart); a pooled
   /// connection found closed is dropped instead of failing the next command as an outage.
+  /// Connections that answered within the last 250 ms are not probed (no system call).
   bool idle_alive() const noexcept;
 
  private:
@@ -78,6 +79,8 @@ class RedisConnection {
   std::size_t out_done_ = 0;
   std::exception_ptr start_failure_;
   std::chrono::steady_clock::time_point deadline_;
+  std::chrono::steady_clock::time_point last_reply_{};  // when the last reply arrived
+  static constexpr std::chrono::milliseconds kTrustedIdle{250};
 };
 
 }  // namespace credkit::detail
