@@ -5,6 +5,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 
 #include <memory>
@@ -18,11 +19,18 @@ namespace credkit::detail {
 /// executor. (Preferring blocking.never on the associated executor itself is not enough: a
 /// type-erased handler's is an any_completion_executor, which has no blocking property, so
 /// the preference is dropped and an executor already running here would run it in place.)
+///
+/// Outstanding work is held on each executor until the post into it has returned: the handler
+/// may run (and the app tear its pool or io_context down) before a foreign thread's post()
+/// has finished waking that executor's threads; with the work held, join() and run() wait.
 template <typename Signature, typename... Args>
 void post_handler(const boost::asio::any_io_executor& fallback,
                   boost::asio::any_completion_handler<Signature> handler, Args... args) {
+  using boost::asio::execution::outstanding_work;
+  const auto work = boost::asio::prefer(fallback, outstanding_work.tracked);
   boost::asio::post(fallback, [fallback, h = std::move(handler), tuple = std::make_tuple(std::move(args)...)]() mutable {
     auto target = boost::asio::get_associated_executor(h, fallback);
+    const auto target_work = boost::asio::prefer(target, outstanding_work.tracked);
     boost::asio::dispatch(target, [h = std::move(h), tuple = std::move(tuple)]() mutable {
       std::apply([&h](auto&... a) { std::move(h)(std::move(a)...); }, tuple);
     });
