@@ -99,7 +99,12 @@ std::optional<Clock::time_point> parse_http_date(const std::string& s) {
   std::tm tm{};
   const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (end == nullptr || *end != '\0') return std::nullopt;
-  return Clock::from_time_t(timegm(&tm));
+  // Only dates system_clock's nanoseconds can hold (1970-2261): beyond, the conversion overflows
+  // (found by fuzz_token_server_request: "Thu, 07 Jan 2427 08:00:00 GMT"). Such a date is no
+  // valid request date anyway: the caller rejects it as outside the allowed skew.
+  const std::time_t t = timegm(&tm);
+  if (t < 0 || t > std::time_t{9'000'000'000}) return std::nullopt;
+  return Clock::from_time_t(t);
 }
 
 std::string jwt(const nlohmann::json& payload, std::string_view key) {
