@@ -460,13 +460,12 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
   // ---- dispatch ----
 
   // Returns nullopt for "hang".
-  std::optional<Response> handle(const Request& req, std::string& delay_endpoint) {
+  std::optional<Response> handle(const Request& req) {
     const std::string target(req.target());
     const auto qpos = target.find('?');
     const std::string path = target.substr(0, qpos);
     const std::string query = qpos == std::string::npos ? std::string() : target.substr(qpos + 1);
     const auto parts = split_path(path);
-    (void)delay_endpoint;
 
     if (!parts.empty() && parts[0] == "admin") {
       if (parts.size() == 2 && parts[1] == "stats" && req.method() == http::verb::get) {
@@ -575,8 +574,7 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
   };
 
   Reply respond(const Request& req) {
-    std::string unused;
-    if (auto admin = handle(req, unused)) return {std::move(admin)};
+    if (auto admin = handle(req)) return {std::move(admin)};
     Fault f = take_fault();
     switch (f.mode) {
       case FaultMode::none:

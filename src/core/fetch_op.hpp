@@ -35,7 +35,12 @@ struct FetchOp {
 
   void complete(std::exception_ptr error, AccessToken token) {
     if (done.exchange(true)) return;
-    if (on_done) on_done(std::move(error), std::move(token));
+    // Released before it runs: the callback may hold what holds this op (a cache's
+    // single-flight holds the fetch context, whose slot holds this op), and that cycle
+    // must end when the fetch does.
+    auto callback = std::move(on_done);
+    on_done = nullptr;
+    if (callback) callback(std::move(error), std::move(token));
   }
 };
 

@@ -106,7 +106,9 @@ TEST_CASE("MemoryTokenCache: bounded LRU evicts the least recently used entry") 
   for (int i = 0; i < 1000; ++i) sharded->put(TokenCacheKey("k" + std::to_string(i)), token_expiring(exp));
   CHECK(sharded->size() <= 64);
   CHECK(sharded->size() >= 32);
-  CHECK_THROWS_AS(MemoryTokenCache::create(io.get_executor(), MemoryTokenCacheOptions{.max_entries = 0}), Error);
+  MemoryTokenCacheOptions unbounded;
+  unbounded.max_entries = 0;
+  CHECK_THROWS_AS(MemoryTokenCache::create(io.get_executor(), unbounded), Error);
 }
 
 TEST_CASE("MemoryTokenCache: concurrent readers and writers on real threads") {

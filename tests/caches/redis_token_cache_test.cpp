@@ -228,6 +228,29 @@ TEST_CASE("RedisTokenCache: pooled connections Redis closed while idle are repla
   pool.join();
 }
 
+TEST_CASE("RedisTokenCache: a closed cached credential releases its fetcher (no cycle through the single-flight)") {
+  // The lock holder's fetch completion once kept the flight, which keeps the credential's
+  // fetch context, whose cancellation slot keeps the inner fetch: nothing was ever freed.
+  RedisServer redis;
+  cachetest::CountingTokenService service(1h, 1ms);
+  boost::asio::thread_pool pool(2);
+  auto cache = RedisTokenCache::create(pool.get_executor(), options_for(redis.port()));
+  auto guard = std::make_shared<int>(0);
+  const std::weak_ptr<int> watched = guard;
+  const int port = service.port();
+  auto credential = make_cached_credential(
+      pool.get_executor(), cache, TokenCacheKey("released"),
+      Fetcher::blocking([guard = std::move(guard), port](const FetchContext&) { return cachetest::http_get_token(port); }));
+  CHECK(credential->get_token(5s));
+  CHECK(service.requests() == 1);  // the lock holder's path: GET miss, SET NX, fetch, SET, release
+  credential->close();
+  credential.reset();
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (!watched.expired() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+  CHECK(watched.expired());
+  pool.join();
+}
+
 TEST_CASE("RedisTokenCache: a dead lock holder blocks others only until the lock TTL") {
   RedisServer redis;
   cachetest::CountingTokenService service(1h, 5ms);

@@ -149,9 +149,12 @@ TEST_CASE("error codes have actionable messages and map to portable conditions")
   CHECK(make_error_code(errc::cancelled) == std::errc::operation_canceled);
   CHECK(make_error_code(errc::fetch_timeout) == std::errc::timed_out);
   CHECK(std::string(category().name()) == "credkit");
-  Error e(errc::http_status, "boom", ErrorDetails{.http_status = 503});
+  ErrorDetails unavailable, forbidden;
+  unavailable.http_status = 503;
+  forbidden.http_status = 403;
+  Error e(errc::http_status, "boom", unavailable);
   CHECK(e.retryable());
-  Error e4(errc::http_status, "nope", ErrorDetails{.http_status = 403});
+  Error e4(errc::http_status, "nope", forbidden);
   CHECK_FALSE(e4.retryable());
   CHECK(is_retryable(std::make_exception_ptr(std::runtime_error("x"))));
   CHECK(error_code_of(std::make_exception_ptr(std::runtime_error("x"))) == make_error_code(errc::fetch_failed));

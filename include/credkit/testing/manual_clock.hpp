@@ -69,7 +69,6 @@ class ManualClock final : public Clock, public std::enable_shared_from_this<Manu
   mutable std::mutex mutex_;
   std::atomic<time_point::rep> wall_;  // read lock-free by now()
   std::chrono::nanoseconds elapsed_{0};
-  std::uint64_t next_id_ = 1;
   std::multimap<std::chrono::nanoseconds, std::shared_ptr<Pending>> pending_;
 };
 

@@ -70,7 +70,14 @@ class Reader {
 
  private:
   void need(std::size_t n, const char* field) const {
-    if (data_.size() - pos_ < n) damaged(std::string("truncated at ") + field);
+    if (data_.size() - pos_ < n) truncated(field);
+  }
+  // Out of line: built inline into every reader, the message tripped g++ 12's -Warray-bounds
+  // false positive on std::string's operator+.
+  [[noreturn, gnu::cold, gnu::noinline]] static void truncated(const char* field) {
+    std::string what = "truncated at ";
+    what += field;
+    damaged(what);
   }
   const unsigned char* bytes(std::size_t n) {
     auto p = reinterpret_cast<const unsigned char*>(data_.data() + pos_);
