@@ -137,6 +137,24 @@ std::string client_url(const std::string& endpoint, const std::string& hub, Clie
   return ws + std::string(path_prefix(type)) + "/" + hub + "?access_token=" + credkit::detail::url_encode(token);
 }
 
+ClientAccess parse_generate_token_response(const std::string& body, const std::string& endpoint,
+                                           const std::string& hub, ClientType type) {
+  const auto json = nlohmann::json::parse(body, nullptr, false);
+  const auto token = json.is_object() ? json.find("token") : json.end();
+  if (json.is_discarded() || !json.is_object() || token == json.end() || !token->is_string()) {
+    throw_error(errc::invalid_response, "Web PubSub :generateToken response has no 'token' string");
+  }
+  std::error_code ec;
+  ClientAccess access;
+  access.token = parse_token(token->get<std::string>(), ec);
+  if (ec) {
+    throw_error(errc::invalid_response,
+                "Web PubSub :generateToken returned a token that is not a valid JWT: " + ec.message());
+  }
+  access.url = client_url(endpoint, hub, type, access.token.token);
+  return access;
+}
+
 std::string make_client_token(const std::string& endpoint, const std::string& hub, const std::string& key,
                               const ClientTokenOptions& options, std::chrono::system_clock::time_point now) {
   validate_lifetime(options.lifetime);
@@ -239,18 +257,7 @@ struct TokenApiClientImpl : std::enable_shared_from_this<TokenApiClientImpl> {
                 }
                 ClientAccess access;
                 try {
-                  auto json = nlohmann::json::parse(response.body, nullptr, false);
-                  if (json.is_discarded() || !json.is_object() || !json.contains("token") ||
-                      !json["token"].is_string()) {
-                    throw_error(errc::invalid_response, "Web PubSub :generateToken response has no 'token' string");
-                  }
-                  std::error_code ec;
-                  access.token = parse_token(json["token"].get<std::string>(), ec);
-                  if (ec) {
-                    throw_error(errc::invalid_response, "Web PubSub :generateToken returned a token that is not a "
-                                                        "valid JWT: " + ec.message());
-                  }
-                  access.url = client_url(self->endpoint, self->hub, type, access.token.token);
+                  access = parse_generate_token_response(response.body, self->endpoint, self->hub, type);
                 } catch (...) {
                   return done(std::current_exception(), ClientAccess{});
                 }

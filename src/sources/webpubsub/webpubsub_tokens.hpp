@@ -1,6 +1,7 @@
 // credkit detail — Web PubSub token claims, URLs and :generateToken requests (pure).
 #pragma once
 
+#include <credkit/sources/webpubsub_client_access.hpp>
 #include <credkit/sources/webpubsub_client_token_options.hpp>
 
 #include "sources/http/http_client.hpp"
@@ -25,6 +26,11 @@ std::string client_url(const std::string& endpoint, const std::string& hub, Clie
 /// The HS256 client token.
 std::string make_client_token(const std::string& endpoint, const std::string& hub, const std::string& key,
                               const ClientTokenOptions& options, std::chrono::system_clock::time_point now);
+
+/// Reads a :generateToken answer (`{"token": "<JWT>"}`) into the token and its client URL.
+/// Throws Error(invalid_response) naming what is wrong; never quotes the body.
+ClientAccess parse_generate_token_response(const std::string& body, const std::string& endpoint,
+                                           const std::string& hub, ClientType type);
 
 /// The :generateToken request (without the Authorization header).
 credkit::detail::HttpRequest make_generate_token_request(const std::string& endpoint, const std::string& hub,
