@@ -178,10 +178,20 @@ AccessToken Keyring::decrypt(std::string_view cache_key, std::string_view record
   }
   std::uint64_t u = 0;
   for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<unsigned char>(plain[i]);
+  // Authenticated, so written with this key; still, an expiry past system_clock's range
+  // (year 2262) would overflow the conversion below.
+  using ms = std::chrono::milliseconds;
+  constexpr auto max_ms = std::chrono::duration_cast<ms>(std::chrono::system_clock::duration::max()).count();
+  constexpr auto min_ms = std::chrono::duration_cast<ms>(std::chrono::system_clock::duration::min()).count();
+  const auto signed_ms = static_cast<std::int64_t>(u);
+  if (signed_ms > max_ms || signed_ms < min_ms) {
+    OPENSSL_cleanse(plain.data(), plain.size());
+    throw_error(errc::cache_corrupt, "a cached token record holds an expiry outside 1677-2262; it is ignored");
+  }
   AccessToken token;
   token.expires_on = std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::milliseconds(static_cast<std::int64_t>(u))));
+          std::chrono::milliseconds(signed_ms)));
   token.token.assign(plain.data() + 8, plain.size() - 8);
   OPENSSL_cleanse(plain.data(), plain.size());
   return token;

@@ -221,6 +221,22 @@ TEST_CASE("EncryptedFileTokenCache: truncation at every offset and bit flips nev
   CHECK(logs.count("damaged") == 1);
 }
 
+TEST_CASE("cache records: expiries at the ends of system_clock's range round-trip (no overflow on read)") {
+  const std::vector<CacheEncryptionKey> keys{CacheEncryptionKey::from_raw(std::vector<unsigned char>(32, 7))};
+  const std::string salt = "credkit-test";
+  detail::Keyring ring(keys, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(salt.data()), salt.size()));
+  using std::chrono::system_clock;
+  using ms = std::chrono::milliseconds;
+  for (const auto at : {system_clock::time_point::max(), system_clock::time_point::min(), system_clock::time_point{}}) {
+    const AccessToken token{"eyJrange-test-token-0123456789", at};
+    const auto back = ring.decrypt("k", ring.encrypt("k", token));
+    CHECK(back.token == token.token);
+    // Stored in whole milliseconds (toward zero).
+    CHECK(back.expires_on == system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(
+                                 std::chrono::duration_cast<ms>(at.time_since_epoch()))));
+  }
+}
+
 TEST_CASE("EncryptedFileTokenCache: concurrent writers on threads lose nothing") {
   TempDir dir;
   Env env;

@@ -92,6 +92,24 @@ TEST_CASE("http: a JSON number out of range is invalid_response, not a foreign e
   }
 }
 
+// Found by fuzz_http_token_response (CI run of 2026-11-23): a huge negative expires_in was
+// converted to long long for the error message (UB).
+TEST_CASE("http: a huge negative expires_in is an expired token, named as such") {
+  const auto now = system_clock::now();
+  for (const char* body : {R"({"access_token":"abcdefghijklmnop0123","expires_in":-100000000000000485187799855300})",
+                           R"({"access_token":"abcdefghijklmnop0123","expires_in":-1e300})",
+                           R"({"access_token":"abcdefghijklmnop0123","expires_in":-5})"}) {
+    CAPTURE(body);
+    try {
+      (void)detail::parse_token_response(HttpTokenResponse::oauth(), body, now);
+      FAIL("expected invalid_token");
+    } catch (const Error& e) {
+      CHECK(e.code() == make_error_code(errc::invalid_token));
+      CHECK(std::string(e.what()).find("already expired") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("http: Retry-After as seconds or HTTP-date") {
   const auto now = utc(2026, 11, 23, 10, 0, 0);
   CHECK(detail::parse_retry_after("120", now) == std::chrono::milliseconds(120s));

@@ -225,8 +225,9 @@ ParsedTokenResponse parse_token_response(const HttpTokenResponse& format, std::s
                                               ", expected a number of seconds");
     }
     if (*n <= 0) {
-      throw_error(errc::invalid_token, "field '" + field + "' says the token is already expired (" +
-                                           std::to_string(static_cast<long long>(*n)) + " s)");
+      // The value is shown only while it fits a long long (converting -1e29 would be UB).
+      const std::string shown = *n > -1e15 ? std::to_string(static_cast<long long>(*n)) + " s" : "a huge negative number";
+      throw_error(errc::invalid_token, "field '" + field + "' says the token is already expired (" + shown + ")");
     }
     if (*n > 10.0 * 365 * 86400) {
       throw_error(errc::invalid_response, "field '" + field + "' is implausibly large (more than 10 years)");
