@@ -3,7 +3,7 @@
 // CA, host name mismatch), tls_verify_peer=false, client certificates, AUTH, outage/recovery.
 #include <credkit/caches/redis_token_cache.hpp>
 
-#include "caches/cache_test_support.hpp"
+#include "caches/redis_test_support.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -17,6 +17,9 @@
 using namespace credkit;
 using namespace std::chrono_literals;
 using cachetest::RedisServer;
+using cachetest::get_error;
+using cachetest::get_or_fetch;
+using cachetest::service_fetch;
 
 namespace {
 
@@ -94,35 +97,6 @@ RedisTokenCacheOptions tls_options(int port) {
 
 AccessToken token_in(std::chrono::milliseconds d, const std::string& text = "eyJTLS-SECRET-token-0123456789abcdef") {
   return {text, std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now() + d)};
-}
-
-TokenCache::UpstreamFetch service_fetch(boost::asio::thread_pool& workers, int port) {
-  return [&workers, port](TokenCache::FetchDone done) {
-    boost::asio::post(workers, [done, port] {
-      try {
-        done(nullptr, cachetest::http_get_token(port));
-      } catch (...) {
-        done(std::current_exception(), {});
-      }
-    });
-  };
-}
-
-AccessToken get_or_fetch(TokenCache& cache, const TokenCacheKey& k, TokenCache::UpstreamFetch f) {
-  return cachetest::get_within(cache.async_get_or_fetch(k, 2min, std::move(f), boost::asio::use_future), 30s);
-}
-
-/// The error `async_get` fails with (fails the test if it succeeds).
-Error get_error(TokenCache& cache, const TokenCacheKey& k) {
-  auto f = cache.async_get(k, boost::asio::use_future);
-  REQUIRE(f.wait_for(20s) == std::future_status::ready);
-  try {
-    auto t = f.get();
-    FAIL("async_get succeeded: " << (t ? "a token" : "a miss"));
-  } catch (const Error& e) {
-    return e;
-  }
-  return Error(errc::no_token, "unreachable");
 }
 
 }  // namespace
@@ -269,30 +243,8 @@ TEST_CASE("RedisTokenCache TLS: client certificates (tls-auth-clients yes / no),
 
 TEST_CASE("RedisTokenCache TLS: Redis killed mid-run -> direct fetches, one warning; restarted -> used again") {
   RedisServer redis(tls_server_args(), true);
-  cachetest::CountingTokenService service(1h, 5ms);
-  boost::asio::thread_pool pool(1), workers(2);
+  boost::asio::thread_pool pool(1);
   auto cache = RedisTokenCache::create(pool.get_executor(), tls_options(redis.port()));
-  const TokenCacheKey k("tls-outage-user");
-  auto fetch = service_fetch(workers, service.port());
-  cachetest::LogCapture logs;
-
-  const auto first = get_or_fetch(*cache, k, fetch);
-  CHECK(get_or_fetch(*cache, k, fetch) == first);  // from Redis, over TLS
-  CHECK(service.requests() == 1);
-
-  redis.stop();
-  for (int i = 0; i < 5; ++i) CHECK(get_or_fetch(*cache, k, fetch).token.rfind("tok-", 0) == 0);
-  CHECK(service.requests() == 6);
-  CHECK(logs.count("bypassed") == 1);
-  CHECK((get_error(*cache, k).code() == make_error_code(errc::cache_unavailable)));
-
-  redis.start();  // same port, empty data
-  std::this_thread::sleep_for(250ms);  // past retry_after_failure
-  const auto refetched = get_or_fetch(*cache, k, fetch);
-  CHECK(service.requests() == 7);
-  CHECK(logs.count("reachable again") == 1);
-  CHECK(get_or_fetch(*cache, k, fetch) == refetched);
-  CHECK(service.requests() == 7);
+  cachetest::check_outage_and_recovery(redis, *cache, TokenCacheKey("tls-outage-user"));
   pool.join();
-  workers.join();
 }

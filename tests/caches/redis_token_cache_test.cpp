@@ -6,7 +6,7 @@
 #include <credkit/caches/memory_token_cache.hpp>
 #include <credkit/caches/redis_token_cache.hpp>
 
-#include "caches/cache_test_support.hpp"
+#include "caches/redis_test_support.hpp"
 #include "caches/record_crypto.hpp"
 
 #include <boost/asio/post.hpp>
@@ -22,6 +22,8 @@
 using namespace credkit;
 using namespace std::chrono_literals;
 using cachetest::RedisServer;
+using cachetest::get_or_fetch;
+using cachetest::service_fetch;
 
 namespace {
 
@@ -47,24 +49,6 @@ std::chrono::system_clock::time_point exp_in(std::chrono::milliseconds d) {
   return std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now() + d);
 }
 
-
-/// An upstream fetch that asks the counting service from a worker thread.
-TokenCache::UpstreamFetch service_fetch(boost::asio::thread_pool& workers, int port) {
-  return [&workers, port](TokenCache::FetchDone done) {
-    boost::asio::post(workers, [done, port] {
-      try {
-        done(nullptr, cachetest::http_get_token(port));
-      } catch (...) {
-        done(std::current_exception(), {});
-      }
-    });
-  };
-}
-
-AccessToken get_or_fetch(TokenCache& cache, const TokenCacheKey& k, TokenCache::UpstreamFetch f,
-                         std::chrono::milliseconds min_validity = 2min) {
-  return cachetest::get_within(cache.async_get_or_fetch(k, min_validity, std::move(f), boost::asio::use_future), 30s);
-}
 
 }  // namespace
 
@@ -168,43 +152,10 @@ TEST_CASE("RedisTokenCache: AUTH with password and with user + password; bad TLS
 
 TEST_CASE("RedisTokenCache: Redis killed mid-test -> direct fetches, one warning; restarted -> used again") {
   RedisServer redis;
-  cachetest::CountingTokenService service(1h, 5ms);
-  boost::asio::thread_pool pool(1), workers(2);
+  boost::asio::thread_pool pool(1);
   auto cache = RedisTokenCache::create(pool.get_executor(), options_for(redis.port()));
-  const TokenCacheKey k("outage-user");
-  auto fetch = service_fetch(workers, service.port());
-  cachetest::LogCapture logs;
-
-  const auto first = get_or_fetch(*cache, k, fetch);
-  CHECK(service.requests() == 1);
-  CHECK(get_or_fetch(*cache, k, fetch) == first);  // from Redis
-  CHECK(service.requests() == 1);
-
-  redis.stop();
-  for (int i = 0; i < 5; ++i) {
-    auto t = get_or_fetch(*cache, k, fetch);  // falls back: fetches directly
-    CHECK(t.token.rfind("tok-", 0) == 0);
-  }
-  CHECK(service.requests() == 6);
-  CHECK(logs.count("bypassed") == 1);  // once per outage, not per call
-  auto f = cache->async_get(k, boost::asio::use_future);
-  REQUIRE(f.wait_for(10s) == std::future_status::ready);
-  try {
-    f.get();
-    FAIL("get succeeded with Redis down");
-  } catch (const Error& e) {
-    CHECK((e.code() == make_error_code(errc::cache_unavailable)));
-  }
-
-  redis.start();  // same port, empty data
-  std::this_thread::sleep_for(250ms);  // past retry_after_failure (real time: a real outage)
-  const auto refetched = get_or_fetch(*cache, k, fetch);
-  CHECK(service.requests() == 7);
-  CHECK(logs.count("reachable again") == 1);
-  CHECK(get_or_fetch(*cache, k, fetch) == refetched);  // stored in the restarted Redis
-  CHECK(service.requests() == 7);
+  cachetest::check_outage_and_recovery(redis, *cache, TokenCacheKey("outage-user"));
   pool.join();
-  workers.join();
 }
 
 TEST_CASE("RedisTokenCache: pooled connections Redis closed while idle are replaced, not an outage") {

@@ -214,15 +214,22 @@ HttpTokenSourceOptions source_options(const std::string& url) {
   return o;
 }
 
+/// The policy of every credential in these tests: short retries, a bounded fetch.
+RefreshPolicy fault_policy() {
+  RefreshPolicy p;
+  p.min_validity = 5s;
+  p.min_refresh_interval = 10ms;
+  p.retry_initial = 20ms;
+  p.retry_max = 200ms;
+  p.fetch_timeout = 3s;
+  return p;
+}
+
 TokenCredentialOptions credential_options(const HttpTokenSource& source) {
   TokenCredentialOptions o;
   o.mode = RefreshMode::on_demand;
   o.fetcher = source.fetcher();
-  o.policy.min_validity = 5s;
-  o.policy.min_refresh_interval = 10ms;
-  o.policy.retry_initial = 20ms;
-  o.policy.retry_max = 200ms;
-  o.policy.fetch_timeout = 3s;
+  o.policy = fault_policy();
   return o;
 }
 
@@ -235,16 +242,6 @@ struct Outcome {
 using steady = std::chrono::steady_clock;
 
 double since(steady::time_point t) { return std::chrono::duration<double>(steady::now() - t).count(); }
-
-RefreshPolicy cached_policy() {
-  RefreshPolicy p;
-  p.min_validity = 5s;
-  p.min_refresh_interval = 10ms;
-  p.retry_initial = 20ms;
-  p.retry_max = 200ms;
-  p.fetch_timeout = 3s;
-  return p;
-}
 
 CacheEncryptionKey raw_key(unsigned char fill) { return CacheEncryptionKey::from_raw(std::vector<unsigned char>(32, fill)); }
 
@@ -270,7 +267,7 @@ struct ServiceFixture {
   std::uint64_t fetches() const { return service.request_count("chat_user_token"); }
   std::shared_ptr<TokenCredential> credential(std::shared_ptr<TokenCache> cache) {
     return make_cached_credential(io.get_executor(), std::move(cache), TokenCacheKey("alice"), source->fetcher(),
-                                  cached_policy());
+                                  fault_policy());
   }
 };
 

@@ -1,0 +1,83 @@
+// Helpers shared by the Redis cache tests, plain and TLS: an upstream fetch from the counting
+// token service, blocking wrappers, and the kill/restart scenario both transports must pass.
+#pragma once
+
+#include <credkit/caches/redis_token_cache.hpp>
+
+#include "caches/cache_test_support.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
+#include <doctest/doctest.h>
+
+namespace credkit::cachetest {
+
+/// An upstream fetch that asks the counting service from a worker thread.
+inline TokenCache::UpstreamFetch service_fetch(boost::asio::thread_pool& workers, int port) {
+  return [&workers, port](TokenCache::FetchDone done) {
+    boost::asio::post(workers, [done, port] {
+      try {
+        done(nullptr, http_get_token(port));
+      } catch (...) {
+        done(std::current_exception(), {});
+      }
+    });
+  };
+}
+
+inline AccessToken get_or_fetch(TokenCache& cache, const TokenCacheKey& k, TokenCache::UpstreamFetch f,
+                                std::chrono::milliseconds min_validity = std::chrono::minutes(2)) {
+  return get_within(cache.async_get_or_fetch(k, min_validity, std::move(f), boost::asio::use_future),
+                    std::chrono::seconds(30));
+}
+
+/// The error `async_get` fails with (fails the test if it succeeds).
+inline Error get_error(TokenCache& cache, const TokenCacheKey& k,
+                       std::chrono::milliseconds within = std::chrono::seconds(20)) {
+  auto f = cache.async_get(k, boost::asio::use_future);
+  REQUIRE(f.wait_for(within) == std::future_status::ready);
+  try {
+    auto t = f.get();
+    FAIL("async_get succeeded: " << (t ? "a token" : "a miss"));
+  } catch (const Error& e) {
+    return e;
+  }
+  return Error(errc::no_token, "unreachable");
+}
+
+/// Redis killed mid-run, then restarted on its port: while it is down every call fetches
+/// directly with one warning per outage and reads fail with cache_unavailable; once it is back
+/// (past `retry_after_failure`, which must be under 250 ms) tokens are stored in it again.
+/// `cache` must be connected to `redis`, with nothing stored under `k`.
+inline void check_outage_and_recovery(RedisServer& redis, TokenCache& cache, const TokenCacheKey& k) {
+  CountingTokenService service(std::chrono::hours(1), std::chrono::milliseconds(5));
+  boost::asio::thread_pool workers(2);
+  auto fetch = service_fetch(workers, service.port());
+  LogCapture logs;
+
+  const auto first = get_or_fetch(cache, k, fetch);
+  CHECK(service.requests() == 1);
+  CHECK(get_or_fetch(cache, k, fetch) == first);  // from Redis
+  CHECK(service.requests() == 1);
+
+  redis.stop();
+  for (int i = 0; i < 5; ++i) {
+    auto t = get_or_fetch(cache, k, fetch);  // falls back: fetches directly
+    CHECK(t.token.rfind("tok-", 0) == 0);
+  }
+  CHECK(service.requests() == 6);
+  CHECK(logs.count("bypassed") == 1);  // once per outage, not per call
+  CHECK((get_error(cache, k, std::chrono::seconds(10)).code() == make_error_code(errc::cache_unavailable)));
+
+  redis.start();  // same port, empty data
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));  // past retry_after_failure (real time: a real outage)
+  const auto refetched = get_or_fetch(cache, k, fetch);
+  CHECK(service.requests() == 7);
+  CHECK(logs.count("reachable again") == 1);
+  CHECK(get_or_fetch(cache, k, fetch) == refetched);  // stored in the restarted Redis
+  CHECK(service.requests() == 7);
+  workers.join();
+}
+
+}  // namespace credkit::cachetest
