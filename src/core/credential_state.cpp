@@ -5,6 +5,7 @@
 
 #include "core/callback_scope.hpp"
 #include "core/coarse_clock.hpp"
+#include "core/saturating_time.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -22,6 +23,7 @@ namespace credkit::detail {
 
 namespace asio = boost::asio;
 using std::chrono::milliseconds;
+using std::chrono::nanoseconds;
 
 namespace {
 
@@ -116,11 +118,67 @@ void CredentialState::start(std::weak_ptr<TokenCredential> facade, std::optional
     std::lock_guard lock(mutex_);
     facade_ = std::move(facade);
     std::optional<time_point> initial;
+    std::optional<time_point> issued_at;
     if (initial_token) {
       initial = initial_token->expires_on;
+      issued_at = initial_token->issued_at;
       token_ = TokenHandle::make(std::move(*initial_token));
     }
-    apply_locked(machine_.start(clock_->now(), initial), fx);
+    apply_locked(machine_.start(service_now(), initial, issued_at), fx);
+  }
+  run_effects(fx);
+}
+
+// ---------------------------------------------------------------------------------------
+// Service time (R16)
+
+CredentialState::time_point CredentialState::service_now() const noexcept {
+  return add_sat(clock_->now(), clock_offset());
+}
+
+CredentialState::time_point CredentialState::to_local(time_point service) const noexcept {
+  // min and max stay "never" and "always" whatever the offset.
+  if (service == time_point::min() || service == time_point::max()) return service;
+  return sub_sat(service, clock_offset());
+}
+
+void CredentialState::report_service_time(time_point service) noexcept {
+  const auto& p = policy();
+  const nanoseconds measured = sub_sat(service, clock_->now());
+  const nanoseconds bound = saturate_cast<nanoseconds>(p.max_clock_skew);
+  const nanoseconds tolerance = saturate_cast<nanoseconds>(p.clock_skew_tolerance);
+  if (tolerance == nanoseconds::max()) return;  // correction off
+  if (measured > bound || measured < -bound) {
+    log(LogLevel::warning, "the token service reported a time " + std::to_string(measured.count() / 1'000'000'000) +
+                               " s from the local clock, beyond RefreshPolicy::max_clock_skew; ignored");
+    return;
+  }
+  Effects fx;
+  try {
+    std::lock_guard lock(mutex_);
+    if (machine_.closed()) return;
+    const nanoseconds current = clock_offset();
+    const nanoseconds change = sub_sat(measured, current);
+    if (change < tolerance && change > -tolerance) return;  // the same offset, within reading error
+    const nanoseconds applied = (measured < tolerance && measured > -tolerance) ? nanoseconds::zero() : measured;
+    offset_ns_.store(applied.count(), std::memory_order_release);
+    machine_.on_clock_shift(sub_sat(applied, current));
+    if (!skew_warned_ && (applied >= std::chrono::minutes(1) || applied <= -std::chrono::minutes(1))) {
+      skew_warned_ = true;
+      const auto secs = applied.count() / 1'000'000'000;
+      log(LogLevel::warning, "the local clock is " + std::to_string(secs < 0 ? -secs : secs) + " s " +
+                                 (secs < 0 ? "ahead of" : "behind") +
+                                 " the token service's; token times are judged in service time "
+                                 "(TokenCredential::clock_offset)");
+    }
+    // The hot path's local fresh_until and the timer's wait both depend on the offset.
+    publish_locked();
+    timer_armed_ = false;
+    RefreshMachine::Actions rearm;
+    rearm.next_deadline = machine_.next_deadline();
+    apply_locked(rearm, fx);
+  } catch (...) {
+    return;  // no memory to publish: the old offset stays in force
   }
   run_effects(fx);
 }
@@ -194,8 +252,7 @@ void CredentialState::get_async(Handler handler) {
   bool waiting = false;
   {
     std::lock_guard lock(mutex_);
-    RefreshMachine::Actions a;
-    const auto d = machine_.on_demand(clock_->now(), a);
+    const auto [d, a] = machine_.on_demand(service_now());
     if (d == RefreshMachine::Demand::use_cached) {
       token = token_;
     } else if (d == RefreshMachine::Demand::wait) {
@@ -255,8 +312,7 @@ TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
   std::uint64_t waiter_id = 0;
   {
     std::lock_guard lock(mutex_);
-    RefreshMachine::Actions a;
-    const auto d = machine_.on_demand(clock_->now(), a);
+    const auto [d, a] = machine_.on_demand(service_now());
     if (d == RefreshMachine::Demand::use_cached) {
       token = token_;
     } else if (d == RefreshMachine::Demand::wait) {
@@ -282,8 +338,11 @@ TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
 
   std::unique_lock lock(wait->mutex);
   auto done = [&] { return wait->done; };
-  if (timeout) {
-    if (!wait->cv.wait_for(lock, *timeout, done)) {
+  // A deadline past what steady_clock holds (duration::max()) is no limit.
+  const auto deadline = timeout ? add_sat(std::chrono::steady_clock::now(), *timeout)
+                                : std::chrono::steady_clock::time_point::max();
+  if (deadline != std::chrono::steady_clock::time_point::max()) {
+    if (!wait->cv.wait_until(lock, deadline, done)) {
       lock.unlock();
       {
         std::lock_guard state_lock(mutex_);
@@ -307,21 +366,23 @@ void CredentialState::update(AccessToken token) {
   {
     std::lock_guard lock(mutex_);
     if (machine_.closed()) throw Error(errc::credential_closed, "update_token: the credential is closed");
-    const auto now = clock_->now();
-    if (token.expires_on <= now) {
-      throw Error(errc::token_expired_on_arrival,
-                  "update_token: the token is already expired (it expired at " + format_time(token.expires_on) + ")");
+    const auto now = service_now();
+    if (RefreshMachine::expired_on_arrival(now, token.expires_on)) {
+      throw Error(errc::token_expired_on_arrival, "update_token: the token is already expired (it expired at " +
+                                                      format_time(token.expires_on) + ", service time " +
+                                                      format_time(now) + ")");
     }
     const auto expires_on = token.expires_on;
+    const auto issued_at = token.issued_at;
     token_ = TokenHandle::make(std::move(token));
-    apply_locked(machine_.on_update(now, expires_on), fx);
+    apply_locked(machine_.on_update(now, expires_on, issued_at), fx);
   }
   run_effects(fx);
 }
 
 void CredentialState::update(std::string_view token) {
   ParseOptions options = parse_;
-  options.now = clock_->now();
+  options.now = service_now();
   update(parse_token(token, options));
 }
 
@@ -331,7 +392,7 @@ bool CredentialState::invalidate(std::string_view rejected) {
   {
     std::lock_guard lock(mutex_);
     if (!token_ || !machine_.token() || token_.token() != rejected) return false;
-    auto a = machine_.on_invalidate(clock_->now(), machine_.token()->generation);
+    auto a = machine_.on_invalidate(service_now(), machine_.token()->generation);
     accepted = a.accepted;
     apply_locked(a, fx);
   }
@@ -355,7 +416,7 @@ Subscription CredentialState::subscribe(TokenEventKind kind, TokenEventHandler h
     if (machine_.closed()) return Subscription{};
     listeners_.push_back(listener);
     if (kind == TokenEventKind::will_expire) {
-      apply_locked(machine_.on_listeners_changed(clock_->now(), true), fx);
+      apply_locked(machine_.on_listeners_changed(service_now(), true), fx);
     }
   }
   run_effects(fx);
@@ -373,7 +434,7 @@ void CredentialState::unsubscribe(const std::shared_ptr<Listener>& listener) {
     if (listener->kind == TokenEventKind::will_expire &&
         std::none_of(listeners_.begin(), listeners_.end(),
                      [](const auto& l) { return l->kind == TokenEventKind::will_expire; })) {
-      apply_locked(machine_.on_listeners_changed(clock_->now(), false), fx);
+      apply_locked(machine_.on_listeners_changed(service_now(), false), fx);
     }
   }
   run_effects(fx);
@@ -424,9 +485,8 @@ void CredentialState::arm_locked(std::optional<time_point> deadline) {
   if (timer_armed_ && timer_deadline_ == *deadline) return;
   // Wait at most wake_check_interval: timers measure elapsed time, which stops while the
   // machine sleeps and ignores wall-clock steps; re-reading the wall clock bounds the lag.
-  auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - clock_->now());
-  wait = std::clamp<std::chrono::nanoseconds>(wait, std::chrono::nanoseconds::zero(),
-                                              policy().wake_check_interval);
+  auto wait = sub_sat(*deadline, service_now());
+  wait = std::clamp<nanoseconds>(wait, nanoseconds::zero(), saturate_cast<nanoseconds>(policy().wake_check_interval));
   const std::uint64_t seq = ++timer_seq_;
   timer_armed_ = true;
   timer_deadline_ = *deadline;
@@ -442,7 +502,7 @@ void CredentialState::on_timer(std::uint64_t seq) {
     std::lock_guard lock(mutex_);
     if (seq != timer_seq_ || !timer_armed_ || machine_.closed()) return;
     timer_armed_ = false;
-    const auto now = clock_->now();
+    const auto now = service_now();
     if (now < timer_deadline_) {
       arm_locked(timer_deadline_);  // an intermediate wake: not due yet
       return;
@@ -458,19 +518,20 @@ void CredentialState::on_fetch_done(std::uint64_t seq, std::exception_ptr error,
     std::lock_guard lock(mutex_);
     if (machine_.closed() || !fetch_op_ || seq != fetch_seq_) return;  // a fetch we gave up on
     fetch_op_.reset();
-    const auto now = clock_->now();
+    const auto now = service_now();
     if (!error && token.token.empty()) {
       error = make_error(errc::invalid_token, "the fetcher returned an empty token");
-    } else if (!error && token.expires_on <= now) {
+    } else if (!error && RefreshMachine::expired_on_arrival(now, token.expires_on)) {
       error = make_error(errc::token_expired_on_arrival,
                          "the token returned by the fetcher is already expired (it expired at " +
-                             format_time(token.expires_on) + ")");
+                             format_time(token.expires_on) + ", service time " + format_time(now) + ")");
     }
     if (!error) {
       const auto expires_on = token.expires_on;
+      const auto issued_at = token.issued_at;
       token_ = TokenHandle::make(std::move(token));
       last_error_ = nullptr;
-      apply_locked(machine_.on_fetch_succeeded(now, expires_on), fx);
+      apply_locked(machine_.on_fetch_succeeded(now, expires_on, issued_at), fx);
     } else {
       ErrorDetails details;
       bool is_credkit_error = false;
@@ -500,7 +561,7 @@ void CredentialState::publish_locked() {
   auto pub = std::make_shared<Published>();
   if (machine_.token()) {
     pub->token = token_;
-    pub->fresh_until = machine_.fresh_until();
+    pub->fresh_until = to_local(machine_.fresh_until());
   }
   published_ = std::move(pub);
   version_.fetch_add(1, std::memory_order_release);
@@ -519,7 +580,7 @@ void CredentialState::raise_locked(Effects& fx, TokenEventKind kind, const Refre
     pe.event.error = copy_for_one(last_error_);
     pe.event.code = error_code_of(last_error_);
     pe.event.attempt = a.attempt;
-    pe.event.next_retry = a.next_retry;
+    if (a.next_retry) pe.event.next_retry = to_local(*a.next_retry);
   }
   fx.events.push_back(std::move(pe));
 }
@@ -555,10 +616,18 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     auto op = std::make_shared<FetchOp>();
     op->reason = a.reason;
     op->attempt = a.attempt;
-    op->deadline = clock_->now() + policy().fetch_timeout;
+    const auto service_start = service_now();
+    op->deadline = add_sat(clock_->now(), policy().fetch_timeout);  // local: the fetcher's own clock
     op->executor = executor_;
     op->parse = parse_;
-    op->parse.now = op->deadline - policy().fetch_timeout;  // fallback lifetimes count from the fetch start
+    op->parse.now = service_start;  // fallback lifetimes count from the fetch start, in service time
+    op->service_now = [w = weak_from_this()] {
+      auto s = w.lock();
+      return s ? s->service_now() : std::chrono::system_clock::now();
+    };
+    op->on_service_time = [w = weak_from_this()](time_point t) {
+      if (auto s = w.lock()) s->report_service_time(t);
+    };
     const std::uint64_t seq = ++fetch_seq_;
     op->on_done = [w = weak_from_this(), seq](std::exception_ptr e, AccessToken t) {
       if (auto s = w.lock()) s->on_fetch_done(seq, std::move(e), std::move(t));

@@ -51,6 +51,12 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   void close() noexcept;
   bool closed() const noexcept { return closed_flag_.load(std::memory_order_acquire); }
   const RefreshPolicy& policy() const noexcept { return machine_.config().policy; }
+  /// Service time minus local wall-clock time (R16).
+  std::chrono::nanoseconds clock_offset() const noexcept {
+    return std::chrono::nanoseconds(offset_ns_.load(std::memory_order_acquire));
+  }
+  /// A fetcher saw the token service's clock at `service_now` (FetchContext::report_service_time).
+  void report_service_time(time_point service_now) noexcept;
 
   const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
   std::uint64_t id() const noexcept { return id_; }
@@ -58,7 +64,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
  private:
   struct Published {
     TokenHandle token;
-    time_point fresh_until;
+    time_point fresh_until;  // local wall-clock time: the hot path compares it with the local clock
   };
   struct BlockingWait {
     std::mutex mutex;
@@ -94,6 +100,10 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
 
   [[gnu::noinline]] TokenHandle refill_thread_entry() const noexcept;  // the slow path, kept out of try_fresh
 
+  /// Now in service time: the local wall clock plus the learned offset (saturating).
+  time_point service_now() const noexcept;
+  time_point to_local(time_point service) const noexcept;
+
   // Under mutex_.
   void apply_locked(const RefreshMachine::Actions& a, Effects& fx);
   void publish_locked();
@@ -126,6 +136,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   // fresh token nothing here is written, and 100 000 credentials should not pay 128 B each.
   std::atomic<std::uint64_t> version_{1};
   std::atomic<bool> closed_flag_{false};
+  std::atomic<std::int64_t> offset_ns_{0};  // written under mutex_; read anywhere
 
   mutable std::mutex mutex_;
   RefreshMachine machine_;  // also holds the RefreshPolicy: policy() below
@@ -134,6 +145,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   std::exception_ptr last_error_;
   std::map<std::uint64_t, Waiter> waiters_;
   std::uint64_t next_waiter_id_ = 1;
+  bool skew_warned_ = false;
   std::unique_ptr<Timer> timer_;
   std::uint64_t timer_seq_ = 0;
   bool timer_armed_ = false;

@@ -22,6 +22,11 @@ struct FetchOp {
   std::chrono::system_clock::time_point deadline{};
   boost::asio::any_io_executor executor;
   ParseOptions parse;
+  /// Service time now (empty: the system clock), and where service-time reports go (empty:
+  /// ignored). Set once before the fetcher runs, never changed (FetchContext may call them
+  /// from any thread at any time); they must hold no strong reference to a FetchOp.
+  std::function<std::chrono::system_clock::time_point()> service_now;
+  std::function<void(std::chrono::system_clock::time_point)> on_service_time;
   /// Called once with the outcome, from whichever thread completes.
   std::function<void(std::exception_ptr, AccessToken)> on_done;
 
@@ -42,6 +47,11 @@ struct FetchOp {
     on_done = nullptr;
     if (callback) callback(std::move(error), std::move(token));
   }
+};
+
+/// The op behind a FetchContext, for credkit's own wrappers of fetchers.
+struct FetchOpAccess {
+  static const std::shared_ptr<FetchOp>& of(const FetchContext& ctx) noexcept { return ctx.op_; }
 };
 
 }  // namespace credkit::detail

@@ -28,6 +28,14 @@ const boost::asio::any_io_executor& FetchContext::executor() const noexcept { re
 bool FetchContext::cancelled() const noexcept { return op_->cancelled.load(std::memory_order_acquire); }
 boost::asio::cancellation_slot FetchContext::cancellation_slot() const noexcept { return op_->signal.slot(); }
 
+std::chrono::system_clock::time_point FetchContext::now() const noexcept {
+  return op_->service_now ? op_->service_now() : std::chrono::system_clock::now();
+}
+
+void FetchContext::report_service_time(std::chrono::system_clock::time_point service_now) const noexcept {
+  if (op_->on_service_time) op_->on_service_time(service_now);
+}
+
 FetchCompletion& FetchCompletion::operator=(FetchCompletion&& other) noexcept {
   if (this != &other) {
     FetchCompletion dropped(std::move(*this));

@@ -3,6 +3,7 @@
 #include <credkit/core/parse_token.hpp>
 
 #include "core/base64.hpp"
+#include "core/saturating_time.hpp"
 #include "core/token_parsers.hpp"
 
 #include <nlohmann/json.hpp>
@@ -32,7 +33,7 @@ AccessToken with_fallback(std::string_view token, const ParseOptions& options, c
   const auto lifetime = options.fallback_lifetime;
   log(LogLevel::warning, "token " + redact(token) + ": " + why + "; assuming it expires in " +
                              std::to_string(lifetime.count()) + " s (ParseOptions::fallback_lifetime)");
-  return AccessToken{std::string(token), now_of(options) + lifetime};
+  return AccessToken{std::string(token), detail::add_sat(now_of(options), lifetime), std::nullopt};
 }
 
 nlohmann::json decode_json_segment(std::string_view segment, const char* name) {
@@ -43,7 +44,8 @@ nlohmann::json decode_json_segment(std::string_view segment, const char* name) {
   return json;
 }
 
-Clock::time_point exp_to_time(const nlohmann::json& exp) {
+// A NumericDate claim (`exp`, `iat`): seconds since the epoch, integer or fractional.
+Clock::time_point claim_to_time(const nlohmann::json& exp, const char* name) {
   double seconds = 0;
   if (exp.is_number_unsigned()) {
     seconds = static_cast<double>(exp.get<std::uint64_t>());
@@ -52,11 +54,11 @@ Clock::time_point exp_to_time(const nlohmann::json& exp) {
   } else if (exp.is_number_float()) {
     seconds = exp.get<double>();
   } else {
-    invalid("the JWT 'exp' claim is not a number");
+    invalid(std::string("the JWT '") + name + "' claim is not a number");
   }
-  if (!std::isfinite(seconds) || seconds < 0) invalid("the JWT 'exp' claim is negative");
+  if (!std::isfinite(seconds) || seconds < 0) invalid(std::string("the JWT '") + name + "' claim is negative");
   if (seconds > kMaxExpSeconds) {
-    log(LogLevel::warning, "token 'exp' is beyond the representable range; clamped to 2255-03-14");
+    log(LogLevel::warning, std::string("token '") + name + "' is beyond the representable range; clamped to 2255-03-14");
     seconds = kMaxExpSeconds;
   }
   const auto ms = static_cast<std::int64_t>(std::floor(seconds * 1000.0));
@@ -96,7 +98,17 @@ AccessToken parse_throwing(std::string_view token, const ParseOptions& options) 
       if (!detail::base64url_decode(parts[2])) invalid("the JWT signature is not valid base64url");
       auto it = payload.find("exp");
       if (it == payload.end()) return with_fallback(token, options, "the JWT has no 'exp' claim");
-      return AccessToken{std::string(token), exp_to_time(*it)};
+      AccessToken parsed{std::string(token), claim_to_time(*it, "exp"), std::nullopt};
+      // `iat` only refines the lifetime (R1): one that is not a plausible issue time before
+      // the expiry is ignored rather than failing a token whose expiry is readable.
+      if (auto iat = payload.find("iat"); iat != payload.end() && iat->is_number()) {
+        try {
+          const auto issued = claim_to_time(*iat, "iat");
+          if (issued < parsed.expires_on) parsed.issued_at = issued;
+        } catch (const Error&) {
+        }
+      }
+      return parsed;
     }
     if (parts.size() == 5) {
       // A JWE: its claims are encrypted, so only the header can be checked.

@@ -1,5 +1,7 @@
 #include "core/refresh_machine.hpp"
 
+#include "core/saturating_time.hpp"
+
 #include <algorithm>
 
 namespace credkit::detail {
@@ -8,6 +10,8 @@ namespace {
 using ms = std::chrono::milliseconds;
 
 void earliest(std::optional<RefreshMachine::time_point>& into, RefreshMachine::time_point t) {
+  // time_point::max() is "never" (a saturated `duration::max()` timeout): no timer for it.
+  if (t == RefreshMachine::time_point::max()) return;
   if (!into || t < *into) into = t;
 }
 }  // namespace
@@ -26,18 +30,22 @@ double RefreshMachine::next_random() noexcept {
 RefreshMachine::time_point RefreshMachine::fresh_until() const noexcept {
   if (closed_ || !token_ || token_->invalidated) return time_point::min();
   if (!can_refresh()) return time_point::max();  // static: handed out as is, even expired
-  const auto lifetime = token_->expires_on - token_->received;
-  return token_->expires_on - config_.policy.min_validity_for(lifetime);
+  return token_->fresh_until;
 }
 
 std::optional<RefreshMachine::time_point> RefreshMachine::next_deadline() const noexcept {
   std::optional<time_point> d;
   if (closed_) return d;
-  if (refreshing()) earliest(d, refresh_started_ + config_.policy.fetch_timeout);
+  switch (state_) {
+    case RefreshState::idle: break;
+    case RefreshState::deferred: earliest(d, deferred_until_); break;
+    case RefreshState::fetching:
+    case RefreshState::awaiting_update: earliest(d, add_sat(refresh_started_, config_.policy.fetch_timeout)); break;
+  }
   if (config_.mode == RefreshMode::proactive) {
     if (token_) {
       if (!token_->will_expire_fired) earliest(d, token_->will_expire_at);
-      if (!token_->expired_fired) earliest(d, token_->expires_on);
+      if (!token_->expired_fired) earliest(d, token_->expires_on());
     }
     if (retry_at_ && !refreshing()) earliest(d, *retry_at_);
   }
@@ -52,37 +60,56 @@ RefreshMachine::Actions RefreshMachine::finish(Actions a) const {
 FetchReason RefreshMachine::reason_for(time_point now) const noexcept {
   if (!token_) return FetchReason::initial;
   if (token_->invalidated) return FetchReason::invalidated;
-  if (now >= token_->expires_on) return FetchReason::expired;
+  if (now >= token_->expires_on()) return FetchReason::expired;
   return config_.mode == RefreshMode::proactive ? FetchReason::proactive : FetchReason::on_demand;
 }
 
-bool RefreshMachine::begin_refresh(time_point now, FetchReason reason, Actions& a) {
-  if (!can_refresh() || refreshing() || closed_) return false;
-  last_attempt_ = now;
+bool RefreshMachine::in_failure_window(time_point now) const noexcept {
+  return last_failed_ && (now < not_before_ || (retry_at_ && now < *retry_at_));
+}
+
+void RefreshMachine::begin_refresh(time_point now, Actions& a) {
+  if (!can_refresh() || refreshing() || closed_) return;
+  // R7: whoever asks (timer, caller, invalidate, retry), starts are min_refresh_interval apart.
+  if (last_start_) {
+    const time_point allowed = add_sat(*last_start_, config_.policy.min_refresh_interval);
+    if (now < allowed) {
+      state_ = RefreshState::deferred;
+      deferred_until_ = allowed;
+      reason_ = reason_for(now);
+      return;
+    }
+  }
+  launch(now, a);
+}
+
+void RefreshMachine::launch(time_point now, Actions& a) {
+  last_start_ = now;
   refresh_started_ = now;
-  reason_ = reason;
+  reason_ = reason_for(now);
   retry_at_.reset();
-  a.reason = reason;
+  a.reason = reason_;
   a.attempt = failures_ + 1;
   if (config_.has_fetcher) {
-    in_flight_ = true;
+    state_ = RefreshState::fetching;
     a.start_fetch = true;
   } else {
     // No fetcher: the will-expire listeners are the fetcher; they answer with update_token.
-    awaiting_update_ = true;
+    state_ = RefreshState::awaiting_update;
     a.fire_will_expire = true;
   }
-  return true;
 }
 
-void RefreshMachine::install(time_point now, time_point expires_on, Actions& a) {
+void RefreshMachine::install(RefreshPolicy::TokenTimes times, Actions& a) {
   Token t;
   t.generation = next_generation_++;
-  t.received = now;
-  t.expires_on = expires_on;
-  t.will_expire_at = config_.policy.will_expire_point(now, expires_on, last_attempt_, next_random());
+  t.times = times;
+  t.fresh_until = config_.policy.fresh_until(times);
+  t.will_expire_at = config_.policy.will_expire_point(times, last_start_.value_or(time_point::min()), next_random());
   token_ = t;
-  awaiting_update_ = false;
+  // A fetch still in flight carries on (its result replaces this one); a deferred or
+  // listener-driven refresh is answered by this token.
+  if (state_ != RefreshState::fetching) state_ = RefreshState::idle;
   failures_ = 0;
   last_failed_ = false;
   retry_at_.reset();
@@ -92,14 +119,13 @@ void RefreshMachine::install(time_point now, time_point expires_on, Actions& a) 
 }
 
 void RefreshMachine::fail(time_point now, bool retryable, std::optional<ms> retry_after, Actions& a) {
-  in_flight_ = false;
-  awaiting_update_ = false;
+  state_ = RefreshState::idle;
   ++failures_;
   last_failed_ = true;
   const auto floor = std::max(config_.policy.min_refresh_interval, retry_after.value_or(ms::zero()));
-  not_before_ = now + floor;
+  not_before_ = add_sat(now, floor);
   if (config_.mode == RefreshMode::proactive && retryable) {
-    retry_at_ = now + std::max(config_.policy.retry_delay(failures_, next_random()), floor);
+    retry_at_ = add_sat(now, std::max(config_.policy.retry_delay(failures_, next_random()), floor));
   } else {
     retry_at_.reset();
   }
@@ -110,32 +136,33 @@ void RefreshMachine::fail(time_point now, bool retryable, std::optional<ms> retr
   a.next_retry = retry_at_;
 }
 
-RefreshMachine::Actions RefreshMachine::start(time_point now, std::optional<time_point> initial_expiry) {
+RefreshMachine::Actions RefreshMachine::start(time_point now, std::optional<time_point> initial_expiry,
+                                              std::optional<time_point> issued_at) {
   Actions a;
   if (initial_expiry) {
     Token t;
     t.generation = next_generation_++;
-    t.received = now;
-    t.expires_on = *initial_expiry;
-    t.will_expire_at = config_.policy.will_expire_point(now, *initial_expiry, last_attempt_, next_random());
+    t.times = RefreshPolicy::TokenTimes{now, *initial_expiry, issued_at, /*delivered=*/false};
+    t.fresh_until = config_.policy.fresh_until(t.times);
+    t.will_expire_at = config_.policy.will_expire_point(t.times, time_point::min(), next_random());
     token_ = t;
     a.publish = true;
   }
   if (config_.mode == RefreshMode::proactive) {
-    if (token_ && now >= token_->expires_on) {
+    if (token_ && now >= token_->expires_on()) {
       token_->expired_fired = true;
       token_->will_expire_fired = true;
       a.fire_expired = true;
-      begin_refresh(now, FetchReason::expired, a);
+      begin_refresh(now, a);
     } else if (!token_) {
-      begin_refresh(now, FetchReason::initial, a);
+      begin_refresh(now, a);
     }
   }
   return finish(a);
 }
 
-RefreshMachine::Demand RefreshMachine::on_demand(time_point now, Actions& a) {
-  a = Actions{};
+std::pair<RefreshMachine::Demand, RefreshMachine::Actions> RefreshMachine::on_demand(time_point now) {
+  Actions a;
   Demand d = Demand::wait;
   if (closed_) {
     d = Demand::fail_closed;
@@ -144,74 +171,83 @@ RefreshMachine::Demand RefreshMachine::on_demand(time_point now, Actions& a) {
   } else if (!can_refresh()) {
     d = token_ ? Demand::use_cached : Demand::fail_no_token;
   } else {
-    if (token_ && !token_->expired_fired && now >= token_->expires_on) {
+    if (token_ && !token_->expired_fired && now >= token_->expires_on()) {
       token_->expired_fired = true;
       a.fire_expired = true;
     }
     if (!refreshing()) {
       // While a retry is scheduled, callers get the last error instead of a new fetch: the
       // next_retry announced in refresh_failed stays true, and a failing service is not hammered.
-      if (last_failed_ && (now < not_before_ || (retry_at_ && now < *retry_at_))) {
+      if (in_failure_window(now)) {
         d = Demand::fail_last_error;
       } else {
-        begin_refresh(now, reason_for(now), a);
+        begin_refresh(now, a);
       }
     }
   }
-  a = finish(a);
-  return d;
+  return {d, finish(a)};
 }
 
 RefreshMachine::Actions RefreshMachine::on_timer(time_point now) {
   Actions a;
   if (closed_) return a;
-  if (refreshing() && now >= refresh_started_ + config_.policy.fetch_timeout) {
-    a.cancel_fetch = in_flight_;
+  if ((state_ == RefreshState::fetching || state_ == RefreshState::awaiting_update) &&
+      now >= add_sat(refresh_started_, config_.policy.fetch_timeout)) {
+    a.cancel_fetch = state_ == RefreshState::fetching;
     a.fetch_timed_out = true;
     fail(now, /*retryable=*/true, std::nullopt, a);
   }
+  if (state_ == RefreshState::deferred && now >= deferred_until_) {
+    if (can_refresh()) {
+      launch(now, a);
+    } else {
+      state_ = RefreshState::idle;  // the last will_expire listener left meanwhile
+    }
+  }
   if (token_) {
-    if (!token_->expired_fired && now >= token_->expires_on) {
+    if (!token_->expired_fired && now >= token_->expires_on()) {
       token_->expired_fired = true;
       a.fire_expired = true;
     }
     if (config_.mode == RefreshMode::proactive && !token_->will_expire_fired && now >= token_->will_expire_at) {
       token_->will_expire_fired = true;
       a.fire_will_expire = true;
-      begin_refresh(now, reason_for(now), a);
+      begin_refresh(now, a);
     }
   }
   if (config_.mode == RefreshMode::proactive && retry_at_ && now >= *retry_at_ && !refreshing()) {
-    begin_refresh(now, reason_for(now), a);
+    begin_refresh(now, a);
   }
   return finish(a);
 }
 
-RefreshMachine::Actions RefreshMachine::on_fetch_succeeded(time_point now, time_point expires_on) {
+RefreshMachine::Actions RefreshMachine::on_fetch_succeeded(time_point now, time_point expires_on,
+                                                           std::optional<time_point> issued_at) {
   Actions a;
-  if (closed_ || !in_flight_) return finish(a);
-  if (expires_on <= now) {
+  if (closed_ || state_ != RefreshState::fetching) return finish(a);
+  if (expired_on_arrival(now, expires_on)) {
     fail(now, /*retryable=*/true, std::nullopt, a);
     return finish(a);
   }
-  in_flight_ = false;
+  state_ = RefreshState::idle;
   a.reason = reason_;
-  install(now, expires_on, a);
+  install(RefreshPolicy::TokenTimes{now, expires_on, issued_at, /*delivered=*/true}, a);
   return finish(a);
 }
 
 RefreshMachine::Actions RefreshMachine::on_fetch_failed(time_point now, bool retryable, std::optional<ms> retry_after) {
   Actions a;
-  if (closed_ || !in_flight_) return finish(a);
+  if (closed_ || state_ != RefreshState::fetching) return finish(a);
   fail(now, retryable, retry_after, a);
   return finish(a);
 }
 
-RefreshMachine::Actions RefreshMachine::on_update(time_point now, time_point expires_on) {
+RefreshMachine::Actions RefreshMachine::on_update(time_point now, time_point expires_on,
+                                                  std::optional<time_point> issued_at) {
   Actions a;
-  if (closed_ || expires_on <= now) return finish(a);
-  a.reason = awaiting_update_ ? reason_ : reason_for(now);
-  install(now, expires_on, a);  // a fetch still in flight carries on; its result replaces this one
+  if (closed_ || expired_on_arrival(now, expires_on)) return finish(a);
+  a.reason = state_ == RefreshState::awaiting_update ? reason_ : reason_for(now);
+  install(RefreshPolicy::TokenTimes{now, expires_on, issued_at, /*delivered=*/true}, a);
   return finish(a);
 }
 
@@ -221,7 +257,7 @@ RefreshMachine::Actions RefreshMachine::on_invalidate(time_point now, std::uint6
   token_->invalidated = true;
   a.accepted = true;
   a.publish = true;
-  if (!(last_failed_ && now < not_before_)) begin_refresh(now, FetchReason::invalidated, a);
+  if (!in_failure_window(now)) begin_refresh(now, a);
   return finish(a);
 }
 
@@ -230,19 +266,28 @@ RefreshMachine::Actions RefreshMachine::on_listeners_changed(time_point now, boo
   if (closed_ || has_will_listener_ == has_will_expire_listener) return finish(a);
   has_will_listener_ = has_will_expire_listener;
   a.publish = true;
-  if (config_.mode == RefreshMode::proactive && !token_ && !config_.has_fetcher) {
-    begin_refresh(now, FetchReason::initial, a);
-  }
+  if (config_.mode == RefreshMode::proactive && !token_ && !config_.has_fetcher) begin_refresh(now, a);
   return finish(a);
+}
+
+void RefreshMachine::on_clock_shift(std::chrono::nanoseconds delta) noexcept {
+  auto shift = [delta](time_point& t) {
+    if (t != time_point::min() && t != time_point::max()) t = add_sat(t, delta);
+  };
+  if (last_start_) shift(*last_start_);
+  if (retry_at_) shift(*retry_at_);
+  shift(refresh_started_);
+  shift(deferred_until_);
+  shift(not_before_);
+  if (token_) shift(token_->times.received);
 }
 
 RefreshMachine::Actions RefreshMachine::on_close() {
   Actions a;
   if (closed_) return a;
   closed_ = true;
-  a.cancel_fetch = in_flight_;
-  in_flight_ = false;
-  awaiting_update_ = false;
+  a.cancel_fetch = state_ == RefreshState::fetching;
+  state_ = RefreshState::idle;
   retry_at_.reset();
   a.complete = Completion::closed;
   a.publish = true;

@@ -1,9 +1,11 @@
 // credkit detail — the refresh logic as a pure state machine (sans-io).
 //
 // It takes events (a timer fired, a caller wants a token, a fetch finished, ...) together
-// with the current wall-clock time, and returns the actions to perform. It does no I/O,
-// reads no clock, holds no lock and never calls user code: the Asio layer
-// (CredentialState) does all of that, and tests drive this class directly.
+// with the current time, and returns the actions to perform. It does no I/O, reads no clock,
+// holds no lock and never calls user code: the Asio layer (CredentialState) does all of that,
+// and tests drive this class directly. Every time here is service time (the token service's
+// clock: the local wall clock plus the learned offset); the rules it implements are numbered
+// in docs/refresh-semantics.md.
 #pragma once
 
 #include <credkit/core/fetcher.hpp>
@@ -29,10 +31,18 @@ class RefreshMachine {
   /// What a caller asking for a token should do.
   enum class Demand {
     use_cached,       ///< hand out the cached token
-    wait,             ///< wait for the refresh in flight
+    wait,             ///< wait for the refresh in flight (or about to start)
     fail_no_token,    ///< nothing cached and no way to get a token
     fail_last_error,  ///< the last refresh failed moments ago; report its error instead of hammering
     fail_closed,      ///< the credential is closed
+  };
+
+  /// Where the refresh is.
+  enum class RefreshState {
+    idle,             ///< nothing running
+    deferred,         ///< a refresh is due but waits for min_refresh_interval since the last start (R7)
+    fetching,         ///< the fetcher runs
+    awaiting_update,  ///< no fetcher: will_expire listeners were asked for update_token
   };
 
   /// How waiting callers complete.
@@ -41,60 +51,76 @@ class RefreshMachine {
   /// The metadata of the cached token (the secret itself lives in the Asio layer).
   struct Token {
     std::uint64_t generation = 0;
-    time_point received{};
-    time_point expires_on{};
+    RefreshPolicy::TokenTimes times{};
+    time_point fresh_until{};
     time_point will_expire_at{};
     bool will_expire_fired = false;
     bool expired_fired = false;
     bool invalidated = false;
+    time_point expires_on() const noexcept { return times.expires_on; }
   };
 
   /// The output of one event.
   struct Actions {
-    bool start_fetch = false;   ///< run the fetcher (reason, attempt below)
-    bool cancel_fetch = false;  ///< abandon the running fetch
+    bool start_fetch = false;      ///< run the fetcher (reason, attempt below)
+    bool cancel_fetch = false;     ///< abandon the running fetch
     bool fetch_timed_out = false;  ///< the refresh failed because it timed out
     FetchReason reason = FetchReason::proactive;
-    int attempt = 1;            ///< start_fetch: 1 + consecutive failures; refresh_failed: failures
+    int attempt = 1;  ///< start_fetch: 1 + consecutive failures; refresh_failed: failures
     bool fire_will_expire = false;
     bool fire_expired = false;
     bool fire_refreshed = false;
     bool fire_refresh_failed = false;
     std::optional<time_point> next_retry;  ///< refresh_failed: automatic retry time, if any
     Completion complete = Completion::none;
-    bool publish = false;       ///< the cached token or its freshness changed
-    bool accepted = false;      ///< invalidate: the report concerned the current token
+    bool publish = false;   ///< the cached token or its freshness changed
+    bool accepted = false;  ///< invalidate: the report concerned the current token
     std::optional<time_point> next_deadline;  ///< when on_timer must run next (none: no timer)
   };
 
   explicit RefreshMachine(Config config);
 
-  Actions start(time_point now, std::optional<time_point> initial_expiry);
-  Demand on_demand(time_point now, Actions& actions);
+  Actions start(time_point now, std::optional<time_point> initial_expiry,
+                std::optional<time_point> issued_at = std::nullopt);
+  /// A caller wants a token: what it should do, and the actions to perform.
+  std::pair<Demand, Actions> on_demand(time_point now);
   Actions on_timer(time_point now);
-  Actions on_fetch_succeeded(time_point now, time_point expires_on);
+  Actions on_fetch_succeeded(time_point now, time_point expires_on, std::optional<time_point> issued_at = std::nullopt);
   Actions on_fetch_failed(time_point now, bool retryable, std::optional<std::chrono::milliseconds> retry_after);
-  Actions on_update(time_point now, time_point expires_on);
+  Actions on_update(time_point now, time_point expires_on, std::optional<time_point> issued_at = std::nullopt);
   Actions on_invalidate(time_point now, std::uint64_t generation);
   Actions on_listeners_changed(time_point now, bool has_will_expire_listener);
   Actions on_close();
+  /// The clock offset changed by `delta` (R16): the times the machine derived from its own
+  /// "now" (last start, failure window, retry, deferral, fetch start, receipt) move with the
+  /// service-time frame, so their distance from the present stays what it was. Token expiries
+  /// are the service's own times and stay.
+  void on_clock_shift(std::chrono::nanoseconds delta) noexcept;
+
+  /// R4: a token that expires at or before `now` is refused on arrival (fetch or update_token).
+  static bool expired_on_arrival(time_point now, time_point expires_on) noexcept { return expires_on <= now; }
 
   const std::optional<Token>& token() const noexcept { return token_; }
   /// Until when the cached token may be handed out without refreshing (min: never).
   time_point fresh_until() const noexcept;
-  bool refreshing() const noexcept { return in_flight_ || awaiting_update_; }
-  bool fetch_in_flight() const noexcept { return in_flight_; }
+  RefreshState refresh_state() const noexcept { return state_; }
+  bool refreshing() const noexcept { return state_ != RefreshState::idle; }
+  bool fetch_in_flight() const noexcept { return state_ == RefreshState::fetching; }
   bool closed() const noexcept { return closed_; }
   bool can_refresh() const noexcept { return config_.has_fetcher || has_will_listener_; }
   int failures() const noexcept { return failures_; }
   FetchReason reason() const noexcept { return reason_; }
+  /// When the last refresh started (none before the first).
+  std::optional<time_point> last_start() const noexcept { return last_start_; }
   std::optional<time_point> next_deadline() const noexcept;
   const Config& config() const noexcept { return config_; }
 
  private:
-  bool begin_refresh(time_point now, FetchReason reason, Actions& a);
-  void install(time_point now, time_point expires_on, Actions& a);
+  void begin_refresh(time_point now, Actions& a);
+  void launch(time_point now, Actions& a);
+  void install(RefreshPolicy::TokenTimes times, Actions& a);
   void fail(time_point now, bool retryable, std::optional<std::chrono::milliseconds> retry_after, Actions& a);
+  bool in_failure_window(time_point now) const noexcept;
   FetchReason reason_for(time_point now) const noexcept;
   double next_random() noexcept;
   Actions finish(Actions a) const;
@@ -102,17 +128,17 @@ class RefreshMachine {
   Config config_;
   std::optional<Token> token_;
   std::uint64_t next_generation_ = 1;
-  bool in_flight_ = false;
-  bool awaiting_update_ = false;
+  RefreshState state_ = RefreshState::idle;
   bool has_will_listener_ = false;
   bool closed_ = false;
   FetchReason reason_ = FetchReason::initial;
-  time_point refresh_started_{};
-  time_point last_attempt_{};
+  time_point refresh_started_{};           // fetching / awaiting_update: when it started
+  time_point deferred_until_{};            // deferred: when it may start
+  std::optional<time_point> last_start_;   // R7: the last refresh start, whoever triggered it
   int failures_ = 0;
   bool last_failed_ = false;
-  time_point not_before_{};
-  std::optional<time_point> retry_at_;
+  time_point not_before_{};                // R10: no caller-triggered start before this after a failure
+  std::optional<time_point> retry_at_;     // R9: the automatic retry (proactive mode)
   std::uint64_t rng_;
 };
 

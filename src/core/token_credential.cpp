@@ -96,6 +96,8 @@ void TokenCredential::close() noexcept { state_->close(); }
 
 bool TokenCredential::is_closed() const noexcept { return state_->closed(); }
 
+std::chrono::nanoseconds TokenCredential::clock_offset() const noexcept { return state_->clock_offset(); }
+
 std::string_view to_string(TokenEventKind kind) noexcept {
   switch (kind) {
     case TokenEventKind::will_expire: return "will_expire";

@@ -145,7 +145,7 @@ TEST_CASE("proactive: a 20-minute token is refreshed at 10 minutes") {
   CHECK(h[2].elapsed == 20min);
 }
 
-TEST_CASE("short tokens back off by halves with a 1 s floor, no refresh loop") {
+TEST_CASE("short tokens back off by halves, a refresh lead before fresh_until, a 1 s floor: no refresh loop") {
   VirtualEnv env;
   ScriptedFetcher f(env.clock);
   const auto fixed = env.now() + 8min;  // the service keeps returning a token that ends at the same time
@@ -156,13 +156,15 @@ TEST_CASE("short tokens back off by halves with a 1 s floor, no refresh loop") {
   env.run_for(8min - 1ms);
   auto h = f.history();
   REQUIRE(h.size() >= 8);
-  // Gaps halve: 4 min, 2 min, 1 min, 30 s, ... until the 1 s floor.
+  // Half of what is left (R6): 4 min. The next token has 4 min left and stops being fresh
+  // after 2 min (R2), so the point moves a 30 s lead before that: 90 s. Then 2.5 min left,
+  // fresh for 75 s, point 45 s; then 1.75 min left, fresh for 52.5 s, lead 26.25 s ... down to the 1 s floor.
   std::vector<nanoseconds> gaps;
   for (std::size_t i = 1; i < h.size(); ++i) gaps.push_back(h[i].elapsed - h[i - 1].elapsed);
   CHECK(gaps[0] == 4min);
-  CHECK(gaps[1] == 2min);
-  CHECK(gaps[2] == 1min);
-  CHECK(gaps[3] == 30s);
+  CHECK(gaps[1] == 90s);
+  CHECK(gaps[2] == 45s);
+  CHECK(gaps[3] == 26250ms);
   for (auto g : gaps) CHECK(g >= 1s);
   CHECK(gaps.back() == 1s);
   // 8 minutes of a token that never gets longer: bounded by halving + the floor, not a loop.
@@ -524,6 +526,8 @@ TEST_CASE("10 clients invalidating the same rejected token cause one fetch; a st
   for (int i = 0; i < 10; ++i) accepted += cred->invalidate(rejected);
   CHECK(accepted == 1);
   env.drain();
+  CHECK(f.calls() == 1);  // R7: not within min_refresh_interval (1 s) of the first fetch
+  env.run_for(1s);
   CHECK(f.calls() == 2);
   CHECK(f.history()[1].reason == FetchReason::invalidated);
   auto fresh = get(*cred, env);

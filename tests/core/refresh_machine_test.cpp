@@ -19,6 +19,12 @@ M make(RefreshMode mode, bool fetcher = true) {
   c.seed = 42;
   return M(c);
 }
+
+M::Demand demand(M& m, system_clock::time_point now, M::Actions& out) {
+  auto [d, a] = m.on_demand(now);
+  out = a;
+  return d;
+}
 }  // namespace
 
 TEST_CASE("proactive start without a token fetches at once; the token arms the will-expire point") {
@@ -52,9 +58,9 @@ TEST_CASE("on-demand mode never asks for a timer while idle") {
   auto a = m.start(T0, T0 + 60min);
   CHECK_FALSE(a.next_deadline);
   M::Actions d;
-  CHECK(m.on_demand(T0 + 10min, d) == M::Demand::use_cached);
+  CHECK(demand(m, T0 + 10min, d) == M::Demand::use_cached);
   CHECK_FALSE(d.next_deadline);
-  CHECK(m.on_demand(T0 + 58min + 1s, d) == M::Demand::wait);
+  CHECK(demand(m, T0 + 58min + 1s, d) == M::Demand::wait);
   CHECK(d.start_fetch);
   CHECK(d.reason == FetchReason::on_demand);
   CHECK(d.next_deadline == T0 + 58min + 1s + 30s);  // the fetch timeout, while fetching only
@@ -68,8 +74,8 @@ TEST_CASE("callers with a token above minimum validity are served while a refres
   m.on_timer(T0 + 50min);
   CHECK(m.refreshing());
   M::Actions d;
-  CHECK(m.on_demand(T0 + 51min, d) == M::Demand::use_cached);
-  CHECK(m.on_demand(T0 + 58min + 1s, d) == M::Demand::wait);
+  CHECK(demand(m, T0 + 51min, d) == M::Demand::use_cached);
+  CHECK(demand(m, T0 + 58min + 1s, d) == M::Demand::wait);
   CHECK_FALSE(d.start_fetch);  // joins the fetch in flight
 }
 
@@ -87,7 +93,7 @@ TEST_CASE("failed proactive refreshes retry with growing, jittered delays; the o
     REQUIRE(a.next_retry);
     delays.push_back(duration_cast<milliseconds>(*a.next_retry - now));
     M::Actions d;
-    CHECK(m.on_demand(now + 1ms, d) == M::Demand::use_cached);  // still 9+ minutes of validity
+    CHECK(demand(m, now + 1ms, d) == M::Demand::use_cached);  // still 9+ minutes of validity
     now = *a.next_retry;
     auto r = m.on_timer(now);
     CHECK(r.start_fetch);
@@ -106,8 +112,8 @@ TEST_CASE("Retry-After is a lower bound on the next attempt") {
   REQUIRE(a.next_retry);
   CHECK(*a.next_retry >= T0 + 45s);
   M::Actions d;
-  CHECK(m.on_demand(T0 + 10s, d) == M::Demand::fail_last_error);  // no hammering before Retry-After
-  CHECK(m.on_demand(T0 + 46s, d) == M::Demand::wait);
+  CHECK(demand(m, T0 + 10s, d) == M::Demand::fail_last_error);  // no hammering before Retry-After
+  CHECK(demand(m, T0 + 46s, d) == M::Demand::wait);
 }
 
 TEST_CASE("non-retryable failures stop automatic retries; callers can still trigger one") {
@@ -117,8 +123,8 @@ TEST_CASE("non-retryable failures stop automatic retries; callers can still trig
   CHECK_FALSE(a.next_retry);
   CHECK_FALSE(a.next_deadline);
   M::Actions d;
-  CHECK(m.on_demand(T0 + 500ms, d) == M::Demand::fail_last_error);
-  CHECK(m.on_demand(T0 + 2s, d) == M::Demand::wait);
+  CHECK(demand(m, T0 + 500ms, d) == M::Demand::fail_last_error);
+  CHECK(demand(m, T0 + 2s, d) == M::Demand::wait);
   CHECK(d.start_fetch);
 }
 
@@ -129,7 +135,7 @@ TEST_CASE("an expired token fires token_expired once") {
   for (auto t = T0; t < T0 + 20min; t += 10s) expired += m.on_timer(t).fire_expired;
   CHECK(expired == 1);
   M::Actions d;
-  CHECK(m.on_demand(T0 + 20min, d) == M::Demand::use_cached);  // static: handed out even expired
+  CHECK(demand(m, T0 + 20min, d) == M::Demand::use_cached);  // static: handed out even expired
 }
 
 TEST_CASE("no fetcher: will_expire listeners are asked, and update_token answers") {
@@ -185,7 +191,7 @@ TEST_CASE("close completes waiters with closed and stops everything") {
   CHECK(a.complete == M::Completion::closed);
   CHECK_FALSE(a.next_deadline);
   M::Actions d;
-  CHECK(m.on_demand(T0, d) == M::Demand::fail_closed);
+  CHECK(demand(m, T0, d) == M::Demand::fail_closed);
   CHECK_FALSE(m.on_timer(T0 + 1h).start_fetch);
   CHECK(m.on_close().complete == M::Completion::none);  // idempotent
 }

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <iosfwd>
+#include <optional>
 #include <string>
 
 namespace credkit {
@@ -14,8 +15,13 @@ namespace credkit {
 struct AccessToken {
   /// The token as it goes on the wire (a JWT, an Agora "007" token, an opaque string).
   std::string token;
-  /// When the token expires, in wall-clock time (the issuer judges validity by its wall clock).
+  /// When the token expires, in the issuer's wall-clock time (the issuer judges validity by
+  /// its own clock; the credential compares it with service time, see `TokenCredential::clock_offset`).
   std::chrono::system_clock::time_point expires_on{};
+  /// When the token was issued, if known (`parse_token` reads a JWT's `iat` and an Agora
+  /// token's issue timestamp). With it, a token's lifetime is `expires_on - issued_at`
+  /// rather than what it had left when the credential received it (docs/refresh-semantics.md, R1).
+  std::optional<std::chrono::system_clock::time_point> issued_at{};
 
   /// Equal when both the token string and the expiry are equal.
   friend bool operator==(const AccessToken&, const AccessToken&) = default;

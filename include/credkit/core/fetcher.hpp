@@ -20,6 +20,7 @@ namespace credkit {
 
 namespace detail {
 struct FetchOp;
+struct FetchOpAccess;
 }
 
 /// Why the credential is fetching.
@@ -56,7 +57,21 @@ class FetchContext {
   /// operations the fetcher starts. Use only from `executor()`.
   boost::asio::cancellation_slot cancellation_slot() const noexcept;
 
+  /// Now in the token service's clock, as far as the credential knows it: its wall clock
+  /// plus the offset it learned from earlier `report_service_time` calls. Sources compute
+  /// relative expiries (`expires_in`) from this (or from the service's own `Date`), so that
+  /// every token time the credential sees is in service time. Thread-safe.
+  std::chrono::system_clock::time_point now() const noexcept;
+  /// Tells the credential what time the token service's clock showed just now (an HTTP
+  /// `Date` header, a server time in the response body). Call it when the answer arrives,
+  /// before completing the fetch: the credential pairs it with its own wall clock at once,
+  /// learns the offset (ignoring offsets below `RefreshPolicy::clock_skew_tolerance`), and
+  /// judges this fetch's token in service time. Thread-safe; times outside
+  /// `RefreshPolicy::max_clock_skew` of the local clock are ignored with a log line.
+  void report_service_time(std::chrono::system_clock::time_point service_now) const noexcept;
+
  private:
+  friend struct detail::FetchOpAccess;
   std::shared_ptr<detail::FetchOp> op_;
 };
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 
 namespace credkit {
 
@@ -54,21 +55,57 @@ struct RefreshPolicy {
   /// how late it notices a machine sleep or a wall-clock jump.
   duration wake_check_interval = std::chrono::seconds(30);
   /// How long a fetch (or a listener's `update_token`) may take before it counts as failed.
+  /// `duration::max()`: no limit.
   duration fetch_timeout = std::chrono::seconds(30);
+  /// Offsets between the local wall clock and the token service's below this are ignored
+  /// (an HTTP `Date` has whole seconds, and the request takes time). `duration::max()`
+  /// turns clock-skew correction off.
+  duration clock_skew_tolerance = std::chrono::seconds(5);
+  /// Reported service times further than this from the local clock are ignored (with a
+  /// log line) as implausible.
+  duration max_clock_skew = std::chrono::hours(24 * 400);
 
-  /// Throws `Error(errc::invalid_argument)` naming the first out-of-range field.
+  /// Throws `Error(errc::invalid_argument)` naming the first out-of-range field. The ranges:
+  /// `refresh_before_expiry`, `min_validity`, `clock_skew_tolerance` >= 0; `lifetime_fraction`
+  /// in (0, 1); `jitter` in [0, 1]; `min_refresh_interval` in (0, 1 h]; `retry_initial` > 0 and
+  /// <= `retry_max` <= 24 h; `wake_check_interval`, `fetch_timeout`, `max_clock_skew` > 0.
+  /// Every duration may be `duration::max()` where no upper bound is named (no limit).
   void validate() const;
 
-  /// The proactive will-expire point of a token received at `received` that expires at
-  /// `expires_on`, given the last refresh attempt and a uniform random `u01` in [0, 1)
-  /// (used only when `jitter > 0`). Never earlier than `last_attempt + min_refresh_interval`.
-  time_point will_expire_point(time_point received, time_point expires_on, time_point last_attempt,
-                               double u01 = 0.0) const noexcept;
+  /// The times of one token as the policy sees them, all in service time (the token
+  /// service's clock; see `TokenCredential::clock_offset`).
+  struct TokenTimes {
+    /// When the credential received the token.
+    time_point received{};
+    /// When it expires.
+    time_point expires_on{};
+    /// When it was issued, if the token says (JWT `iat`, Agora's issue timestamp).
+    std::optional<time_point> issued_at{};
+    /// True for a token delivered by a refresh (a fetch or `update_token`), false for the
+    /// initial token of the options.
+    bool delivered = true;
+  };
 
-  /// The minimum validity applied to a token with the given whole lifetime.
-  duration min_validity_for(std::chrono::nanoseconds lifetime) const noexcept;
+  /// Rule R1 of docs/refresh-semantics.md: `expires_on - issued_at` when the token carries an
+  /// issue time before its expiry, else what it had left when received; for a delivered token,
+  /// never more than what it had left when received. Never negative.
+  static std::chrono::nanoseconds lifetime(const TokenTimes& token) noexcept;
 
-  /// The delay before retry number `failures` (1 = after the first failure), given a
+  /// R2: the minimum validity applied to a token with the given lifetime:
+  /// `min(min_validity, lifetime / 2)`, continuous in the lifetime.
+  std::chrono::nanoseconds min_validity_for(std::chrono::nanoseconds lifetime) const noexcept;
+
+  /// R3: until when the token may be handed out: `expires_on - min_validity_for(lifetime(token))`.
+  time_point fresh_until(const TokenTimes& token) const noexcept;
+
+  /// R6: the proactive will-expire point: the schedule's point (`before_expiry` or
+  /// `lifetime_fraction`), moved earlier by jitter (a uniform random `u01` in [0, 1), used
+  /// only when `jitter > 0`), at least one refresh lead (`min(fetch_timeout, half the time
+  /// between receipt and fresh_until)`) before `fresh_until`, and never earlier than
+  /// `last_attempt + min_refresh_interval`.
+  time_point will_expire_point(const TokenTimes& token, time_point last_attempt, double u01 = 0.0) const noexcept;
+
+  /// R9: the delay before retry number `failures` (1 = after the first failure), given a
   /// uniform random `u01` in [0, 1): full jitter over `retry_initial * 2^(failures-1)`
   /// capped at `retry_max`, never below `min_refresh_interval`.
   duration retry_delay(int failures, double u01) const noexcept;

@@ -155,6 +155,13 @@ class TokenCredential {
   /// True once closed.
   bool is_closed() const noexcept;
 
+  /// The offset the credential applies between its wall clock and the token service's
+  /// (service time = local wall clock + offset), learned from the service times its fetcher
+  /// reports (`FetchContext::report_service_time`; every HTTP-based source reports the
+  /// response's `Date`). Zero until an offset of at least `RefreshPolicy::clock_skew_tolerance`
+  /// is seen. Token expiries, freshness and the refresh schedule are judged in service time.
+  std::chrono::nanoseconds clock_offset() const noexcept;
+
  private:
   struct Private;
   explicit TokenCredential(std::shared_ptr<detail::CredentialState> state) noexcept;
