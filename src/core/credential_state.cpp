@@ -502,12 +502,9 @@ void CredentialState::on_timer(std::uint64_t seq) {
     std::lock_guard lock(mutex_);
     if (seq != timer_seq_ || !timer_armed_ || machine_.closed()) return;
     timer_armed_ = false;
-    const auto now = service_now();
-    if (now < timer_deadline_) {
-      arm_locked(timer_deadline_);  // an intermediate wake: not due yet
-      return;
-    }
-    apply_locked(machine_.on_timer(now), fx);
+    // Also on an intermediate wake (nothing due yet): the machine re-reads the clock, notices
+    // a step backwards (R17) and answers with the deadline to wait for now.
+    apply_locked(machine_.on_timer(service_now()), fx);
   }
   run_effects(fx);
 }

@@ -139,6 +139,7 @@ void RefreshMachine::fail(time_point now, bool retryable, std::optional<ms> retr
 RefreshMachine::Actions RefreshMachine::start(time_point now, std::optional<time_point> initial_expiry,
                                               std::optional<time_point> issued_at) {
   Actions a;
+  observe(now);
   if (initial_expiry) {
     Token t;
     t.generation = next_generation_++;
@@ -163,6 +164,7 @@ RefreshMachine::Actions RefreshMachine::start(time_point now, std::optional<time
 
 std::pair<RefreshMachine::Demand, RefreshMachine::Actions> RefreshMachine::on_demand(time_point now) {
   Actions a;
+  observe(now);
   Demand d = Demand::wait;
   if (closed_) {
     d = Demand::fail_closed;
@@ -191,6 +193,7 @@ std::pair<RefreshMachine::Demand, RefreshMachine::Actions> RefreshMachine::on_de
 RefreshMachine::Actions RefreshMachine::on_timer(time_point now) {
   Actions a;
   if (closed_) return a;
+  observe(now);
   if ((state_ == RefreshState::fetching || state_ == RefreshState::awaiting_update) &&
       now >= add_sat(refresh_started_, config_.policy.fetch_timeout)) {
     a.cancel_fetch = state_ == RefreshState::fetching;
@@ -224,6 +227,7 @@ RefreshMachine::Actions RefreshMachine::on_timer(time_point now) {
 RefreshMachine::Actions RefreshMachine::on_fetch_succeeded(time_point now, time_point expires_on,
                                                            std::optional<time_point> issued_at) {
   Actions a;
+  observe(now);
   if (closed_ || state_ != RefreshState::fetching) return finish(a);
   if (expired_on_arrival(now, expires_on)) {
     fail(now, /*retryable=*/true, std::nullopt, a);
@@ -237,6 +241,7 @@ RefreshMachine::Actions RefreshMachine::on_fetch_succeeded(time_point now, time_
 
 RefreshMachine::Actions RefreshMachine::on_fetch_failed(time_point now, bool retryable, std::optional<ms> retry_after) {
   Actions a;
+  observe(now);
   if (closed_ || state_ != RefreshState::fetching) return finish(a);
   fail(now, retryable, retry_after, a);
   return finish(a);
@@ -245,6 +250,7 @@ RefreshMachine::Actions RefreshMachine::on_fetch_failed(time_point now, bool ret
 RefreshMachine::Actions RefreshMachine::on_update(time_point now, time_point expires_on,
                                                   std::optional<time_point> issued_at) {
   Actions a;
+  observe(now);
   if (closed_ || expired_on_arrival(now, expires_on)) return finish(a);
   a.reason = state_ == RefreshState::awaiting_update ? reason_ : reason_for(now);
   install(RefreshPolicy::TokenTimes{now, expires_on, issued_at, /*delivered=*/true}, a);
@@ -253,6 +259,7 @@ RefreshMachine::Actions RefreshMachine::on_update(time_point now, time_point exp
 
 RefreshMachine::Actions RefreshMachine::on_invalidate(time_point now, std::uint64_t generation) {
   Actions a;
+  observe(now);
   if (closed_ || !token_ || token_->generation != generation || token_->invalidated) return finish(a);
   token_->invalidated = true;
   a.accepted = true;
@@ -263,6 +270,7 @@ RefreshMachine::Actions RefreshMachine::on_invalidate(time_point now, std::uint6
 
 RefreshMachine::Actions RefreshMachine::on_listeners_changed(time_point now, bool has_will_expire_listener) {
   Actions a;
+  observe(now);
   if (closed_ || has_will_listener_ == has_will_expire_listener) return finish(a);
   has_will_listener_ = has_will_expire_listener;
   a.publish = true;
@@ -270,16 +278,33 @@ RefreshMachine::Actions RefreshMachine::on_listeners_changed(time_point now, boo
   return finish(a);
 }
 
+void RefreshMachine::observe(time_point now) noexcept {
+  // A wall clock stepped backwards would otherwise stretch every wait measured from an earlier
+  // "now" (spacing, failure window, retry) by the size of the step: hours or days.
+  if (latest_now_ && now < *latest_now_) on_clock_shift(sub_sat(now, *latest_now_));
+  latest_now_ = now;
+}
+
 void RefreshMachine::on_clock_shift(std::chrono::nanoseconds delta) noexcept {
   auto shift = [delta](time_point& t) {
     if (t != time_point::min() && t != time_point::max()) t = add_sat(t, delta);
   };
+  if (latest_now_) shift(*latest_now_);
   if (last_start_) shift(*last_start_);
   if (retry_at_) shift(*retry_at_);
   shift(refresh_started_);
   shift(deferred_until_);
   shift(not_before_);
-  if (token_) shift(token_->times.received);
+  if (token_) {
+    // The token's receipt moves with the frame; what derives from it follows (its expiry and
+    // issue time are the service's own and stay).
+    shift(token_->times.received);
+    token_->fresh_until = config_.policy.fresh_until(token_->times);
+    if (!token_->will_expire_fired) {
+      token_->will_expire_at =
+          config_.policy.will_expire_point(token_->times, last_start_.value_or(time_point::min()), next_random());
+    }
+  }
 }
 
 RefreshMachine::Actions RefreshMachine::on_close() {

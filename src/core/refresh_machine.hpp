@@ -121,6 +121,7 @@ class RefreshMachine {
   void install(RefreshPolicy::TokenTimes times, Actions& a);
   void fail(time_point now, bool retryable, std::optional<std::chrono::milliseconds> retry_after, Actions& a);
   bool in_failure_window(time_point now) const noexcept;
+  void observe(time_point now) noexcept;
   FetchReason reason_for(time_point now) const noexcept;
   double next_random() noexcept;
   Actions finish(Actions a) const;
@@ -139,6 +140,7 @@ class RefreshMachine {
   bool last_failed_ = false;
   time_point not_before_{};                // R10: no caller-triggered start before this after a failure
   std::optional<time_point> retry_at_;     // R9: the automatic retry (proactive mode)
+  std::optional<time_point> latest_now_;   // R17: the latest time seen, to notice backward steps
   std::uint64_t rng_;
 };
 

@@ -26,8 +26,8 @@ void RefreshPolicy::validate() const {
   require(jitter >= 0.0 && jitter <= 1.0, "jitter", "in [0, 1]");
   require(min_validity.count() >= 0, "min_validity", "zero or more");
   require(retry_initial.count() > 0, "retry_initial", "positive");
-  require(retry_max >= retry_initial, "retry_max", "at least retry_initial");
   require(retry_max <= std::chrono::hours(24), "retry_max", "at most 24 h");
+  require(retry_max >= retry_initial, "retry_max", "at least RefreshPolicy::retry_initial");
   require(wake_check_interval.count() > 0, "wake_check_interval", "positive");
   require(fetch_timeout.count() > 0, "fetch_timeout", "positive (duration::max(): no limit)");
   require(clock_skew_tolerance.count() >= 0, "clock_skew_tolerance", "zero or more (duration::max(): no correction)");
