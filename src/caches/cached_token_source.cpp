@@ -1,6 +1,7 @@
 #include <credkit/caches/cached_token_source.hpp>
 #include <credkit/core/error.hpp>
 
+#include "caches/cache_time.hpp"
 #include "core/fetch_op.hpp"
 
 #include <boost/asio/post.hpp>
@@ -18,6 +19,16 @@ void run_inner(const Fetcher& inner, const FetchContext& ctx, const ParseOptions
   op->deadline = ctx.deadline();
   op->executor = ctx.executor();
   op->parse = parse;
+  // The inner fetcher's view of service time is the outer fetch's (held weakly: the outer
+  // op's cancellation slot holds this op).
+  std::weak_ptr<detail::FetchOp> outer = detail::FetchOpAccess::of(ctx);
+  op->service_now = [outer] {
+    auto o = outer.lock();
+    return o && o->service_now ? o->service_now() : std::chrono::system_clock::now();
+  };
+  op->on_service_time = [outer](std::chrono::system_clock::time_point t) {
+    if (auto o = outer.lock(); o && o->on_service_time) o->on_service_time(t);
+  };
   op->on_done = std::move(done);
   boost::asio::post(ctx.executor(), [inner, ctx, op] {
     if (ctx.cancelled()) {
@@ -48,12 +59,15 @@ void run_inner(const Fetcher& inner, const FetchContext& ctx, const ParseOptions
 
 }  // namespace
 
+void CachedFetcherOptions::validate() const {
+  detail::require_non_negative(min_validity, "CachedFetcherOptions", "min_validity", "a cached token is never used");
+}
+
 Fetcher make_cached_fetcher(std::shared_ptr<TokenCache> cache, TokenCacheKey key, Fetcher inner,
                             CachedFetcherOptions options) {
   if (!cache) throw_error(errc::invalid_argument, "make_cached_fetcher: the cache is null");
   if (!inner) throw_error(errc::invalid_argument, "make_cached_fetcher: the inner fetcher is none");
-  if (options.min_validity.count() < 0)
-    throw_error(errc::invalid_argument, "make_cached_fetcher: min_validity must not be negative");
+  options.validate();
   return Fetcher::async([cache = std::move(cache), key = std::move(key), inner = std::move(inner),
                          options = std::move(options)](FetchContext ctx, FetchCompletion completion) {
     TokenCache::UpstreamFetch upstream = [inner, ctx, parse = options.parse](TokenCache::FetchDone done) {
@@ -79,6 +93,7 @@ Fetcher make_cached_fetcher(std::shared_ptr<TokenCache> cache, TokenCacheKey key
 std::shared_ptr<TokenCredential> make_cached_credential(boost::asio::any_io_executor executor,
                                                         std::shared_ptr<TokenCache> cache, TokenCacheKey key,
                                                         Fetcher inner, RefreshPolicy policy) {
+  policy.validate();  // an out-of-range policy is named as such, not as the fetcher's option
   CachedFetcherOptions fo;
   fo.min_validity = policy.min_validity;
   TokenCredentialOptions options;

@@ -2,6 +2,7 @@
 #include <credkit/core/error.hpp>
 #include <credkit/core/log.hpp>
 
+#include "caches/cache_time.hpp"
 #include "caches/io_pool.hpp"
 #include "caches/record_crypto.hpp"
 
@@ -127,7 +128,8 @@ class FileLock {
   FileLock(const std::string& path, std::chrono::milliseconds timeout)
       : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
     if (fd_.fd < 0) io_error("cannot open the token cache lock file " + path, errno);
-    const auto give_up = std::chrono::steady_clock::now() + timeout;
+    // milliseconds::max() saturates to the steady clock's end of time: no limit.
+    const auto give_up = detail::add_sat(std::chrono::steady_clock::now(), timeout);
     auto pause = std::chrono::milliseconds(1);
     while (::flock(fd_.fd, LOCK_EX | LOCK_NB) != 0) {
       if (errno == EINTR) continue;
@@ -202,7 +204,11 @@ struct EncryptedFileTokenCache::Impl {
     dev_t dev = 0;
     ino_t ino = 0;
     off_t size = -1;
-    std::int64_t mtime_ns = 0;
+    struct Mtime {
+      std::int64_t sec = 0;
+      std::int64_t nsec = 0;
+      bool operator==(const Mtime&) const = default;
+    } mtime;
     std::shared_ptr<const FileImage> image;
   } snapshot;
   bool warned_mode = false;
@@ -229,7 +235,8 @@ struct EncryptedFileTokenCache::Impl {
     }
     struct stat st {};
     if (::fstat(fd.fd, &st) != 0) io_error("cannot stat " + path, errno);
-    const std::int64_t mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    // Compared, never combined: anyone may set a file's mtime to any time (touch -d).
+    const Snapshot::Mtime mtime{static_cast<std::int64_t>(st.st_mtim.tv_sec), static_cast<std::int64_t>(st.st_mtim.tv_nsec)};
     {
       std::lock_guard lock(mutex);
       if ((st.st_mode & 077) && !warned_mode) {
@@ -237,7 +244,7 @@ struct EncryptedFileTokenCache::Impl {
         log(LogLevel::warning, "token cache file " + path + " is accessible by other users; expected mode 0600");
       }
       if (snapshot.image && snapshot.dev == st.st_dev && snapshot.ino == st.st_ino && snapshot.size == st.st_size &&
-          snapshot.mtime_ns == mtime_ns)
+          snapshot.mtime == mtime)
         return snapshot.image;
     }
     std::string data(static_cast<std::size_t>(st.st_size), '\0');
@@ -254,7 +261,7 @@ struct EncryptedFileTokenCache::Impl {
     data.resize(got);
     auto image = std::make_shared<const FileImage>(parse(data, path));
     std::lock_guard lock(mutex);
-    snapshot = Snapshot{st.st_dev, st.st_ino, st.st_size, mtime_ns, image};
+    snapshot = Snapshot{st.st_dev, st.st_ino, st.st_size, mtime, image};
     return image;
   }
 
@@ -271,7 +278,7 @@ struct EncryptedFileTokenCache::Impl {
       if (std::memcmp(e.record.data() + 1, k.id.data(), 8) != 0) continue;
       if (e.stale_ms <= now_ms) return std::nullopt;
       auto token = kr->decrypt(key, e.record);
-      if (to_ms(token.expires_on - options.expiry_margin) <= now_ms) return std::nullopt;
+      if (to_ms(detail::sub_sat(token.expires_on, options.expiry_margin)) <= now_ms) return std::nullopt;
       return token;
     }
     if (!image->entries.empty()) {
@@ -323,8 +330,7 @@ struct EncryptedFileTokenCache::Impl {
       return false;
     });
     if (value) {
-      auto stale = value->expires_on - options.expiry_margin;
-      if (ttl && now + *ttl < stale) stale = now + *ttl;
+      const auto stale = detail::stale_point(value->expires_on, options.expiry_margin, now, ttl);
       if (stale > now) image.entries.push_back(FileEntry{mine.front().first, to_ms(stale), kr->encrypt(key, *value)});
     }
     if (image.entries.size() > options.max_entries) {
@@ -336,15 +342,19 @@ struct EncryptedFileTokenCache::Impl {
   }
 };
 
+void EncryptedFileTokenCacheOptions::validate() const {
+  constexpr const char* self = "EncryptedFileTokenCacheOptions";
+  if (path.empty()) throw_error(errc::invalid_argument, "EncryptedFileTokenCacheOptions::path is empty: name the cache file");
+  if (keys.empty())
+    throw_error(errc::invalid_argument, "EncryptedFileTokenCacheOptions::keys is empty: give at least one key");
+  if (max_entries == 0) detail::reject_option(self, "max_entries", ">= 1", "0");
+  detail::require_non_negative(expiry_margin, self, "expiry_margin", "nothing is stored");
+  detail::require_non_negative(lock_timeout, self, "lock_timeout", "no limit");
+}
+
 std::shared_ptr<EncryptedFileTokenCache> EncryptedFileTokenCache::create(executor_type executor,
                                                                          EncryptedFileTokenCacheOptions options) {
-  if (options.path.empty()) throw_error(errc::invalid_argument, "EncryptedFileTokenCacheOptions::path is empty");
-  if (options.keys.empty())
-    throw_error(errc::invalid_argument, "EncryptedFileTokenCacheOptions::keys is empty: give at least one key");
-  if (options.max_entries == 0)
-    throw_error(errc::invalid_argument, "EncryptedFileTokenCacheOptions::max_entries must be > 0");
-  if (options.expiry_margin.count() < 0)
-    throw_error(errc::invalid_argument, "EncryptedFileTokenCacheOptions::expiry_margin must not be negative");
+  options.validate();
   return std::shared_ptr<EncryptedFileTokenCache>(new EncryptedFileTokenCache(std::move(executor), std::move(options)));
 }
 

@@ -1,6 +1,8 @@
 #include <credkit/caches/memory_token_cache.hpp>
 #include <credkit/core/error.hpp>
 
+#include "caches/cache_time.hpp"
+
 #include <functional>
 #include <list>
 #include <mutex>
@@ -47,8 +49,7 @@ struct MemoryTokenCache::Impl {
 
   void put(std::string key, AccessToken token, std::optional<std::chrono::milliseconds> ttl) {
     const auto now = options.clock->now();
-    auto stale_at = token.expires_on - options.expiry_margin;
-    if (ttl && now + *ttl < stale_at) stale_at = now + *ttl;
+    const auto stale_at = detail::stale_point(token.expires_on, options.expiry_margin, now, ttl);
     auto& s = shard_for(key);
     std::lock_guard lock(s.mutex);
     if (auto it = s.index.find(key); it != s.index.end()) {
@@ -76,10 +77,15 @@ struct MemoryTokenCache::Impl {
   }
 };
 
+void MemoryTokenCacheOptions::validate() const {
+  constexpr const char* self = "MemoryTokenCacheOptions";
+  if (max_entries == 0) detail::reject_option(self, "max_entries", ">= 1", "0");
+  if (shards < 1 || shards > 256) detail::reject_option(self, "shards", "in 1..256", std::to_string(shards));
+  detail::require_non_negative(expiry_margin, self, "expiry_margin", "nothing is stored");
+}
+
 std::shared_ptr<MemoryTokenCache> MemoryTokenCache::create(executor_type executor, MemoryTokenCacheOptions options) {
-  if (options.max_entries == 0) throw_error(errc::invalid_argument, "MemoryTokenCacheOptions::max_entries must be > 0");
-  if (options.expiry_margin.count() < 0)
-    throw_error(errc::invalid_argument, "MemoryTokenCacheOptions::expiry_margin must not be negative");
+  options.validate();
   return std::shared_ptr<MemoryTokenCache>(new MemoryTokenCache(std::move(executor), std::move(options)));
 }
 
@@ -87,7 +93,7 @@ MemoryTokenCache::MemoryTokenCache(executor_type executor, MemoryTokenCacheOptio
     : TokenCache(std::move(executor), options.clock, options.coalesce_in_process), impl_(std::make_unique<Impl>()) {
   if (!options.clock) options.clock = Clock::system();
   std::size_t n = 1;
-  const std::size_t wanted = std::min<std::size_t>(std::max<std::size_t>(options.shards, 1), 256);
+  const std::size_t wanted = options.shards;  // 1..256 (validated)
   while (n < wanted) n <<= 1;
   // Never more shards than entries, so the bound holds exactly when max_entries is small.
   while (n > 1 && n > options.max_entries) n >>= 1;
@@ -101,7 +107,9 @@ MemoryTokenCache::~MemoryTokenCache() = default;
 std::optional<AccessToken> MemoryTokenCache::get(const TokenCacheKey& key) const { return impl_->get(key.str()); }
 
 void MemoryTokenCache::put(const TokenCacheKey& key, AccessToken value, std::optional<std::chrono::milliseconds> ttl) {
-  if (ttl && ttl->count() < 0) throw_error(errc::invalid_argument, "MemoryTokenCache::put: ttl must not be negative");
+  if (ttl && ttl->count() < 0)
+    throw_error(errc::invalid_argument, "MemoryTokenCache::put: ttl must be >= 0 ms (milliseconds::max(): no "
+                                        "explicit limit) (got " + detail::describe(*ttl) + ")");
   impl_->put(key.str(), std::move(value), ttl);
 }
 

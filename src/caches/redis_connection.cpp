@@ -2,6 +2,8 @@
 
 #include "caches/redis_tls.hpp"
 
+#include "core/saturating_time.hpp"
+
 #include <credkit/core/error.hpp>
 
 #include <openssl/bio.h>
@@ -17,7 +19,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -29,13 +33,23 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
+/// The poll(2) timeout for waiting until `deadline`: -1 (no limit) for `time_point::max()`
+/// (a timeout of `milliseconds::max()`), else the milliseconds left, rounded up and capped at
+/// INT_MAX (the caller polls again); 0 once it has passed.
+int poll_timeout_ms(steady::time_point deadline) {
+  if (deadline == steady::time_point::max()) return -1;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(detail::sub_sat(deadline, steady::now()));
+  if (left.count() <= 0) return 0;
+  return static_cast<int>(std::min<std::chrono::milliseconds::rep>(left.count(), INT_MAX));
+}
+
 /// Waits until `fd` is ready for `events`; false once `deadline` has passed.
 bool wait_ready(int fd, short events, steady::time_point deadline) {
   while (true) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady::now());
-    if (left.count() <= 0) return false;
+    const int timeout = poll_timeout_ms(deadline);
+    if (timeout == 0) return false;
     pollfd p{fd, events, 0};
-    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    const int r = ::poll(&p, 1, timeout);
     if (r > 0) return true;  // also on POLLERR/POLLHUP: the next I/O call reports the cause
     if (r < 0 && errno != EINTR) return true;
   }
@@ -102,7 +116,7 @@ RedisConnection::~RedisConnection() {
 
 std::unique_ptr<RedisConnection> RedisConnection::open(std::shared_ptr<const RedisEndpoint> where) {
   std::unique_ptr<RedisConnection> c(new RedisConnection(std::move(where)));
-  c->deadline_ = steady::now() + c->where_->connect_timeout;
+  c->deadline_ = detail::add_sat(steady::now(), c->where_->connect_timeout);  // max(): no limit
   c->connect_tcp();
   if (c->where_->tls) c->handshake();
   c->reader_ = redisReaderCreate();
@@ -237,7 +251,7 @@ bool RedisConnection::idle_alive() const noexcept {
 }
 
 void RedisConnection::start(std::span<const std::string_view> args) {
-  deadline_ = steady::now() + where_->command_timeout;
+  deadline_ = detail::add_sat(steady::now(), where_->command_timeout);  // max(): no limit
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;
   argv.reserve(args.size());

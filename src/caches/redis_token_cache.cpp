@@ -2,6 +2,7 @@
 #include <credkit/core/error.hpp>
 #include <credkit/core/log.hpp>
 
+#include "caches/cache_time.hpp"
 #include "caches/io_pool.hpp"
 #include "caches/record_crypto.hpp"
 #include "caches/redis_connection.hpp"
@@ -36,6 +37,11 @@ using Args = std::initializer_list<std::string_view>;
 bool is_unavailable(const std::exception_ptr& e) {
   const auto code = error_code_of(e);
   return code == make_error_code(errc::cache_unavailable) || code == make_error_code(errc::tls_error);
+}
+
+/// A PX argument: `ttl` (> 0) capped at `max_redis_ttl`.
+std::string px_arg(std::chrono::milliseconds ttl) {
+  return std::to_string(std::min(ttl, RedisTokenCacheOptions::max_redis_ttl).count());
 }
 
 }  // namespace
@@ -133,8 +139,7 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
       return r;
     } catch (const Error& e) {
       c.reset();  // a failed connection is never reused
-      down_until.store(steady::now().time_since_epoch().count() +
-                           std::chrono::duration_cast<steady::duration>(options.retry_after_failure).count(),
+      down_until.store(detail::add_sat(steady::now(), options.retry_after_failure).time_since_epoch().count(),
                        std::memory_order_release);
       if (!outage.exchange(true, std::memory_order_acq_rel))
         log(LogLevel::warning, std::string(e.what()) +
@@ -184,10 +189,10 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
 
   void put(const std::string& key, const AccessToken& value, std::optional<std::chrono::milliseconds> ttl) {
     const auto now = options.clock->now();
-    auto px = std::chrono::duration_cast<std::chrono::milliseconds>(value.expires_on - options.expiry_margin - now);
-    if (ttl && *ttl < px) px = *ttl;
+    const auto stale = detail::stale_point(value.expires_on, options.expiry_margin, now, ttl);
+    const auto px = detail::saturate_cast<std::chrono::milliseconds>(detail::sub_sat(stale, now));
     if (px.count() <= 0) return;  // inside the margin: nothing worth storing
-    auto r = command({"SET", token_name(key), keyring->encrypt(key, value), "PX", std::to_string(px.count())});
+    auto r = command({"SET", token_name(key), keyring->encrypt(key, value), "PX", px_arg(px)});
     if (r->type == REDIS_REPLY_ERROR)
       throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused SET (" + std::string(r->str, r->len) + ")");
   }
@@ -199,7 +204,7 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   }
 
   bool try_lock(const std::string& key, const std::string& owner) {
-    auto r = command({"SET", lock_name(key), owner, "NX", "PX", std::to_string(options.lock_ttl.count())});
+    auto r = command({"SET", lock_name(key), owner, "NX", "PX", px_arg(options.lock_ttl)});
     if (r->type == REDIS_REPLY_ERROR)
       throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused SET NX (" + std::string(r->str, r->len) + ")");
     return r->type == REDIS_REPLY_STATUS;  // "OK"; nil when someone else holds it
@@ -229,7 +234,7 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
   std::unique_ptr<RedisConnection> started;  // the first GET, begun by the caller
 
   bool fresh(const std::optional<AccessToken>& t) const {
-    return t && t->expires_on - impl->options.clock->now() > min_validity;
+    return t && detail::has_validity_left(t->expires_on, impl->options.clock->now(), min_validity);
   }
 
   void start() {
@@ -278,9 +283,14 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
                                  " ms for another instance's fetch; fetching directly");
       return run_fetch(done);
     }
-    const auto base = impl->options.poll_interval.count();
-    std::uniform_int_distribution<long long> jitter(base * 3 / 4, base * 5 / 4 + 1);
-    timer->expires_after(std::chrono::milliseconds(jitter(rng)));
+    // ±25 % jitter, clamped; never past give_up (so a huge poll_interval is one wait until
+    // wait_timeout, and expires_after never sees a duration it cannot add to now).
+    const auto base = impl->options.poll_interval;
+    std::uniform_int_distribution<long long> jitter(detail::scale_sat(base, 0.75).count(),
+                                                    detail::scale_sat(base, 1.25).count());
+    const auto wait = std::min(detail::saturate_cast<steady::duration>(std::chrono::milliseconds(jitter(rng))),
+                               detail::sub_sat(give_up, steady::now()));
+    timer->expires_after(std::max(wait, steady::duration::zero()));
     timer->async_wait([self = shared_from_this()](boost::system::error_code) { self->poll(); });
   }
 
@@ -311,32 +321,34 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
   }
 };
 
-std::shared_ptr<RedisTokenCache> RedisTokenCache::create(executor_type executor, RedisTokenCacheOptions options) {
-  auto positive = [](std::chrono::milliseconds d, const char* name) {
-    if (d.count() <= 0) throw_error(errc::invalid_argument, std::string("RedisTokenCacheOptions::") + name + " must be > 0");
-  };
-  if (!options.tls) {
-    for (auto [value, name] : {std::pair{&options.tls_ca_file, "tls_ca_file"}, {&options.tls_ca_path, "tls_ca_path"},
-                               {&options.tls_cert_file, "tls_cert_file"}, {&options.tls_key_file, "tls_key_file"},
-                               {&options.tls_server_name, "tls_server_name"}})
+void RedisTokenCacheOptions::validate() const {
+  constexpr const char* self = "RedisTokenCacheOptions";
+  if (!tls) {
+    for (auto [value, name] : {std::pair{&tls_ca_file, "tls_ca_file"}, {&tls_ca_path, "tls_ca_path"},
+                               {&tls_cert_file, "tls_cert_file"}, {&tls_key_file, "tls_key_file"},
+                               {&tls_server_name, "tls_server_name"}})
       if (!value->empty())
         throw_error(errc::invalid_argument,
                     std::string("RedisTokenCacheOptions::") + name + " is set but tls is false; set tls = true");
   }
-  if (options.tls_cert_file.empty() != options.tls_key_file.empty())
+  if (tls_cert_file.empty() != tls_key_file.empty())
     throw_error(errc::invalid_argument,
                 "RedisTokenCacheOptions::tls_cert_file and tls_key_file go together: set both or neither");
-  if (options.keys.empty())
-    throw_error(errc::invalid_argument, "RedisTokenCacheOptions::keys is empty: give at least one key");
-  if (options.host.empty()) throw_error(errc::invalid_argument, "RedisTokenCacheOptions::host is empty");
-  if (options.port <= 0 || options.port > 65535) throw_error(errc::invalid_argument, "RedisTokenCacheOptions::port is out of range");
-  positive(options.connect_timeout, "connect_timeout");
-  positive(options.command_timeout, "command_timeout");
-  positive(options.lock_ttl, "lock_ttl");
-  positive(options.poll_interval, "poll_interval");
-  positive(options.wait_timeout, "wait_timeout");
-  if (options.retry_after_failure.count() < 0)
-    throw_error(errc::invalid_argument, "RedisTokenCacheOptions::retry_after_failure must not be negative");
+  if (keys.empty()) throw_error(errc::invalid_argument, "RedisTokenCacheOptions::keys is empty: give at least one key");
+  if (host.empty()) throw_error(errc::invalid_argument, "RedisTokenCacheOptions::host is empty: name the Redis host");
+  if (port <= 0 || port > 65535) detail::reject_option(self, "port", "in 1..65535", std::to_string(port));
+  if (database < 0) detail::reject_option(self, "database", ">= 0", std::to_string(database));
+  detail::require_positive(connect_timeout, self, "connect_timeout", "no limit");
+  detail::require_positive(command_timeout, self, "command_timeout", "no limit");
+  detail::require_non_negative(expiry_margin, self, "expiry_margin", "nothing is stored");
+  detail::require_positive(lock_ttl, self, "lock_ttl", "capped at max_redis_ttl");
+  detail::require_positive(poll_interval, self, "poll_interval", "one wait until wait_timeout");
+  detail::require_positive(wait_timeout, self, "wait_timeout", "no limit");
+  detail::require_non_negative(retry_after_failure, self, "retry_after_failure", "never retried after a failure");
+}
+
+std::shared_ptr<RedisTokenCache> RedisTokenCache::create(executor_type executor, RedisTokenCacheOptions options) {
+  options.validate();
   return std::shared_ptr<RedisTokenCache>(new RedisTokenCache(std::move(executor), std::move(options)));
 }
 
@@ -398,7 +410,7 @@ void RedisTokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds
   unsigned char owner[16];
   detail::random_bytes(owner);
   flight->owner = detail::to_hex(owner);
-  flight->give_up = steady::now() + impl_->options.wait_timeout;
+  flight->give_up = detail::add_sat(steady::now(), impl_->options.wait_timeout);  // max(): never
   flight->timer = std::make_shared<boost::asio::steady_timer>(detail::cache_io_executor());
   flight->started = impl_->try_start({"GET", impl_->token_name(flight->key)});
   boost::asio::post(detail::cache_io_executor(), [flight] { flight->start(); });

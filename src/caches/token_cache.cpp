@@ -2,6 +2,7 @@
 #include <credkit/core/error.hpp>
 #include <credkit/core/log.hpp>
 
+#include "caches/cache_time.hpp"
 #include "caches/completion.hpp"
 
 #include <atomic>
@@ -34,7 +35,7 @@ TokenCache::TokenCache(executor_type executor, std::shared_ptr<Clock> clock, boo
 TokenCache::~TokenCache() = default;
 
 bool TokenCache::fresh_enough(const AccessToken& token, std::chrono::milliseconds min_validity) const noexcept {
-  return token.expires_on - clock_->now() > min_validity;
+  return detail::has_validity_left(token.expires_on, clock_->now(), min_validity);
 }
 
 void TokenCache::start_get(std::shared_ptr<TokenCache> self, std::string key,
@@ -61,7 +62,9 @@ void TokenCache::start_put(std::shared_ptr<TokenCache> self, std::string key, Ac
   auto done = [h, ex](std::exception_ptr e) { detail::post_handler(ex, std::move(*h), std::move(e)); };
   std::exception_ptr failure;
   try {
-    if (ttl && ttl->count() < 0) throw_error(errc::invalid_argument, "TokenCache::async_put: ttl must not be negative");
+    if (ttl && ttl->count() < 0)
+      throw_error(errc::invalid_argument, "TokenCache::async_put: ttl must be >= 0 ms (milliseconds::max(): no "
+                                          "explicit limit) (got " + detail::describe(*ttl) + ")");
     self->do_put(std::move(key), std::move(value), ttl, done);
   } catch (...) {
     failure = std::current_exception();
@@ -93,6 +96,14 @@ void TokenCache::start_get_or_fetch(std::shared_ptr<TokenCache> self, std::strin
   };
   if (!fetch) {
     mine(std::make_exception_ptr(Error(errc::invalid_argument, "TokenCache::async_get_or_fetch: fetch is empty")), {});
+    return;
+  }
+  if (min_validity.count() < 0) {
+    mine(std::make_exception_ptr(Error(errc::invalid_argument,
+                                       "TokenCache::async_get_or_fetch: min_validity must be >= 0 ms "
+                                       "(milliseconds::max(): a cached token is never used) (got " +
+                                           detail::describe(min_validity) + ")")),
+         {});
     return;
   }
   FetchDone done = mine;

@@ -15,14 +15,20 @@
 
 namespace credkit {
 
-/// Options of `make_cached_fetcher` / `make_cached_credential`.
+/// Options of `make_cached_fetcher` / `make_cached_credential`. `make_cached_fetcher` calls
+/// `validate()`.
 struct CachedFetcherOptions {
   /// A cached token with this much validity left or less is not used; the inner fetcher runs
   /// instead. Keep it equal to the credential's `RefreshPolicy::min_validity` (the credential
-  /// would otherwise reject what the cache hands it and ask again).
+  /// would otherwise reject what the cache hands it and ask again). 0 or more;
+  /// `milliseconds::max()`: a cached token is never used (every fetch runs the inner one).
   std::chrono::milliseconds min_validity = std::chrono::minutes(2);
   /// How token strings delivered by the inner fetcher are parsed.
   ParseOptions parse;
+
+  /// Throws `Error(errc::invalid_argument)` naming the first out-of-range field
+  /// (`CachedFetcherOptions::<field> must be ...`) with its allowed range.
+  void validate() const;
 };
 
 /// Wraps `inner` so that each fetch first reads `cache` under `key` and only runs `inner`
@@ -36,8 +42,8 @@ struct CachedFetcherOptions {
 /// A cache failure (Redis down, corrupt file) falls back to `inner`, with a warning.
 ///
 /// The inner fetcher runs on the credential's executor as usual; its cancellation follows
-/// the fetch that started it. Throws `Error(errc::invalid_argument)` if `cache` is null or
-/// `inner` is none.
+/// the fetch that started it. Throws `Error(errc::invalid_argument)` if `cache` is null,
+/// `inner` is none, or an option is out of range (`options.validate()`).
 Fetcher make_cached_fetcher(std::shared_ptr<TokenCache> cache, TokenCacheKey key, Fetcher inner,
                             CachedFetcherOptions options = {});
 

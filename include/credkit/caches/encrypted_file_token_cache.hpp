@@ -15,23 +15,31 @@
 
 namespace credkit {
 
-/// Options of an `EncryptedFileTokenCache`.
+/// Options of an `EncryptedFileTokenCache`. `EncryptedFileTokenCache::create` calls `validate()`.
 struct EncryptedFileTokenCacheOptions {
-  /// The cache file. Its directory must exist; the file is created (mode 0600) on the first
-  /// write. A lock file `<path>.lock` (0600) sits next to it.
+  /// The cache file, not empty. Its directory must exist; the file is created (mode 0600) on
+  /// the first write. A lock file `<path>.lock` (0600) sits next to it.
   std::filesystem::path path;
   /// Encryption keys: the first encrypts, all decrypt (rotation). At least one.
   std::vector<CacheEncryptionKey> keys;
-  /// An entry expires this long before its token does.
+  /// An entry expires this long before its token does: 0 or more. `milliseconds::max()`
+  /// (or any margin at least a token's lifetime) stores nothing.
   std::chrono::milliseconds expiry_margin = std::chrono::seconds(30);
-  /// Most entries kept; a write drops expired entries, then the soonest-expiring ones.
+  /// Most entries kept, at least 1; a write drops expired entries, then the soonest-expiring
+  /// ones.
   std::size_t max_entries = 10000;
-  /// How long a writer waits for the file lock before failing with `cache_io_error`.
+  /// How long a writer waits for the file lock before failing with `cache_io_error`: 0 or
+  /// more (0: one attempt, no wait). `milliseconds::max()`: no limit (waits as long as
+  /// another writer holds the lock).
   std::chrono::milliseconds lock_timeout = std::chrono::seconds(10);
   /// Share one fetch among concurrent `async_get_or_fetch` calls for a key.
   bool coalesce_in_process = true;
   /// Time source for TTLs; null: `Clock::system()`.
   std::shared_ptr<Clock> clock;
+
+  /// Throws `Error(errc::invalid_argument)` naming the first out-of-range field
+  /// (`EncryptedFileTokenCacheOptions::<field> must be ...`) with its allowed range.
+  void validate() const;
 };
 
 /// A `TokenCache` in one encrypted file; one file per process or shared by processes.
@@ -50,10 +58,15 @@ struct EncryptedFileTokenCacheOptions {
 /// `cache_wrong_key` (the file holds entries but none under a key this cache has),
 /// `cache_io_error` (unreadable file, lock timeout), `crypto_error`. A damaged entry never
 /// yields a wrong token. `async_put` replaces a damaged file (with a warning) rather than fail.
+///
+/// Expiries are stored in whole milliseconds (see docs/caches.md); any expiry in
+/// `system_clock`'s range is stored and read back without overflow (one at or near
+/// `time_point::min()` is never stored; a record holding an expiry outside that range is
+/// rejected as `cache_corrupt`).
 class EncryptedFileTokenCache final : public TokenCache {
  public:
-  /// Creates the cache (no I/O yet). Throws `Error(errc::invalid_argument)` for an empty
-  /// path or key list.
+  /// Creates the cache (no I/O yet). Throws `Error(errc::invalid_argument)` for an
+  /// out-of-range option (`options.validate()`).
   static std::shared_ptr<EncryptedFileTokenCache> create(executor_type executor,
                                                          EncryptedFileTokenCacheOptions options);
   ~EncryptedFileTokenCache() override;

@@ -15,16 +15,16 @@
 
 namespace credkit {
 
-/// Options of a `RedisTokenCache`.
+/// Options of a `RedisTokenCache`. `RedisTokenCache::create` calls `validate()`.
 struct RedisTokenCacheOptions {
-  /// Redis host (name or address) and port.
+  /// Redis host (name or address), not empty, and port, 1 to 65535.
   std::string host = "127.0.0.1";
   int port = 6379;
   /// AUTH: `password` alone (`AUTH <password>`), or with `username` (Redis 6 ACL:
   /// `AUTH <username> <password>`). Empty: no AUTH. Never logged.
   std::string username;
   std::string password;
-  /// SELECT this database after connecting (0: none sent).
+  /// SELECT this database after connecting, 0 or more (0: none sent).
   int database = 0;
   /// TLS to Redis (its `tls-port`), through OpenSSL, TLS 1.2 or later. The peer's certificate
   /// is verified (chain and host name) unless `tls_verify_peer` is false. The `tls_*` options
@@ -48,10 +48,12 @@ struct RedisTokenCacheOptions {
   bool tls_verify_peer = true;
   /// Bounds of connecting (TCP and TLS handshake together) and of each command (sending and
   /// reading the reply); beyond them Redis counts as unavailable. Host names are resolved
-  /// before `connect_timeout` starts (prefer an address or a local resolver).
+  /// before `connect_timeout` starts (prefer an address or a local resolver). Each > 0;
+  /// `milliseconds::max()`: no limit of credkit's own (the kernel's TCP timeouts still apply).
   std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(500);
   std::chrono::milliseconds command_timeout = std::chrono::milliseconds(500);
-  /// Idle connections kept for reuse (connections are opened on demand).
+  /// Idle connections kept for reuse, 0 or more (0: every command opens a connection;
+  /// connections are opened on demand).
   std::size_t pool_size = 4;
   /// Prefix of every Redis key this cache writes (`<prefix>tok:<id>`, `<prefix>lock:<id>`).
   std::string key_prefix = "credkit:";
@@ -59,22 +61,42 @@ struct RedisTokenCacheOptions {
   std::vector<CacheEncryptionKey> keys;
   /// Salt for passphrase keys (all instances must use the same); empty: the key prefix.
   std::string kdf_salt;
-  /// An entry expires (Redis PX) this long before its token does.
+  /// An entry expires (Redis PX) this long before its token does: 0 or more.
+  /// `milliseconds::max()` (or any margin at least a token's lifetime) stores nothing.
   std::chrono::milliseconds expiry_margin = std::chrono::seconds(30);
   /// Single-flight lock lifetime: the longest a fetch may hold others back, including when
-  /// its holder died. Keep it above the token service's worst fetch time.
+  /// its holder died. Keep it above the token service's worst fetch time. > 0; Redis PX values
+  /// (this and token TTLs) are capped at `max_redis_ttl`, so `milliseconds::max()` means a
+  /// lock that outlives any fetch (should its holder die, others wait `wait_timeout` each
+  /// time, then fetch directly, until the lock is deleted).
   std::chrono::milliseconds lock_ttl = std::chrono::seconds(15);
-  /// How often an instance waiting on another's fetch re-reads Redis (±25 % jitter).
+  /// How often an instance waiting on another's fetch re-reads Redis (±25 % jitter): > 0.
+  /// A wait never runs past `wait_timeout`, so `milliseconds::max()` means one wait until
+  /// `wait_timeout`, then a direct fetch.
   std::chrono::milliseconds poll_interval = std::chrono::milliseconds(20);
-  /// The longest an instance waits on another's fetch before fetching itself.
+  /// The longest an instance waits on another's fetch before fetching itself: > 0.
+  /// `milliseconds::max()`: no limit (waits until the holder stores the token, releases the
+  /// lock, or the lock expires after `lock_ttl`).
   std::chrono::milliseconds wait_timeout = std::chrono::seconds(20);
-  /// After Redis fails, calls skip it (fall back at once) for this long, then try again.
+  /// After Redis fails, calls skip it (fall back at once) for this long, then try again:
+  /// 0 or more (0: every call tries Redis). `milliseconds::max()`: never again after a failure.
   std::chrono::milliseconds retry_after_failure = std::chrono::seconds(1);
   /// Share one fetch among concurrent `async_get_or_fetch` calls for a key in this process
   /// before going to Redis (fewer lock attempts).
   bool coalesce_in_process = true;
   /// Time source for TTLs and freshness; null: `Clock::system()`.
   std::shared_ptr<Clock> clock;
+
+  /// The longest PX credkit sends to Redis (about 1000 years): longer lock and token TTLs are
+  /// capped to it (Redis refuses expiries past its 64-bit millisecond range; older versions
+  /// may overflow).
+  static constexpr std::chrono::milliseconds max_redis_ttl{1000LL * 365 * 24 * 3600 * 1000};
+
+  /// Throws `Error(errc::invalid_argument)` naming the first out-of-range field
+  /// (`RedisTokenCacheOptions::<field> ...`) with its allowed range: the ranges above, no
+  /// key, a `tls_*` option without `tls`, a certificate without its key or the reverse. Files
+  /// are not read here (`create` reads them).
+  void validate() const;
 };
 
 /// A `TokenCache` in Redis (hiredis), for many bot instances sharing tokens.
@@ -102,9 +124,8 @@ struct RedisTokenCacheOptions {
 class RedisTokenCache final : public TokenCache {
  public:
   /// Creates the cache (connects lazily; reads the TLS CA and client files now). Throws
-  /// `Error(errc::invalid_argument)` for a bad option (no key, non-positive timeouts, `tls_*`
-  /// without `tls`, a certificate or key without the other, an unreadable TLS file), or
-  /// `Error(errc::tls_error)` if OpenSSL cannot build the TLS context.
+  /// `Error(errc::invalid_argument)` for a bad option (`options.validate()`, or an unreadable
+  /// TLS file), or `Error(errc::tls_error)` if OpenSSL cannot build the TLS context.
   static std::shared_ptr<RedisTokenCache> create(executor_type executor, RedisTokenCacheOptions options);
   ~RedisTokenCache() override;
 

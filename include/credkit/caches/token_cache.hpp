@@ -76,7 +76,8 @@ class TokenCache : public std::enable_shared_from_this<TokenCache> {
   }
 
   /// Stores `value` under `key` until its expiry minus the backend's margin.
-  /// A token already inside the margin is not stored (success, nothing written).
+  /// A token already inside the margin is not stored (success, nothing written); expiry −
+  /// margin clamps at `time_point::min()` (an ancient expiry never wraps into the future).
   /// Handler: `void(std::exception_ptr error)`.
   template <typename CompletionToken>
   auto async_put(const TokenCacheKey& key, AccessToken value, CompletionToken&& token) {
@@ -84,6 +85,7 @@ class TokenCache : public std::enable_shared_from_this<TokenCache> {
   }
 
   /// As above with an explicit time to live: the entry lives for `min(ttl, expiry − margin)`.
+  /// `ttl` must be >= 0 (else `invalid_argument`); `milliseconds::max()`: no explicit limit.
   template <typename CompletionToken>
   auto async_put(const TokenCacheKey& key, AccessToken value, std::chrono::milliseconds ttl, CompletionToken&& token) {
     return async_put_impl(key, std::move(value), ttl, std::forward<CompletionToken>(token));
@@ -105,6 +107,8 @@ class TokenCache : public std::enable_shared_from_this<TokenCache> {
   /// cache object share one fetch (unless the backend's `coalesce_in_process` is off);
   /// `RedisTokenCache` also shares it across processes and hosts (distributed single-flight).
   /// A cache failure never fails the call: it falls back to fetching (with a warning).
+  /// `min_validity` must be >= 0 (else `invalid_argument`); `milliseconds::max()` never uses
+  /// a cached token. Expiries and `min_validity` are compared without overflow at any value.
   /// Handler: `void(std::exception_ptr error, AccessToken token)`; `error` is the fetch's.
   template <typename CompletionToken>
   auto async_get_or_fetch(const TokenCacheKey& key, std::chrono::milliseconds min_validity, UpstreamFetch fetch,
@@ -137,7 +141,8 @@ class TokenCache : public std::enable_shared_from_this<TokenCache> {
 
   /// The clock TTLs are judged by.
   const Clock& clock() const noexcept { return *clock_; }
-  /// True when `token` has more than `min_validity` left at `clock().now()`.
+  /// True when `token` has more than `min_validity` left at `clock().now()` (saturating: an
+  /// expiry at `time_point::min()` is never fresh, `milliseconds::max()` is never met).
   bool fresh_enough(const AccessToken& token, std::chrono::milliseconds min_validity) const noexcept;
 
  private:
