@@ -2,6 +2,7 @@
 // outside check found, and the clock-skew rules (R16), in virtual time.
 #include <doctest/doctest.h>
 
+#include "core/refresh_machine.hpp"
 #include "support/test_tokens.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -378,4 +379,47 @@ TEST_CASE("the hot path honours the offset: fresh_until is compared in local tim
   auto second = get(*cred, env);
   CHECK_FALSE(second == first);
   CHECK(second.expires_on() - service.service_now() >= 2min);
+}
+
+// Counterexamples the properties found (tests/properties), kept as named regressions.
+
+TEST_CASE("regression (property P1): a wall clock stepped back by days does not stretch the retry and spacing waits (R17)") {
+  // Before: the failure window, the retry and the R7 deferral were times measured from an
+  // earlier "now"; after a step back of 3 days they lay 3 days ahead and callers got the last
+  // error (or waited) for 3 days.
+  VirtualEnv env;
+  ScriptedFetcher f(env.clock, 60min);
+  f.script({ScriptedFetcher::Step::fail});
+  auto o = options_for(env, RefreshMode::proactive);
+  o.fetcher = f.fetcher();
+  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  env.drain();
+  REQUIRE(f.calls() == 1);  // failed: retry within retry_initial (1 s)
+  env.clock->jump(-72h);
+  env.run_for(o.policy.wake_check_interval + 1s);
+  CHECK(f.calls() == 2);  // the retry came after its 1 s, not 3 days later
+  auto t = get(*cred, env);
+  CHECK(t.expires_on() > env.now());
+  // Spacing after a step back: an invalidation right after is deferred by 1 s, not 3 days.
+  env.clock->jump(-72h);
+  cred->invalidate(t);
+  env.run_for(o.policy.wake_check_interval + 1s);
+  CHECK(f.calls() == 3);
+}
+
+TEST_CASE("regression (property P2): a learned offset re-judges the token installed before it (R16)") {
+  // Before: the fresh period of a token installed while the credential still believed its own
+  // clock was never recomputed once a fetch taught it the offset. Here the local clock is 2 h
+  // ahead: a token pushed with 1 s left by the local clock has 2 h 0 min 1 s left in service
+  // time. Its lifetime (what it had left when received, R1) is 2 h 1 s once judged in service
+  // time, so its minimum validity is the full 2 min, not 0.5 s.
+  detail::RefreshMachine m({RefreshMode::on_demand, RefreshPolicy{}, true, 1});
+  const auto t0 = test::time_point(seconds(1'800'000'000));
+  m.start(t0, std::nullopt);
+  m.on_update(t0, t0 + 1s);
+  REQUIRE(m.token());
+  CHECK(m.fresh_until() == t0 + 500ms);
+  m.on_clock_shift(-2h);  // service time = local - 2 h
+  CHECK(m.fresh_until() == t0 + 1s - 2min);
+  CHECK(m.token()->times.received == t0 - 2h);
 }
