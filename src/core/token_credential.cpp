@@ -7,6 +7,14 @@
 
 namespace credkit {
 
+void TokenCredentialOptions::validate() const {
+  policy.validate();
+  // A year bounds the fallback expiry far from time_point's range and from any real token.
+  if (parse.fallback_lifetime.count() <= 0 || parse.fallback_lifetime > std::chrono::hours(24 * 366)) {
+    throw Error(errc::invalid_argument, "ParseOptions::fallback_lifetime must be in (0, 1 year]");
+  }
+}
+
 TokenCredential::TokenCredential(std::shared_ptr<detail::CredentialState> state) noexcept : state_(std::move(state)) {}
 
 TokenCredential::~TokenCredential() {
@@ -29,10 +37,7 @@ struct TokenCredential::Private {
   };
   static std::shared_ptr<TokenCredential> make(std::shared_ptr<detail::DefaultRunner> runner, executor_type executor,
                                                TokenCredentialOptions options) {
-    options.policy.validate();
-    if (options.parse.fallback_lifetime.count() <= 0) {
-      throw Error(errc::invalid_argument, "ParseOptions::fallback_lifetime must be positive");
-    }
+    options.validate();
     if (!executor) throw Error(errc::invalid_argument, "TokenCredential::create: the executor is empty");
     auto initial_token = std::move(options.initial_token);
     auto state = std::make_shared<detail::CredentialState>(std::move(runner), std::move(executor), std::move(options));

@@ -423,3 +423,19 @@ TEST_CASE("regression (property P2): a learned offset re-judges the token instal
   CHECK(m.fresh_until() == t0 + 1s - 2min);
   CHECK(m.token()->times.received == t0 - 2h);
 }
+
+TEST_CASE("TokenCredentialOptions::validate names parse.fallback_lifetime out of (0, 1 year] (R18)") {
+  for (seconds v : {seconds::min(), -1s, 0s, 1s, seconds(10min), seconds(24h * 366), seconds(24h * 366) + 1s, seconds::max()}) {
+    CAPTURE(v.count());
+    TokenCredentialOptions o;
+    o.parse.fallback_lifetime = v;
+    const bool ok = v > 0s && v <= seconds(24h * 366);
+    try {
+      o.validate();
+      CHECK(ok);
+    } catch (const Error& e) {
+      CHECK_FALSE(ok);
+      CHECK(std::string(e.what()).find("ParseOptions::fallback_lifetime") != std::string::npos);
+    }
+  }
+}

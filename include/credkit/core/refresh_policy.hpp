@@ -39,13 +39,14 @@ struct RefreshPolicy {
   duration refresh_before_expiry = std::chrono::minutes(10);
   /// lifetime_fraction: the fraction of the lifetime at which to refresh, in (0, 1).
   double lifetime_fraction = 0.8;
-  /// Floor between two refresh attempts, so short tokens cannot cause a refresh loop.
+  /// Floor between two refresh starts, whoever triggers them (R7), so short tokens cannot
+  /// cause a refresh loop. In (0, 1 h].
   duration min_refresh_interval = std::chrono::seconds(1);
   /// Random spread of the will-expire point, as a fraction of the refresh window, in [0, 1].
   /// 0 (default) is exact; 0.2 moves each point earlier by up to 20 % of the window.
   double jitter = 0.0;
-  /// A token with less than this left is not handed out; callers wait for a fresh one.
-  /// For tokens whose whole lifetime is shorter, half the lifetime is used instead.
+  /// A token with less than min(min_validity, half its lifetime) left is not handed out;
+  /// callers wait for a fresh one (R2, R3).
   duration min_validity = std::chrono::minutes(2);
   /// First retry delay after a failed refresh; doubles per failure, with full jitter.
   duration retry_initial = std::chrono::seconds(1);

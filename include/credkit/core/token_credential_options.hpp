@@ -30,6 +30,11 @@ struct TokenCredentialOptions {
   std::shared_ptr<Clock> clock;
   /// Seed of the jitter and back-off randomness; 0: seeded from `std::random_device`.
   std::uint64_t random_seed = 0;
+
+  /// Throws `Error(errc::invalid_argument)` naming the first out-of-range field:
+  /// `policy` (see `RefreshPolicy::validate`), `parse.fallback_lifetime` in (0, 1 year].
+  /// `TokenCredential::create` calls it.
+  void validate() const;
 };
 
 }  // namespace credkit

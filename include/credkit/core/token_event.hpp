@@ -38,7 +38,8 @@ struct TokenEvent {
   std::error_code code;
   /// refresh_failed: consecutive failures so far (1 for the first).
   int attempt = 0;
-  /// refresh_failed: when the credential retries by itself, if it does.
+  /// refresh_failed: when the credential retries by itself, if it does (local wall-clock time;
+  /// token times such as `token.expires_on()` are the token service's, see R16).
   std::optional<std::chrono::system_clock::time_point> next_retry;
 };
 
