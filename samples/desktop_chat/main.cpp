@@ -88,13 +88,16 @@ Options parse_args(int argc, char** argv) {
 
 // The ACS defaults (refresh 10 min before expiry, 2 min minimum validity) scaled down to the
 // demo's short tokens: refresh when a third of the life is left, never hand out a token with
-// less than a sixth left.
+// less than a sixth left. The fetch timeout scales too (a sixth of the life, at least 2 s): the
+// refresh point keeps a lead of min(fetch_timeout, half the time the token is handed out)
+// before the token stops being handed out (docs/refresh-semantics.md, R6).
 credkit::RefreshPolicy scaled_policy(std::chrono::seconds lifetime) {
+  const auto life = std::chrono::duration_cast<std::chrono::milliseconds>(lifetime);
   credkit::RefreshPolicy p;
-  p.refresh_before_expiry = std::chrono::duration_cast<std::chrono::milliseconds>(lifetime) / 3;
-  p.min_validity = std::chrono::duration_cast<std::chrono::milliseconds>(lifetime) / 6;
+  p.refresh_before_expiry = life / 3;
+  p.min_validity = life / 6;
   p.retry_initial = 1s;  // the defaults: 1 s doubling up to 60 s, full jitter
-  p.fetch_timeout = 5s;
+  p.fetch_timeout = std::max<std::chrono::milliseconds>(life / 6, 2s);
   return p;
 }
 

@@ -1,6 +1,6 @@
 // token_server — the sample trusted token service. Runs until SIGINT/SIGTERM.
 //
-//   token_server [--port N] [--lifetime 20s|5m|1h] [--fault 5xx|429|slow|garbage|expired|hang [--fault-count N]]
+//   token_server [--port N] [--lifetime 20s|5m|10m20s|1h] [--fault 5xx|429|slow|garbage|expired|hang [--fault-count N]]
 #include "token_server.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -12,19 +12,37 @@
 
 namespace {
 
+// "620", "620s", "10m", "10m20s", "1h30m": one or more <number><unit> parts (s, m, h; a
+// lone number is seconds), each unit at most once and in h, m, s order; positive, at most a year.
 std::chrono::seconds parse_duration(const std::string& text) {
-  std::size_t used = 0;
-  long long value = std::stoll(text, &used);
-  std::string unit = text.substr(used);
-  if (value <= 0) throw std::invalid_argument("duration must be positive");
-  if (unit.empty() || unit == "s") return std::chrono::seconds(value);
-  if (unit == "m") return std::chrono::minutes(value);
-  if (unit == "h") return std::chrono::hours(value);
-  throw std::invalid_argument("unknown duration unit '" + unit + "' (use s, m or h)");
+  if (text.empty()) throw std::invalid_argument("empty duration");
+  constexpr long long max_seconds = 366LL * 86400;
+  long long total = 0;
+  int last_unit = 4;  // h = 3, m = 2, s = 1: units must strictly decrease
+  std::size_t i = 0;
+  while (i < text.size()) {
+    long long value = 0;
+    const std::size_t start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      value = value * 10 + (text[i] - '0');
+      if (value > max_seconds) throw std::invalid_argument("duration '" + text + "' is longer than a year");
+      ++i;
+    }
+    if (i == start) throw std::invalid_argument("bad duration '" + text + "' (e.g. 20s, 5m, 10m20s, 1h)");
+    const char unit = i < text.size() ? text[i++] : 's';
+    const int rank = unit == 'h' ? 3 : unit == 'm' ? 2 : unit == 's' ? 1 : 0;
+    if (rank == 0) throw std::invalid_argument("unknown duration unit in '" + text + "' (use s, m or h)");
+    if (rank >= last_unit) throw std::invalid_argument("bad duration '" + text + "' (units in h, m, s order)");
+    last_unit = rank;
+    total += value * (rank == 3 ? 3600 : rank == 2 ? 60 : 1);
+  }
+  if (total <= 0) throw std::invalid_argument("duration must be positive");
+  if (total > max_seconds) throw std::invalid_argument("duration '" + text + "' is longer than a year");
+  return std::chrono::seconds(total);
 }
 
 int usage() {
-  std::cerr << "usage: token_server [--port N] [--lifetime 20s|5m|1h] "
+  std::cerr << "usage: token_server [--port N] [--lifetime 20s|5m|10m20s|1h] "
                "[--fault 5xx|429|slow|garbage|expired|hang] [--fault-count N]\n";
   return 2;
 }

@@ -17,6 +17,7 @@
 #include <openssl/hmac.h>
 
 #include <atomic>
+#include <cstdio>
 #include <ctime>
 #include <mutex>
 #include <optional>
@@ -92,6 +93,21 @@ std::string iso(Clock::time_point t) {
   gmtime_r(&tt, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// An RFC 7231 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") for the Date header. Names are
+// spelled here, not by strftime, so no locale can change them.
+std::string http_date(Clock::time_point t) {
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const std::time_t tt = Clock::to_time_t(std::chrono::floor<std::chrono::seconds>(t));
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+                months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
   return buf;
 }
 
@@ -213,6 +229,10 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
   ~Impl() { OPENSSL_cleanse(acs_key.data(), acs_key.size()); }
 
   Clock::time_point now() const { return options.now ? options.now() : Clock::now(); }
+
+  // Every response carries the server's clock in a Date header (RFC 7231 §7.1.1.2), as every
+  // real token service does: clients learn their clock's offset from it.
+  void stamp(Response& res) const { res.set(http::field::date, http_date(now())); }
 
   void count(const std::string& name) {
     std::lock_guard lock(mutex);
@@ -672,6 +692,7 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
     }
 
     void write(Response res) {
+      impl->stamp(res);
       auto sp = std::make_shared<Response>(std::move(res));
       stream.expires_after(std::chrono::seconds(60));
       http::async_write(stream, *sp, [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
@@ -717,16 +738,18 @@ struct TokenServerAccess {
 
 std::optional<HttpResponse> handle_request(TokenServer& server, const HttpRequest& request) {
   auto& impl = TokenServerAccess::impl(server);
+  std::optional<HttpResponse> out;
   try {
     auto reply = impl.respond(request);
     if (reply.hang) return std::nullopt;
-    if (!reply.response) return impl.handle_token(request, false);  // slow: no wait without a socket
-    return std::move(*reply.response);
+    out = reply.response ? std::move(*reply.response) : impl.handle_token(request, false);  // slow: no wait
   } catch (const std::exception& e) {
     // The same answer a connection gives when a hostile request makes a handler throw.
-    return impl.json_response(request, http::status::internal_server_error,
-                              {{"error", "internal"}, {"message", e.what()}});
+    out = impl.json_response(request, http::status::internal_server_error,
+                             {{"error", "internal"}, {"message", e.what()}});
   }
+  impl.stamp(*out);
+  return out;
 }
 
 TokenServer::TokenServer(TokenServerOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}

@@ -59,11 +59,13 @@ struct TokenServerOptions {
   std::string entra_client_secret = "fake~entra~client~secret~value";
   std::chrono::seconds entra_token_lifetime{3599};
   Fault initial_fault;  ///< Applied from the start.
-  /// The server's clock (null: the system clock); tests skew it to prove x-ms-date checks.
+  /// The server's clock (null: the system clock): token times, x-ms-date checks and the `Date`
+  /// header. Tests skew it to prove x-ms-date checks and clients' clock-offset learning.
   std::function<std::chrono::system_clock::time_point()> now;
 };
 
-/// The server. Runs on its own thread; all members are thread-safe.
+/// The server. Runs on its own thread; all members are thread-safe. Every response carries a
+/// `Date` header (IMF-fixdate) with the server's clock (`TokenServerOptions::now`).
 ///
 /// Endpoints (counter names in brackets):
 /// - `GET /chat/user/{name}/token` [chat_user_token], `POST /api/token` [api_token]:

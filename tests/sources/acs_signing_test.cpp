@@ -11,6 +11,7 @@
 #include "sources/acs/identity_requests.hpp"
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
+#include "sources/http/http_date.hpp"
 
 #include <cstdio>
 #include <fstream>
@@ -161,12 +162,12 @@ TEST_CASE("acs: response parsing") {
 }
 
 TEST_CASE("common: date and URL helpers") {
-  auto t = detail::parse_rfc1123("Wed, 13 Apr 2022 18:09:12 GMT");
+  auto t = detail::parse_http_date("Wed, 13 Apr 2022 18:09:12 GMT");
   REQUIRE(t);
-  CHECK(detail::format_rfc1123(*t) == "Wed, 13 Apr 2022 18:09:12 GMT");
-  CHECK_FALSE(detail::parse_rfc1123("Wed, 13 Foo 2022 18:09:12 GMT"));
-  CHECK_FALSE(detail::parse_rfc1123("Wed, 31 Feb 2022 18:09:12 GMT"));
-  CHECK_FALSE(detail::parse_rfc1123(""));
+  CHECK(detail::format_http_date(*t) == "Wed, 13 Apr 2022 18:09:12 GMT");
+  CHECK_FALSE(detail::parse_http_date("Wed, 13 Foo 2022 18:09:12 GMT"));
+  CHECK_FALSE(detail::parse_http_date("Wed, 31 Feb 2022 18:09:12 GMT"));
+  CHECK_FALSE(detail::parse_http_date(""));
   CHECK(detail::parse_iso8601("2026-11-23T10:00:00Z") == detail::parse_iso8601("2026-11-23T11:00:00+01:00"));
   CHECK_FALSE(detail::parse_iso8601("2026-11-23T10:00:00X"));
   CHECK_FALSE(detail::parse_iso8601("2026-13-23T10:00:00Z"));

@@ -9,7 +9,9 @@
 #include "sources/acs/hmac_signer.hpp"
 #include "sources/common/text.hpp"
 #include "sources/http/http_client.hpp"
+#include "sources/http/http_date.hpp"
 #include "token_server.hpp"
+#include "token_server_http.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -132,7 +134,7 @@ TEST_CASE("token server: ACS signature check rejects tampering, accepts a correc
   const std::string target = "/identities?api-version=2023-10-01";
   auto make = [&](const std::string& signed_body, const std::string& sent_body, std::chrono::seconds skew) {
     auto h = acs::detail::sign_request("POST", host, target, signed_body,
-                                       detail::format_rfc1123(std::chrono::system_clock::now() + skew), key);
+                                       detail::format_http_date(std::chrono::system_clock::now() + skew), key);
     detail::HttpRequest req{"POST", server.base_url() + target, {}, sent_body};
     req.headers = {{"x-ms-date", h.date}, {"x-ms-content-sha256", h.content_sha256}, {"Authorization", h.authorization}};
     return req;
@@ -178,4 +180,33 @@ TEST_CASE("token server: hostile requests get an error answer and the server kee
   CHECK_FALSE(e);
   CHECK(r.status == 401);
   CHECK(c.get(server.base_url() + "/chat/user/still-alive/token").status == 200);
+}
+
+TEST_CASE("token server: every response carries a Date header with the server's clock") {
+  TokenServerOptions o;
+  o.now = [] { return std::chrono::system_clock::now() + 3h; };  // a server clock 3 h ahead
+  TokenServer server(o);
+  server.start();
+  Client c;
+  auto check_date = [](const detail::HttpResponse& r) {
+    const auto date = detail::parse_http_date(r.header("Date"));
+    REQUIRE_MESSAGE(date, "Date: '" << r.header("Date") << "'");
+    CHECK(std::chrono::abs(*date - (std::chrono::system_clock::now() + 3h)) < 2s);
+  };
+  check_date(c.get(server.base_url() + "/chat/user/alice/token"));                   // 200
+  check_date(c.get(server.base_url() + "/nope"));                                    // 404
+  check_date(c.post(server.base_url() + "/identities?api-version=2023-10-01", "{}"));  // 401 (unsigned)
+  check_date(c.get(server.base_url() + "/admin/stats"));                             // admin
+  for (const char* fault : {"429", "5xx", "garbage", "expired"}) {
+    CAPTURE(fault);
+    CHECK(c.post(server.base_url() + "/admin/faults", std::string(R"({"mode":")") + fault + "\"}").status == 200);
+    check_date(c.get(server.base_url() + "/chat/user/alice/token"));
+  }
+  // The socket-free handler answers the same.
+  samples::HttpRequest req{boost::beast::http::verb::get, "/chat/user/bob/token", 11};
+  const auto answer = samples::handle_request(server, req);
+  REQUIRE(answer);
+  const auto date = detail::parse_http_date(std::string((*answer)[boost::beast::http::field::date]));
+  REQUIRE(date);
+  CHECK(std::chrono::abs(*date - (std::chrono::system_clock::now() + 3h)) < 2s);
 }

@@ -146,7 +146,12 @@ class IdentityClient {
   /// A fetcher that issues a fresh token for `user_id` on each fetch (for
   /// `TokenCredential`). Arguments are validated now (throws `Error(invalid_argument)`).
   /// The fetch honours `FetchContext::cancellation_slot()` and completes on the
-  /// credential's executor. Keeps the client's state alive.
+  /// credential's executor. Keeps the client's state alive. Every response's `Date` is
+  /// reported to the credential (`FetchContext::report_service_time`) and requests are signed
+  /// with service time (`FetchContext::now()`, unless `IdentityClientOptions::now` is set):
+  /// on a skewed client the first request may get a 401 (x-ms-date outside the service's
+  /// tolerance), whose `Date` teaches the credential the offset; the next fetch is signed in
+  /// service time and succeeds.
   Fetcher fetcher(std::string user_id, std::vector<TokenScope> scopes,
                   std::chrono::minutes lifetime = min_token_lifetime) const;
 

@@ -15,7 +15,9 @@ struct IdentityClientOptions {
   HttpClientOptions http;
   /// The identity REST API version sent as `api-version`.
   std::string api_version = "2023-10-01";
-  /// The clock used for `x-ms-date` (tests inject a skewed clock; null: the system clock).
+  /// The clock used for `x-ms-date` (tests inject a skewed clock). Null: the system clock,
+  /// and in `IdentityClient::fetcher()` service time (`FetchContext::now()`: the system clock
+  /// corrected by the offset the credential learned from the service's `Date` headers).
   std::function<std::chrono::system_clock::time_point()> now;
 };
 

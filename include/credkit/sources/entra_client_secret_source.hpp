@@ -55,7 +55,9 @@ class ClientSecretSource {
   }
 
   /// A fetcher requesting a token per fetch (for a `TokenCredential`), honouring
-  /// `FetchContext::cancellation_slot()` and completing on the credential's executor.
+  /// `FetchContext::cancellation_slot()` and completing on the credential's executor. Every
+  /// response's `Date` is reported to the credential (`FetchContext::report_service_time`),
+  /// and `expires_in` counts from that `Date` (else `FetchContext::now()`): service time.
   Fetcher fetcher() const;
 
  private:

@@ -52,8 +52,13 @@ class HttpTokenSource {
 
   /// A fetcher for `TokenCredentialOptions::fetcher`. It runs on the credential's executor
   /// without blocking it, honours `FetchContext::cancellation_slot()` (the transfer is
-  /// aborted), and keeps this source's state alive. Token-only answers are handed to the
-  /// credential as strings, so the credential's `ParseOptions` apply.
+  /// aborted), and keeps this source's state alive. Token-only answers are read with the
+  /// credential's `ParseOptions`.
+  ///
+  /// Clock skew: every response's `Date` header (any status) is reported to the credential
+  /// (`FetchContext::report_service_time`), and relative expiries (`expires_in`, a fallback
+  /// lifetime) count from that `Date`, else from `FetchContext::now()`, so the token's
+  /// `expires_on` is in the service's clock. `async_fetch` uses the local clock, as before.
   Fetcher fetcher() const;
 
   /// Fetches one token.

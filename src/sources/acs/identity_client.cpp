@@ -5,6 +5,8 @@
 #include "sources/acs/identity_requests.hpp"
 #include "sources/common/async_completion.hpp"
 #include "sources/common/text.hpp"
+#include "sources/http/http_date.hpp"
+#include "sources/http/service_time.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/post.hpp>
@@ -50,7 +52,7 @@ HttpRequest make_signed_request(const ConnectionString& cs, const std::string& a
   if (!url) throw_error(errc::invalid_argument, "ACS request URL is malformed: " + cs.endpoint() + path);
   const std::string path_and_query = url->path + (url->query.empty() ? "" : "?" + url->query);
   auto signed_headers = sign_request(req.method, url->authority(), path_and_query, body,
-                                     credkit::detail::format_rfc1123(now), cs.decoded_key());
+                                     credkit::detail::format_http_date(now), cs.decoded_key());
   req.headers.emplace_back("x-ms-date", std::move(signed_headers.date));
   req.headers.emplace_back("x-ms-content-sha256", std::move(signed_headers.content_sha256));
   req.headers.emplace_back("Authorization", std::move(signed_headers.authorization));
@@ -121,19 +123,24 @@ struct IdentityClientImpl {
   IdentityClientImpl(boost::asio::any_io_executor ex, ConnectionString cs, IdentityClientOptions opts)
       : executor(ex), connection_string(std::move(cs)), options(std::move(opts)), http(ex, options.http) {}
 
-  std::chrono::system_clock::time_point now() const {
-    return options.now ? options.now() : std::chrono::system_clock::now();
+  // The x-ms-date to sign with: the options' clock when set; else, in a credential's fetch,
+  // service time (so a skewed client authenticates once the credential learned the offset
+  // from a response's Date); else the system clock.
+  std::chrono::system_clock::time_point now(const std::optional<FetchContext>& fetch) const {
+    return options.now ? options.now() : credkit::detail::signing_time(fetch);
   }
 
   // Sends a signed request; `parse` turns a 2xx response into the result (and may throw).
   // `done` runs on `completion_ex` (or the client's executor), with the slot cleared first.
+  // `fetch`: the credential's fetch this request serves, if any (signing time, Date reports).
   template <typename Result>
   void send(const Call<Result>& call, boost::asio::cancellation_slot slot,
             std::optional<boost::asio::any_io_executor> completion_ex,
-            std::function<void(std::exception_ptr, Result)> done) {
+            std::function<void(std::exception_ptr, Result)> done, std::optional<FetchContext> fetch = std::nullopt) {
     HttpRequest request;
     try {
-      request = make_signed_request(connection_string, options.api_version, call.method, call.path, call.body, now());
+      request = make_signed_request(connection_string, options.api_version, call.method, call.path, call.body,
+                                    now(fetch));
     } catch (...) {
       boost::asio::post(completion_ex.value_or(executor),
                         [done = std::move(done), e = std::current_exception()] { done(e, Result{}); });
@@ -142,9 +149,11 @@ struct IdentityClientImpl {
     auto summary = std::make_shared<HttpRequest>();
     summary->method = request.method;
     summary->url = request.url;
-    auto on_response = [done = std::move(done), summary, parse = call.parse](std::exception_ptr error,
-                                                                            HttpResponse response) {
+    auto on_response = [done = std::move(done), summary, parse = call.parse, fetch = std::move(fetch)](
+                           std::exception_ptr error, HttpResponse response) {
       if (error) return done(error, Result{});
+      // Every response reports the service's clock (a 401 for a skewed x-ms-date too).
+      credkit::detail::service_time_of(response, fetch);
       if (response.status < 200 || response.status > 299) {
         return done(std::make_exception_ptr(credkit::detail::http_error(*summary, response)), Result{});
       }
@@ -288,14 +297,16 @@ Fetcher IdentityClient::fetcher(std::string user_id, std::vector<TokenScope> sco
   auto call = std::make_shared<const detail::Call<AccessToken>>(detail::issue_token_call(user_id, scopes, lifetime));
   return Fetcher::async([impl = impl_, call](FetchContext context, FetchCompletion completion) {
     auto done = std::make_shared<FetchCompletion>(std::move(completion));
-    impl->send<AccessToken>(*call, context.cancellation_slot(), context.executor(),
-                            [done](std::exception_ptr error, AccessToken token) {
-                              if (error) {
-                                done->fail(error);
-                              } else {
-                                done->succeed(std::move(token));
-                              }
-                            });
+    impl->send<AccessToken>(
+        *call, context.cancellation_slot(), context.executor(),
+        [done](std::exception_ptr error, AccessToken token) {
+          if (error) {
+            done->fail(error);
+          } else {
+            done->succeed(std::move(token));
+          }
+        },
+        context);
   });
 }
 

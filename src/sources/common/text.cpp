@@ -2,14 +2,9 @@
 
 #include <array>
 #include <charconv>
-#include <cstdio>
 
 namespace credkit::detail {
 namespace {
-
-constexpr std::array<const char*, 7> kDays = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 bool is_unreserved(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
@@ -210,44 +205,6 @@ std::optional<std::vector<std::pair<std::string, std::string>>> split_connection
     out.emplace_back(std::string(key), std::string(trim(segment.substr(eq + 1))));
   }
   return out;
-}
-
-std::string format_rfc1123(std::chrono::system_clock::time_point t) {
-  using namespace std::chrono;
-  const auto secs = floor<seconds>(t);
-  const auto day_point = floor<days>(secs);
-  const year_month_day ymd{day_point};
-  const hh_mm_ss hms{secs - day_point};
-  const weekday wd{day_point};
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%s, %02u %s %04d %02d:%02d:%02d GMT", kDays[wd.c_encoding()],
-                static_cast<unsigned>(ymd.day()), kMonths[static_cast<unsigned>(ymd.month()) - 1],
-                static_cast<int>(ymd.year()), static_cast<int>(hms.hours().count()),
-                static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()));
-  return buf;
-}
-
-std::optional<std::chrono::system_clock::time_point> parse_rfc1123(std::string_view s) {
-  // "Wed, 13 Apr 2022 18:09:12 GMT"
-  if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s.substr(26) != "GMT") return std::nullopt;
-  bool day_ok = false;
-  for (auto* d : kDays) day_ok = day_ok || s.substr(0, 3) == d;
-  if (!day_ok) return std::nullopt;
-  std::size_t pos = 5;
-  int day = 0, year = 0, h = 0, mi = 0, sec = 0;
-  if (!read_digits(s, pos, 2, day) || !expect(s, pos, ' ')) return std::nullopt;
-  int month = 0;
-  for (int i = 0; i < 12; ++i) {
-    if (s.substr(pos, 3) == kMonths[static_cast<std::size_t>(i)]) month = i + 1;
-  }
-  if (month == 0) return std::nullopt;
-  pos += 3;
-  if (!expect(s, pos, ' ') || !read_digits(s, pos, 4, year) || !expect(s, pos, ' ') || !read_digits(s, pos, 2, h) ||
-      !expect(s, pos, ':') || !read_digits(s, pos, 2, mi) || !expect(s, pos, ':') || !read_digits(s, pos, 2, sec) ||
-      !expect(s, pos, ' ')) {
-    return std::nullopt;
-  }
-  return make_time(year, month, day, h, mi, sec, {}, {});
 }
 
 std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view s) {

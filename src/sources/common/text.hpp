@@ -46,11 +46,7 @@ std::string_view trim(std::string_view s) noexcept;
 /// owns naming errors (the text may contain a key and must never be echoed).
 std::optional<std::vector<std::pair<std::string, std::string>>> split_connection_string(std::string_view text);
 
-/// RFC 1123 date as used in HTTP ("Wed, 13 Apr 2022 18:09:12 GMT").
-std::string format_rfc1123(std::chrono::system_clock::time_point t);
-
-/// Parses an RFC 1123 date ("Wed, 13 Apr 2022 18:09:12 GMT"); nullopt when malformed.
-std::optional<std::chrono::system_clock::time_point> parse_rfc1123(std::string_view text);
+// HTTP-dates (RFC 1123 / IMF-fixdate): sources/http/http_date.hpp.
 
 /// Parses an ISO 8601 / RFC 3339 timestamp: "2026-11-23T10:00:00Z",
 /// "2023-10-10T21:39:39.3244584+00:00" (any number of fraction digits, 'Z' or ±hh:mm;

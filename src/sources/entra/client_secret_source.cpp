@@ -5,6 +5,9 @@
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
 #include "sources/entra/token_request.hpp"
+#include "sources/http/service_time.hpp"
+
+#include "core/saturating_time.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -78,7 +81,7 @@ AccessToken parse_token_response(const std::string& body, std::chrono::system_cl
   if (!seconds || *seconds <= 0 || *seconds > 366LL * 86400) {
     throw_error(errc::invalid_response, "Entra token response has no valid 'expires_in' (seconds)");
   }
-  return AccessToken{token->get<std::string>(), now + std::chrono::seconds(*seconds)};
+  return AccessToken{token->get<std::string>(), credkit::detail::add_sat(now, std::chrono::seconds(*seconds))};
 }
 
 Error token_error(const HttpRequest& request, const HttpResponse& response, const ClientSecretOptions& o) {
@@ -114,22 +117,25 @@ struct ClientSecretSourceImpl : std::enable_shared_from_this<ClientSecretSourceI
       : executor(ex), options(std::move(o)), http(ex, options.http) {}
   ~ClientSecretSourceImpl() { credkit::detail::wipe(options.client_secret); }
 
-  // `done` runs on `completion_ex` (or the source's executor).
+  // `done` runs on `completion_ex` (or the source's executor). `fetch`: the credential's fetch
+  // this request serves, if any: `expires_in` then counts from the response's Date (service time).
   void send(boost::asio::cancellation_slot slot, std::optional<boost::asio::any_io_executor> completion_ex,
-            std::function<void(std::exception_ptr, AccessToken)> done) {
+            std::function<void(std::exception_ptr, AccessToken)> done, std::optional<FetchContext> fetch = std::nullopt) {
     auto request = make_token_request(options);
     auto summary = std::make_shared<HttpRequest>();
     summary->method = request.method;
     summary->url = request.url;
-    auto on_response = [self = shared_from_this(), summary, done = std::move(done)](std::exception_ptr error,
-                                                                                    HttpResponse response) {
+    auto on_response = [self = shared_from_this(), summary, done = std::move(done), fetch = std::move(fetch)](
+                           std::exception_ptr error, HttpResponse response) {
       if (error) return done(error, AccessToken{});
+      // Every response reports the service's clock (errors too), before anything completes.
+      const auto received = credkit::detail::service_time_of(response, fetch);
       if (response.status < 200 || response.status > 299) {
         return done(std::make_exception_ptr(token_error(*summary, response, self->options)), AccessToken{});
       }
       AccessToken token;
       try {
-        token = parse_token_response(response.body, std::chrono::system_clock::now());
+        token = parse_token_response(response.body, received);
       } catch (...) {
         return done(std::current_exception(), AccessToken{});
       }
@@ -163,13 +169,16 @@ void ClientSecretSource::initiate(std::shared_ptr<Impl> impl,
 Fetcher ClientSecretSource::fetcher() const {
   return Fetcher::async([impl = impl_](FetchContext context, FetchCompletion completion) {
     auto done = std::make_shared<FetchCompletion>(std::move(completion));
-    impl->send(context.cancellation_slot(), context.executor(), [done](std::exception_ptr error, AccessToken token) {
-      if (error) {
-        done->fail(error);
-      } else {
-        done->succeed(std::move(token));
-      }
-    });
+    impl->send(
+        context.cancellation_slot(), context.executor(),
+        [done](std::exception_ptr error, AccessToken token) {
+          if (error) {
+            done->fail(error);
+          } else {
+            done->succeed(std::move(token));
+          }
+        },
+        context);
   });
 }
 

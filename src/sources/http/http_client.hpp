@@ -81,7 +81,8 @@ class HttpClient {
 };
 
 /// The Error for a non-2xx response: `http_status` (retryable for 5xx/408), or `rate_limited`
-/// with `retry_after` from `Retry-After` (seconds or HTTP-date). The message names the method,
+/// with `retry_after` from `Retry-After` (seconds or HTTP-date, a date measured against the
+/// response's `Date` when it has one, else the local clock). The message names the method,
 /// the URL without query or credentials, the status and the start of the body (at most 256
 /// chars, anything that looks like a token, key or secret redacted).
 Error http_error(const HttpRequest& request, const HttpResponse& response);
@@ -97,7 +98,9 @@ std::string url_for_message(std::string_view url);
 /// secret replaced by its `credkit::redact` form; control characters become spaces.
 std::string redact_secrets(std::string_view text, const std::vector<std::string_view>& secrets = {});
 
-/// Parses a `Retry-After` value (delta seconds or an HTTP-date) relative to `now`.
+/// Parses a `Retry-After` value (delta seconds or an HTTP-date, see http_date.hpp) relative to
+/// `now`, capped at 24 h (a valid date beyond 2262 too); a date in the past is 0. Nullopt when
+/// malformed.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value,
                                                            std::chrono::system_clock::time_point now);
 

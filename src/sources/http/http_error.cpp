@@ -1,6 +1,10 @@
 // Turning HTTP answers into credkit errors: status classification, Retry-After, safe excerpts.
 #include "sources/http/http_client.hpp"
 
+#include "core/saturating_time.hpp"
+#include "sources/http/http_date.hpp"
+#include "sources/http/service_time.hpp"
+
 #include <credkit/core/log.hpp>
 
 #include <curl/curl.h>
@@ -118,10 +122,12 @@ std::string redact_secrets(std::string_view text, const std::vector<std::string_
 
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value,
                                                            std::chrono::system_clock::time_point now) {
+  using std::chrono::milliseconds;
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
   if (value.empty()) return std::nullopt;
   constexpr long long max_seconds = 24 * 3600;  // a service asking for more than a day is capped
+  constexpr milliseconds max_delay = std::chrono::seconds(max_seconds);
   if (std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
     long long seconds = 0;
     for (char c : value) {
@@ -133,13 +139,18 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
     }
     return std::chrono::seconds(seconds);
   }
-  const std::string copy(value);
-  const time_t when = curl_getdate(copy.c_str(), nullptr);
-  if (when == -1) return std::nullopt;
-  const auto delta = std::chrono::system_clock::from_time_t(when) - now;
-  if (delta <= std::chrono::system_clock::duration::zero()) return std::chrono::milliseconds(0);
-  return std::min<std::chrono::milliseconds>(std::chrono::duration_cast<std::chrono::milliseconds>(delta),
-                                             std::chrono::seconds(max_seconds));
+  // An HTTP-date. One beyond what system_clock holds (year 2262 and later, up to 9999) is
+  // still a valid date far in the future: capped, not refused nor read as "now".
+  using namespace std::chrono;
+  const int current_year = static_cast<int>(year_month_day{floor<days>(now)}.year());
+  const auto when = parse_http_date_seconds(value, current_year);
+  if (!when) return std::nullopt;
+  if (*when > kMaxHttpDateSeconds) return max_delay;
+  if (*when < 0) return milliseconds(0);  // before 1970: long past
+  const system_clock::time_point at{duration_cast<system_clock::duration>(seconds(*when))};  // in range: no overflow
+  const auto delta = sub_sat(at, now);
+  if (delta <= std::chrono::system_clock::duration::zero()) return milliseconds(0);
+  return std::min(saturate_cast<milliseconds>(delta), max_delay);
 }
 
 Error http_error(const HttpRequest& request, const HttpResponse& response) {
@@ -147,7 +158,9 @@ Error http_error(const HttpRequest& request, const HttpResponse& response) {
   details.http_status = response.status;
   const auto retry_after_header = response.header("Retry-After");
   if (!retry_after_header.empty()) {
-    details.retry_after = parse_retry_after(retry_after_header, std::chrono::system_clock::now());
+    // A date is measured against the service's own clock when the response shows it.
+    details.retry_after =
+        parse_retry_after(retry_after_header, response_date(response).value_or(std::chrono::system_clock::now()));
   }
   const errc code = response.status == 429 ? errc::rate_limited : errc::http_status;
 

@@ -2,6 +2,7 @@
 #include <credkit/sources/http_token_source.hpp>
 
 #include "sources/http/http_client.hpp"
+#include "sources/http/service_time.hpp"
 #include "sources/http/token_response_parser.hpp"
 
 #include <credkit/core/parse_token.hpp>
@@ -67,27 +68,32 @@ struct HttpTokenSource::State {
     return std::nullopt;
   }
 
-  using Callback = std::function<void(std::exception_ptr, detail::ParsedTokenResponse)>;
+  // The answer: the token and, when the answer said so, its expiry; `received` is when it
+  // arrived (service time in a credential's fetch, see detail::service_time_of).
+  using Callback = std::function<void(std::exception_ptr, detail::ParsedTokenResponse,
+                                      std::chrono::system_clock::time_point received)>;
 
   // Sends the request; `cb` runs on `completion_executor` with the parsed answer or an Error.
+  // `fetch`: the credential's fetch this request serves (none for async_fetch).
   static void start(const std::shared_ptr<const State>& self, const boost::asio::any_io_executor& completion_executor,
-                    boost::asio::cancellation_slot slot, Callback cb) {
+                    boost::asio::cancellation_slot slot, std::optional<FetchContext> fetch, Callback cb) {
     auto client = self->client_for(completion_executor);
     client.async_request(
         self->request, slot,
-        [self, cb = std::move(cb)](std::exception_ptr error, detail::HttpResponse response) {
-          if (error) return cb(with_context(error, self->what), {});
+        [self, fetch = std::move(fetch), cb = std::move(cb)](std::exception_ptr error, detail::HttpResponse response) {
+          if (error) return cb(with_context(error, self->what), {}, {});
+          // Every response reports the service's clock (errors too), before anything completes.
+          const auto received = detail::service_time_of(response, fetch);
           if (response.status < 200 || response.status > 299) {
-            return cb(std::make_exception_ptr(detail::http_error(self->request, response)), {});
+            return cb(std::make_exception_ptr(detail::http_error(self->request, response)), {}, received);
           }
           detail::ParsedTokenResponse parsed;
           try {
-            parsed = detail::parse_token_response(self->options.response, response.body,
-                                                  std::chrono::system_clock::now());
+            parsed = detail::parse_token_response(self->options.response, response.body, received);
           } catch (...) {
-            return cb(with_context(std::current_exception(), self->what), {});
+            return cb(with_context(std::current_exception(), self->what), {}, received);
           }
-          cb(nullptr, std::move(parsed));
+          cb(nullptr, std::move(parsed), received);
         },
         completion_executor);
   }
@@ -140,15 +146,22 @@ const HttpTokenSourceOptions& HttpTokenSource::options() const noexcept { return
 Fetcher HttpTokenSource::fetcher() const {
   return Fetcher::async([state = std::shared_ptr<const State>(state_)](FetchContext context, FetchCompletion done) {
     auto completion = std::make_shared<FetchCompletion>(std::move(done));
-    State::start(state, context.executor(), context.cancellation_slot(),
-                 [completion](std::exception_ptr error, detail::ParsedTokenResponse parsed) {
-                   if (error) {
-                     completion->fail(error);
-                   } else if (parsed.expires_on) {
-                     completion->succeed(AccessToken{std::move(parsed.token), *parsed.expires_on});
-                   } else {
-                     completion->succeed(std::move(parsed.token));  // the credential's ParseOptions apply
+    State::start(state, context.executor(), context.cancellation_slot(), context,
+                 [completion, context](std::exception_ptr error, detail::ParsedTokenResponse parsed,
+                                              std::chrono::system_clock::time_point received) {
+                   if (error) return completion->fail(error);
+                   if (parsed.expires_on) {
+                     return completion->succeed(AccessToken{std::move(parsed.token), *parsed.expires_on});
                    }
+                   // The credential's ParseOptions apply, as to any token string a fetcher
+                   // delivers; a fallback lifetime counts from receipt, in service time.
+                   AccessToken token;
+                   try {
+                     token = detail::parse_token_received(parsed.token, received, context);
+                   } catch (...) {
+                     return completion->fail(std::current_exception());
+                   }
+                   completion->succeed(std::move(token));
                  });
   });
 }
@@ -162,7 +175,9 @@ void HttpTokenSource::initiate_fetch(std::shared_ptr<const State> state, boost::
                                      boost::asio::any_completion_handler<HttpFetchSignature> handler) {
   const auto slot = boost::asio::get_associated_cancellation_slot(handler);
   auto h = std::make_shared<boost::asio::any_completion_handler<HttpFetchSignature>>(std::move(handler));
-  State::start(state, executor, slot, [h, state](std::exception_ptr error, detail::ParsedTokenResponse parsed) {
+  State::start(state, executor, slot, std::nullopt,
+               [h, state](std::exception_ptr error, detail::ParsedTokenResponse parsed,
+                          std::chrono::system_clock::time_point) {
     AccessToken token;
     if (!error) {
       try {

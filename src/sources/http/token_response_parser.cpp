@@ -1,6 +1,7 @@
 // Reading token services' answers: plain text, or JSON with configurable dotted field paths.
 #include "sources/http/token_response_parser.hpp"
 
+#include "core/saturating_time.hpp"
 #include "sources/http/http_client.hpp"
 
 #include <credkit/core/access_token.hpp>
@@ -232,7 +233,7 @@ ParsedTokenResponse parse_token_response(const HttpTokenResponse& format, std::s
     if (*n > 10.0 * 365 * 86400) {
       throw_error(errc::invalid_response, "field '" + field + "' is implausibly large (more than 10 years)");
     }
-    out.expires_on = now + std::chrono::duration_cast<system_clock::duration>(std::chrono::duration<double>(*n));
+    out.expires_on = add_sat(now, saturate_cast<system_clock::duration>(std::chrono::duration<double>(*n)));
   }
   if (*out.expires_on <= now) {
     throw_error(errc::invalid_token, "the token service handed out a token that already expired (field '" + field +

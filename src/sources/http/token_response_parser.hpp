@@ -16,7 +16,8 @@ struct ParsedTokenResponse {
   std::optional<std::chrono::system_clock::time_point> expires_on;
 };
 
-/// Reads `body` as described by `format`. `now` anchors `seconds_from_now` and the expiry check.
+/// Reads `body` as described by `format`. `now` anchors `seconds_from_now` and the expiry check:
+/// in a credential's fetch it is service time (the response's `Date`, see service_time.hpp).
 /// Throws `Error`: `invalid_response` (not JSON, field missing or of the wrong type, bad
 /// timestamp; the message names the field, never its token value) or `invalid_token`
 /// (empty token, already expired).

@@ -7,6 +7,7 @@
 #include "sources/common/async_completion.hpp"
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
+#include "sources/http/service_time.hpp"
 #include "sources/webpubsub/webpubsub_tokens.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -138,18 +139,19 @@ std::string client_url(const std::string& endpoint, const std::string& hub, Clie
 }
 
 ClientAccess parse_generate_token_response(const std::string& body, const std::string& endpoint,
-                                           const std::string& hub, ClientType type) {
+                                           const std::string& hub, ClientType type,
+                                           const std::function<AccessToken(const std::string&)>& read_token) {
   const auto json = nlohmann::json::parse(body, nullptr, false);
   const auto token = json.is_object() ? json.find("token") : json.end();
   if (json.is_discarded() || !json.is_object() || token == json.end() || !token->is_string()) {
     throw_error(errc::invalid_response, "Web PubSub :generateToken response has no 'token' string");
   }
-  std::error_code ec;
   ClientAccess access;
-  access.token = parse_token(token->get<std::string>(), ec);
-  if (ec) {
+  try {
+    access.token = read_token ? read_token(token->get<std::string>()) : parse_token(token->get<std::string>());
+  } catch (const Error& e) {
     throw_error(errc::invalid_response,
-                "Web PubSub :generateToken returned a token that is not a valid JWT: " + ec.message());
+                std::string("Web PubSub :generateToken returned a token that is not a valid JWT: ") + e.what());
   }
   access.url = client_url(endpoint, hub, type, access.token.token);
   return access;
@@ -229,8 +231,11 @@ struct TokenApiClientImpl : std::enable_shared_from_this<TokenApiClientImpl> {
                      std::shared_ptr<TokenCredential> cred, HttpClientOptions http_options)
       : executor(ex), endpoint(std::move(ep)), hub(std::move(h)), entra(std::move(cred)), http(ex, std::move(http_options)) {}
 
+  // `fetch`: the credential's fetch this request serves, if any (Date reports; an opaque
+  // token's fallback lifetime counts from the response's Date, in service time).
   void generate(ClientTokenOptions options, boost::asio::cancellation_slot slot, boost::asio::any_io_executor ex,
-                std::function<void(std::exception_ptr, ClientAccess)> done) {
+                std::function<void(std::exception_ptr, ClientAccess)> done,
+                std::optional<FetchContext> fetch = std::nullopt) {
     credkit::detail::HttpRequest request;
     try {
       request = make_generate_token_request(endpoint, hub, options);
@@ -240,8 +245,8 @@ struct TokenApiClientImpl : std::enable_shared_from_this<TokenApiClientImpl> {
     }
     entra->async_get_token(boost::asio::bind_cancellation_slot(
         slot, boost::asio::bind_executor(ex, [self = shared_from_this(), request = std::move(request), slot, ex,
-                                              type = options.client_type,
-                                              done](std::exception_ptr error, TokenHandle bearer) mutable {
+                                              type = options.client_type, done,
+                                              fetch](std::exception_ptr error, TokenHandle bearer) mutable {
           if (error) return done(error, ClientAccess{});
           request.headers.emplace_back("Authorization", "Bearer " + bearer.token());
           auto summary = std::make_shared<credkit::detail::HttpRequest>();
@@ -249,15 +254,20 @@ struct TokenApiClientImpl : std::enable_shared_from_this<TokenApiClientImpl> {
           summary->url = request.url;
           self->http.async_request(
               std::move(request), slot,
-              [self, summary, type, done](std::exception_ptr error, credkit::detail::HttpResponse response) {
+              [self, summary, type, done, fetch](std::exception_ptr error, credkit::detail::HttpResponse response) {
                 if (error) return done(error, ClientAccess{});
+                // Every response reports the service's clock (errors too), before anything completes.
+                const auto received = credkit::detail::service_time_of(response, fetch);
                 if (response.status < 200 || response.status > 299) {
                   return done(std::make_exception_ptr(credkit::detail::http_error(*summary, response)),
                               ClientAccess{});
                 }
                 ClientAccess access;
                 try {
-                  access = parse_generate_token_response(response.body, self->endpoint, self->hub, type);
+                  access = parse_generate_token_response(
+                      response.body, self->endpoint, self->hub, type, [&](const std::string& token) {
+                        return credkit::detail::parse_token_received(token, received, fetch);
+                      });
                 } catch (...) {
                   return done(std::current_exception(), ClientAccess{});
                 }
@@ -302,14 +312,16 @@ Fetcher TokenApiClient::fetcher(ClientTokenOptions options) const {
   detail::validate_lifetime(options.lifetime);
   return Fetcher::async([impl = impl_, options = std::move(options)](FetchContext context, FetchCompletion completion) {
     auto done = std::make_shared<FetchCompletion>(std::move(completion));
-    impl->generate(options, context.cancellation_slot(), context.executor(),
-                   [done](std::exception_ptr error, ClientAccess access) {
-                     if (error) {
-                       done->fail(error);
-                     } else {
-                       done->succeed(std::move(access.token));
-                     }
-                   });
+    impl->generate(
+        options, context.cancellation_slot(), context.executor(),
+        [done](std::exception_ptr error, ClientAccess access) {
+          if (error) {
+            done->fail(error);
+          } else {
+            done->succeed(std::move(access.token));
+          }
+        },
+        context);
   });
 }
 

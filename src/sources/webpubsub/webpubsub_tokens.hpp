@@ -7,6 +7,7 @@
 #include "sources/http/http_client.hpp"
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 namespace credkit::webpubsub::detail {
@@ -28,9 +29,11 @@ std::string make_client_token(const std::string& endpoint, const std::string& hu
                               const ClientTokenOptions& options, std::chrono::system_clock::time_point now);
 
 /// Reads a :generateToken answer (`{"token": "<JWT>"}`) into the token and its client URL.
+/// `read_token` reads the token's expiry (empty: `parse_token` with default options).
 /// Throws Error(invalid_response) naming what is wrong; never quotes the body.
 ClientAccess parse_generate_token_response(const std::string& body, const std::string& endpoint,
-                                           const std::string& hub, ClientType type);
+                                           const std::string& hub, ClientType type,
+                                           const std::function<AccessToken(const std::string&)>& read_token = {});
 
 /// The :generateToken request (without the Authorization header).
 credkit::detail::HttpRequest make_generate_token_request(const std::string& endpoint, const std::string& hub,
