@@ -40,12 +40,14 @@ const TP T0 = TP(seconds(1'800'000'000));
 
 // Durations with their edges: 1 s to 25 h, with exact min_validity, twice it, +-1 ns around them.
 nanoseconds gen_lifetime(const RefreshPolicy& p) {
-  const auto mv = duration_cast<nanoseconds>(p.min_validity);
+  const auto mv = detail::saturate_cast<nanoseconds>(p.min_validity);
   return *rc::gen::oneOf(
       rc::gen::map(rc::gen::inRange<std::int64_t>(1, 25 * 3600), [](std::int64_t s) { return nanoseconds(seconds(s)); }),
       rc::gen::map(rc::gen::inRange<std::int64_t>(1'000'000'000, 25LL * 3600 * 1'000'000'000),
                    [](std::int64_t n) { return nanoseconds(n); }),
-      rc::gen::elementOf(std::vector<nanoseconds>{mv, mv - 1ns, mv + 1ns, 2 * mv, 2 * mv - 1ns, 2 * mv + 1ns,
+      rc::gen::elementOf(std::vector<nanoseconds>{mv, detail::sub_sat(mv, nanoseconds(1)), detail::add_sat(mv, nanoseconds(1)),
+                                                  detail::add_sat(mv, mv), detail::sub_sat(detail::add_sat(mv, mv), nanoseconds(1)),
+                                                  detail::add_sat(detail::add_sat(mv, mv), nanoseconds(1)),
                                                   nanoseconds(4min), nanoseconds(10min), nanoseconds(10min) + 1ns,
                                                   nanoseconds(1s), nanoseconds(24h), nanoseconds(25h)}));
 }
@@ -146,8 +148,7 @@ nanoseconds oracle_min_validity(const RefreshPolicy& p, const Issued& t) {
     if (t.delivered && left < life) life = left;
   }
   if (life < 0ns) life = 0ns;
-  const auto cap = p.min_validity >= duration_cast<milliseconds>(nanoseconds::max()) ? nanoseconds::max()
-                                                                                        : nanoseconds(p.min_validity);
+  const auto cap = detail::saturate_cast<nanoseconds>(p.min_validity);
   return std::min(cap, life / 2);
 }
 
@@ -195,7 +196,7 @@ struct MachineSim {
     if (a.cancel_fetch) fetch.reset();
     if (a.start_fetch) {
       RC_ASSERT(!fetch);  // P3: at most one in flight
-      if (!starts.empty()) RC_ASSERT(real - starts.back() >= nanoseconds(policy.min_refresh_interval));  // P1
+      if (!starts.empty()) RC_ASSERT(real - starts.back() >= detail::saturate_cast<nanoseconds>(policy.min_refresh_interval));  // P1
       starts.push_back(real);
       Outcome o = take_outcome();
       fetch = Pending{o.kind == Outcome::hang ? TP::max() : detail::add_sat(now, o.latency), o};
@@ -228,7 +229,7 @@ struct MachineSim {
           exp = token->expires_on;
           iat = token->issued_at;
         }
-        if (o.kind == Outcome::shorter && token) exp = std::min(exp, now + (token->expires_on - now) / 2);
+        if (o.kind == Outcome::shorter && token) exp = std::min(exp, detail::add_sat(now, detail::sub_sat(token->expires_on, now) / 2));
         if (o.kind == Outcome::expired) exp = now - 1s;
         if (M::expired_on_arrival(now, exp)) {
           apply(m.on_fetch_failed(now, true, std::nullopt));  // what the Asio layer does (R4)
@@ -288,9 +289,6 @@ struct MachineSim {
 
   void demand() {
     auto [d, a] = m.on_demand(now);
-    RC_LOG() << "demand at " << (now - T0).count() << " -> " << static_cast<int>(d) << "; token exp "
-             << (token ? (token->expires_on - T0).count() : 0) << " fresh_until "
-             << (m.token() ? (m.token()->fresh_until - T0).count() : 0) << "\n";
     if (d == M::Demand::use_cached) {
       RC_ASSERT(token.has_value());
       RC_ASSERT(detail::sub_sat(token->expires_on, now) >= oracle_min_validity(policy, *token));  // P2
@@ -303,7 +301,6 @@ struct MachineSim {
   }
 
   void step(const Step& s) {
-    RC_LOG() << "step " << s.kind << " by " << s.by.count() << " at " << (now - T0).count() << "\n";
     switch (s.kind) {
       case Step::advance: run_until(now + s.by); break;
       case Step::jump:
@@ -347,8 +344,9 @@ MachineCase gen_machine_case(bool extreme, bool jumps, bool disturb, bool only_s
                                       rc::gen::just(nanoseconds(121s)), rc::gen::just(nanoseconds(119s)),
                                       rc::gen::just(nanoseconds(120s)), rc::gen::just(gen_lifetime(c.policy)));
     std::optional<TP> iat;
-    if (*rc::gen::arbitrary<bool>()) iat = T0 + left - gen_lifetime(c.policy);
-    c.initial = Issued{T0, T0 + left, iat, false};
+    const TP exp = detail::add_sat(T0, left);
+    if (*rc::gen::arbitrary<bool>()) iat = detail::sub_sat(exp, gen_lifetime(c.policy));
+    c.initial = Issued{T0, exp, iat, false};
   }
   const int n = *rc::gen::inRange(1, 12);
   for (int i = 0; i < n; ++i) c.outcomes.push_back(gen_outcome(c.policy, only_success));
