@@ -24,33 +24,6 @@ TokenCredentialOptions options_for(VirtualEnv& env, RefreshMode mode = RefreshMo
   return o;
 }
 
-std::exception_ptr get_error(TokenCredential& cred, VirtualEnv& env) {
-  std::exception_ptr error;
-  bool done = false;
-  cred.async_get_token([&](std::exception_ptr e, TokenHandle) {
-    error = e;
-    done = true;
-  });
-  env.drain();
-  REQUIRE(done);
-  return error;
-}
-
-TokenHandle get(TokenCredential& cred, VirtualEnv& env) {
-  TokenHandle token;
-  std::exception_ptr error;
-  bool done = false;
-  cred.async_get_token([&](std::exception_ptr e, TokenHandle t) {
-    error = e;
-    token = std::move(t);
-    done = true;
-  });
-  env.drain();
-  REQUIRE(done);
-  if (error) std::rethrow_exception(error);
-  return token;
-}
-
 errc code_of(const std::exception_ptr& e) { return static_cast<errc>(error_code_of(e).value()); }
 
 }  // namespace
@@ -70,7 +43,7 @@ TEST_CASE("a static token is returned as is, even expired, and token_expired sti
   env.run_for(20min);
   CHECK(expired == 1);
   CHECK(cred->get_token().token() == initial.token);  // expired, still handed out
-  CHECK(get(*cred, env).token() == initial.token);
+  CHECK(get_now(*cred, env).token() == initial.token);
   env.run_for(2h);
   CHECK(expired == 1);
 }
@@ -95,15 +68,15 @@ TEST_CASE("on demand: the first fetch is lazy, and no timer is ever armed while 
   env.run_for(10min);
   CHECK(f.calls() == 0);
   CHECK(env.clock->pending_timers() == 0);
-  auto t = get(*cred, env);
+  auto t = get_now(*cred, env);
   CHECK(f.calls() == 1);
   CHECK(f.history()[0].reason == FetchReason::initial);
   CHECK(env.clock->pending_timers() == 0);
   env.run_for(57min);
-  CHECK(get(*cred, env) == t);  // 3 min left: still above the 2 min minimum validity
+  CHECK(get_now(*cred, env) == t);  // 3 min left: still above the 2 min minimum validity
   CHECK(f.calls() == 1);
   env.run_for(2min);
-  auto t2 = get(*cred, env);  // 1 min left: fetch
+  auto t2 = get_now(*cred, env);  // 1 min left: fetch
   CHECK(f.calls() == 2);
   CHECK(f.history()[1].reason == FetchReason::on_demand);
   CHECK_FALSE(t2 == t);
@@ -206,7 +179,7 @@ TEST_CASE("a token already expired on arrival is an error that names it") {
     done.succeed(AccessToken{make_jwt(clock->now() - 1s), clock->now() - 1s});
   });
   auto cred = TokenCredential::create(env.io.get_executor(), o);
-  auto e = get_error(*cred, env);
+  auto e = get_error_now(*cred, env);
   REQUIRE(e);
   CHECK(code_of(e) == errc::token_expired_on_arrival);
   CHECK(message_of(e).find("already expired") != std::string::npos);
@@ -225,9 +198,9 @@ TEST_CASE("an empty or malformed fetched token is an error") {
   });
   o.policy.min_refresh_interval = 1ms;
   auto cred = TokenCredential::create(env.io.get_executor(), o);
-  CHECK(code_of(get_error(*cred, env)) == errc::invalid_token);
+  CHECK(code_of(get_error_now(*cred, env)) == errc::invalid_token);
   env.run_for(1s);
-  CHECK(code_of(get_error(*cred, env)) == errc::invalid_token);
+  CHECK(code_of(get_error_now(*cred, env)) == errc::invalid_token);
 }
 
 TEST_CASE("a fetcher error reaches callers with its cause, is reported, and is retried with back-off") {
@@ -242,7 +215,7 @@ TEST_CASE("a fetcher error reaches callers with its cause, is reported, and is r
 
   // The initial fetch (started at creation) fails; a caller arriving now gets its error.
   env.drain();
-  auto e = get_error(*cred, env);
+  auto e = get_error_now(*cred, env);
   REQUIRE(e);
   try {
     std::rethrow_exception(e);
@@ -266,7 +239,7 @@ TEST_CASE("a fetcher error reaches callers with its cause, is reported, and is r
   CHECK(failures.back().attempt >= 2);
   CHECK(failures.back().next_retry.has_value());
   CHECK(failures.back().code == make_error_code(errc::fetch_failed));
-  CHECK(get(*cred, env));
+  CHECK(get_now(*cred, env));
 }
 
 TEST_CASE("a failed proactive refresh keeps the old token in use while retrying") {
@@ -356,7 +329,7 @@ TEST_CASE("close during a fetch completes waiters with credential_closed; the la
   CHECK(code_of(error) == errc::credential_closed);
   f.release_all();  // completes after close
   env.drain();
-  CHECK(code_of(get_error(*cred, env)) == errc::credential_closed);
+  CHECK(code_of(get_error_now(*cred, env)) == errc::credential_closed);
   CHECK_THROWS_AS(cred->update_token(AccessToken{"x0123456789abcdefg", env.now() + 1h}), Error);
   CHECK(cred->is_closed());
   // No work left: run() returns.
@@ -509,7 +482,7 @@ TEST_CASE("get_token after a wake with an expired token fetches instead of handi
   env.run_for(1s);
   auto old = cred->cached_token();
   env.clock->jump(2h);  // no timer has fired yet
-  auto fresh = get(*cred, env);
+  auto fresh = get_now(*cred, env);
   CHECK_FALSE(fresh == old);
   CHECK(fresh.expires_on() > env.now());
 }
@@ -520,7 +493,7 @@ TEST_CASE("10 clients invalidating the same rejected token cause one fetch; a st
   auto o = options_for(env, RefreshMode::on_demand);
   o.fetcher = f.fetcher();
   auto cred = TokenCredential::create(env.io.get_executor(), o);
-  auto rejected = get(*cred, env);
+  auto rejected = get_now(*cred, env);
   REQUIRE(f.calls() == 1);
   int accepted = 0;
   for (int i = 0; i < 10; ++i) accepted += cred->invalidate(rejected);
@@ -530,7 +503,7 @@ TEST_CASE("10 clients invalidating the same rejected token cause one fetch; a st
   env.run_for(1s);
   CHECK(f.calls() == 2);
   CHECK(f.history()[1].reason == FetchReason::invalidated);
-  auto fresh = get(*cred, env);
+  auto fresh = get_now(*cred, env);
   CHECK_FALSE(fresh == rejected);
   CHECK_FALSE(cred->invalidate(rejected));  // stale
   env.drain();
@@ -577,7 +550,7 @@ TEST_CASE("an async fetcher that drops its completion fails the fetch instead of
   auto o = options_for(env, RefreshMode::on_demand);
   o.fetcher = Fetcher::async([](FetchContext, FetchCompletion) {});
   auto cred = TokenCredential::create(env.io.get_executor(), o);
-  CHECK(code_of(get_error(*cred, env)) == errc::fetcher_abandoned);
+  CHECK(code_of(get_error_now(*cred, env)) == errc::fetcher_abandoned);
 }
 
 TEST_CASE("a fetcher that throws synchronously fails the fetch with its exception as cause") {
@@ -585,7 +558,7 @@ TEST_CASE("a fetcher that throws synchronously fails the fetch with its exceptio
   auto o = options_for(env, RefreshMode::on_demand);
   o.fetcher = Fetcher::async([](FetchContext, FetchCompletion) { throw std::logic_error("misconfigured"); });
   auto cred = TokenCredential::create(env.io.get_executor(), o);
-  auto e = get_error(*cred, env);
+  auto e = get_error_now(*cred, env);
   CHECK(code_of(e) == errc::fetch_failed);
   CHECK(message_of(e).find("misconfigured") != std::string::npos);
 }

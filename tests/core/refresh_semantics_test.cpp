@@ -25,22 +25,6 @@ TokenCredentialOptions options_for(VirtualEnv& env, RefreshMode mode) {
   return o;
 }
 
-// Calls async_get_token and runs the io_context until it completes; returns the token or rethrows.
-TokenHandle get(TokenCredential& cred, VirtualEnv& env) {
-  TokenHandle token;
-  std::exception_ptr error;
-  bool done = false;
-  cred.async_get_token([&](std::exception_ptr e, TokenHandle t) {
-    error = e;
-    token = std::move(t);
-    done = true;
-  });
-  env.drain();
-  REQUIRE(done);
-  if (error) std::rethrow_exception(error);
-  return token;
-}
-
 // A fetcher whose token service runs on a clock `skew` away from the local (virtual) one: it
 // reports its clock like an HTTP source reports `Date`, and mints `lifetime` tokens in its time.
 struct SkewedService {
@@ -76,7 +60,7 @@ TEST_CASE("regression: the on-demand refresh storm (120 s tokens, 100 callers ov
     o.fetcher = f.fetcher();
     auto cred = TokenCredential::create(env.io.get_executor(), o);
     for (int i = 0; i < 100; ++i) {
-      (void)get(*cred, env);
+      (void)get_now(*cred, env);
       env.run_for(10ms);
     }
     CHECK(f.calls() == 1);
@@ -116,7 +100,7 @@ TEST_CASE("initial tokens: the cut-off is continuous in the time left, and uses 
     o.fetcher = f.fetcher();
     o.initial_token = AccessToken{make_jwt(env.now() + left), env.now() + left};
     auto cred = TokenCredential::create(env.io.get_executor(), o);
-    CHECK(get(*cred, env).token() == o.initial_token->token);  // L = left, mv = left / 2
+    CHECK(get_now(*cred, env).token() == o.initial_token->token);  // L = left, mv = left / 2
     CHECK(f.calls() == 0);
   }
   for (auto [left, fetches] : {std::pair{121s, 0}, std::pair{120s, 1}, std::pair{119s, 1}}) {
@@ -128,7 +112,7 @@ TEST_CASE("initial tokens: the cut-off is continuous in the time left, and uses 
     // A 24 h token issued 24 h - left ago: its minimum validity is the full 2 min.
     o.initial_token = AccessToken{"initial-24h-token-0123456789", env.now() + left, env.now() + left - 24h};
     auto cred = TokenCredential::create(env.io.get_executor(), o);
-    (void)get(*cred, env);
+    (void)get_now(*cred, env);
     CHECK(f.calls() == fetches);
   }
 }
@@ -139,11 +123,11 @@ TEST_CASE("the guide's example holds: a 3-minute token is served until 1.5 min b
   auto o = options_for(env, RefreshMode::on_demand);
   o.fetcher = f.fetcher();
   auto cred = TokenCredential::create(env.io.get_executor(), o);
-  auto first = get(*cred, env);
+  auto first = get_now(*cred, env);
   env.run_for(90s - 1ms);
-  CHECK(get(*cred, env) == first);
+  CHECK(get_now(*cred, env) == first);
   env.run_for(1ms);
-  CHECK_FALSE(get(*cred, env) == first);
+  CHECK_FALSE(get_now(*cred, env) == first);
   CHECK(f.calls() == 2);
 }
 
@@ -155,7 +139,7 @@ TEST_CASE("regression: an initial token expiring at time_point::min() is not han
     o.fetcher = f.fetcher();
     o.initial_token = AccessToken{"initial-extreme-token-0123456789", expiry};
     auto cred = TokenCredential::create(env.io.get_executor(), o);
-    auto t = get(*cred, env);
+    auto t = get_now(*cred, env);
     if (expiry == test::time_point::max()) {
       CHECK(t.token() == o.initial_token->token);  // far future: fresh
       CHECK(f.calls() == 0);
@@ -260,7 +244,7 @@ TEST_CASE("skew: a clock 2 h ahead of the service accepts its tokens and refresh
   auto cred = TokenCredential::create(env.io.get_executor(), o);
   env.run_for(1s);
   CHECK(cred->clock_offset() == -2h);
-  auto t = get(*cred, env);  // before: token_expired_on_arrival for every token, never connected
+  auto t = get_now(*cred, env);  // before: token_expired_on_arrival for every token, never connected
   CHECK(t.expires_on() == service.service_now() - 1s + 60min);
   env.run_for(3h);
   const auto& times = *service.fetch_times;
@@ -277,10 +261,10 @@ TEST_CASE("skew: a clock 2 h behind hands out no token the service already rejec
   // A token the service issued and that expired in its time 30 min ago, but is 90 min from
   // expiry by the local clock. Before: handed out (the service rejects it).
   auto cred = TokenCredential::create(env.io.get_executor(), o);
-  (void)get(*cred, env);
+  (void)get_now(*cred, env);
   CHECK(cred->clock_offset() == 2h);
   env.run_for(59min);
-  auto t = get(*cred, env);
+  auto t = get_now(*cred, env);
   CHECK(t.expires_on() - service.service_now() >= 2min);  // judged in service time
   CHECK(service.fetch_times->size() == 2);  // 1 min left in service time: refreshed
 }
@@ -316,9 +300,9 @@ TEST_CASE("skew: small offsets are ignored, changes within the tolerance keep th
   for (const auto& s : steps) {
     CAPTURE(s.reading.count());
     *reading = s.reading;
-    cred->invalidate(get(*cred, env));
+    cred->invalidate(get_now(*cred, env));
     env.run_for(2s);  // R7: the refresh starts 1 s after the previous one
-    (void)get(*cred, env);
+    (void)get_now(*cred, env);
     CHECK(cred->clock_offset() == s.offset);
   }
   // The first offset of a minute or more is logged once; readings beyond the bound each time.
@@ -338,7 +322,7 @@ TEST_CASE("skew: clock_skew_tolerance = duration::max() turns correction off (R1
   o.fetcher = service.fetcher();
   o.policy.clock_skew_tolerance = milliseconds::max();
   auto cred = TokenCredential::create(env.io.get_executor(), o);
-  (void)get(*cred, env);
+  (void)get_now(*cred, env);
   CHECK(cred->clock_offset() == 0s);
 }
 
@@ -348,12 +332,12 @@ TEST_CASE("update_token judges expiry in service time (R4, R16)") {
   auto o = options_for(env, RefreshMode::on_demand);
   o.fetcher = service.fetcher();
   auto cred = TokenCredential::create(env.io.get_executor(), o);
-  (void)get(*cred, env);
+  (void)get_now(*cred, env);
   REQUIRE(cred->clock_offset() == -2h);
   // Expires 1 h from now in service time, i.e. 1 h before now by the local clock: accepted.
   const auto exp = service.service_now() + 1h;
   CHECK_NOTHROW(cred->update_token(AccessToken{make_jwt(exp), exp}));
-  CHECK(get(*cred, env).expires_on() == exp);
+  CHECK(get_now(*cred, env).expires_on() == exp);
   // Expired in service time (but 90 min ahead by the local clock): refused.
   const auto stale = service.service_now() - 30min;
   try {
@@ -370,13 +354,13 @@ TEST_CASE("the hot path honours the offset: fresh_until is compared in local tim
   auto o = options_for(env, RefreshMode::on_demand);
   o.fetcher = service.fetcher();
   auto cred = TokenCredential::create(env.io.get_executor(), o);
-  auto first = get(*cred, env);
+  auto first = get_now(*cred, env);
   env.run_for(58min - 1s);
   CHECK(cred->get_token() == first);  // the lock-free path: 2 min + 1 s left in service time
   env.run_for(2s);
   // 1 min 59 s left in service time (2 h more by the local clock): the lock-free path must
   // not hand it out; the caller gets a new token.
-  auto second = get(*cred, env);
+  auto second = get_now(*cred, env);
   CHECK_FALSE(second == first);
   CHECK(second.expires_on() - service.service_now() >= 2min);
 }
@@ -398,7 +382,7 @@ TEST_CASE("regression (property P1): a wall clock stepped back by days does not 
   env.clock->jump(-72h);
   env.run_for(o.policy.wake_check_interval + 1s);
   CHECK(f.calls() == 2);  // the retry came after its 1 s, not 3 days later
-  auto t = get(*cred, env);
+  auto t = get_now(*cred, env);
   CHECK(t.expires_on() > env.now());
   // Spacing after a step back: an invalidation right after is deferred by 1 s, not 3 days.
   env.clock->jump(-72h);

@@ -133,7 +133,8 @@ FetchRun run_fetch(boost::asio::io_context& io, const Fetcher& fetcher, std::fun
   op->executor = io.get_executor();
   op->deadline = system_clock::now() + 30s;
   op->parse = parse;
-  op->service_now = std::move(now);
+  // Like a credential, the harness adopts a reported service time at once (no tolerance).
+  op->service_now = [run, now = std::move(now)] { return run->reports.empty() ? now() : run->reports.back(); };
   op->on_service_time = [run](system_clock::time_point t) { run->reports.push_back(t); };
   op->on_done = [run, &done](std::exception_ptr e, AccessToken t) {
     run->error = e;
@@ -155,6 +156,17 @@ TokenServerOptions shifted_server(std::chrono::seconds shift, std::chrono::secon
   o.now = [shift] { return system_clock::now() + shift; };
   o.token_lifetime = lifetime;
   return o;
+}
+
+// The token server's Entra client-credentials endpoint, for a Web PubSub scope.
+entra::ClientSecretOptions entra_options(const TokenServer& server) {
+  entra::ClientSecretOptions eo;
+  eo.authority = server.base_url();
+  eo.tenant_id = server.options().entra_tenant;
+  eo.client_id = server.options().entra_client_id;
+  eo.client_secret = server.options().entra_client_secret;
+  eo.scope = "https://webpubsub.azure.com/.default";
+  return eo;
 }
 
 }  // namespace
@@ -476,12 +488,7 @@ TEST_CASE("skew: the Entra fetcher counts expires_in from the authority's Date")
   TokenServer server(shifted_server(2h));
   server.start();
   boost::asio::io_context io;
-  entra::ClientSecretOptions eo;
-  eo.authority = server.base_url();
-  eo.tenant_id = server.options().entra_tenant;
-  eo.client_id = server.options().entra_client_id;
-  eo.client_secret = server.options().entra_client_secret;
-  eo.scope = "https://webpubsub.azure.com/.default";
+  auto eo = entra_options(server);
   entra::ClientSecretSource source(io.get_executor(), eo);
   const auto r = run_fetch(io, source.fetcher(), [] { return system_clock::now(); });
   REQUIRE_FALSE(r.error);
@@ -537,13 +544,7 @@ TEST_CASE("skew: the Web PubSub :generateToken fetcher reports the service's Dat
   TokenServer server(shifted_server(-2h));
   server.start();
   boost::asio::io_context io;
-  entra::ClientSecretOptions eo;
-  eo.authority = server.base_url();
-  eo.tenant_id = server.options().entra_tenant;
-  eo.client_id = server.options().entra_client_id;
-  eo.client_secret = server.options().entra_client_secret;
-  eo.scope = "https://webpubsub.azure.com/.default";
-  entra::ClientSecretSource entra_source(io.get_executor(), eo);
+  entra::ClientSecretSource entra_source(io.get_executor(), entra_options(server));
   TokenCredentialOptions co;
   co.mode = RefreshMode::on_demand;
   co.fetcher = entra_source.fetcher();
@@ -648,4 +649,22 @@ TEST_CASE("skew: an ACS identity credential 2 h behind the service authenticates
   credential->close();
   io.restart();
   io.poll();
+}
+
+TEST_CASE("skew: a Date the credential refuses as implausible is not the base of expires_in (R16)") {
+  // A token service whose clock is 500 days behind (beyond max_clock_skew, 400 days): the
+  // credential ignores its Date, and the Entra fetcher counts expires_in from the credential's
+  // own service time. Counting from the refused Date made every token expire on arrival.
+  TokenServer server(shifted_server(-std::chrono::hours(24 * 500)));
+  server.start();
+  boost::asio::io_context io;
+  entra::ClientSecretSource source(io.get_executor(), entra_options(server));
+  TokenCredentialOptions co;
+  co.mode = RefreshMode::on_demand;
+  co.fetcher = source.fetcher();
+  auto credential = TokenCredential::create(io.get_executor(), std::move(co));
+  const auto token = get_token(io, *credential);  // before: token_expired_on_arrival
+  CHECK(credential->clock_offset() == 0s);
+  CHECK(token.expires_on() > system_clock::now() + server.options().entra_token_lifetime - 1min);
+  credential->close();
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <credkit/credkit.hpp>
+#include <doctest/doctest.h>
 #include <credkit/testing/manual_clock.hpp>
 
 #include "core/base64.hpp"
@@ -49,6 +50,28 @@ struct VirtualEnv {
   time_point now() const { return clock->now(); }
   std::chrono::nanoseconds elapsed() const { return clock->elapsed(); }
 };
+
+/// Calls `cred.async_get_token` and runs `env` (without moving time) until it completes, which
+/// it must; returns the error (null on success).
+inline std::exception_ptr get_error_now(TokenCredential& cred, VirtualEnv& env, TokenHandle* token = nullptr) {
+  std::exception_ptr error;
+  bool done = false;
+  cred.async_get_token([&](std::exception_ptr e, TokenHandle t) {
+    error = e;
+    if (token) *token = std::move(t);
+    done = true;
+  });
+  env.drain();
+  REQUIRE(done);
+  return error;
+}
+
+/// As `get_error_now`, returning the token or rethrowing the error.
+inline TokenHandle get_now(TokenCredential& cred, VirtualEnv& env) {
+  TokenHandle token;
+  if (auto e = get_error_now(cred, env, &token)) std::rethrow_exception(e);
+  return token;
+}
 
 /// A fetcher whose behaviour a test scripts: each call either mints a token valid for
 /// `lifetime` (relative to the clock), fails, or is held until the test releases it.

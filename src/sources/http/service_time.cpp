@@ -21,10 +21,9 @@ std::optional<std::chrono::system_clock::time_point> response_date(const HttpRes
 std::chrono::system_clock::time_point service_time_of(const HttpResponse& response,
                                                       const std::optional<FetchContext>& fetch) noexcept {
   if (!fetch) return std::chrono::system_clock::now();
-  if (const auto date = response_date(response)) {
-    fetch->report_service_time(*date);
-    return *date;
-  }
+  // The credential decides what a reading is worth (tolerance, max_clock_skew): relative
+  // expiries count from its service time after the report, never from a Date it refused.
+  if (const auto date = response_date(response)) fetch->report_service_time(*date);
   return fetch->now();
 }
 

@@ -23,7 +23,8 @@ std::optional<std::chrono::system_clock::time_point> response_date(const HttpRes
 ///
 /// In a credential's fetch (`fetch` set): reports the response's `Date` to the credential
 /// (`FetchContext::report_service_time`) and returns the time relative expiries count from,
-/// in service time: that `Date`, else `fetch->now()`.
+/// in service time: `fetch->now()` after the report (the `Date`, when the credential took it;
+/// its own service time when it refused the reading as implausible, R16).
 /// Outside a fetch (a source's own async API, `fetch` empty): reports nothing and returns the
 /// system clock's now, as those APIs always did.
 std::chrono::system_clock::time_point service_time_of(const HttpResponse& response,
