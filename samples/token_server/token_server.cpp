@@ -631,9 +631,32 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
 
   // ---- networking ----
 
+  // Per-connection inbound bounds: a request's header block and body (beyond them the
+  // connection is closed) and the idle/read timeout (60 s) below.
+  static constexpr std::size_t max_header_bytes = 16 * 1024;
+  static constexpr std::size_t max_body_bytes = 64 * 1024;
+  static constexpr std::chrono::milliseconds accept_backoff{50};
+
   void accept() {
     acceptor.async_accept(asio::make_strand(ioc), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
-      if (ec) return;  // closed by stop()
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;  // closed by stop()
+        {
+          std::lock_guard lock(self->mutex);
+          if (self->stopping) return;
+        }
+        // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), or a connection that
+        // died in the queue (ECONNABORTED): never stop accepting. Resource errors back off
+        // briefly (the pending connection stays queued, so retrying at once would spin).
+        const bool resources = ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+                               ec == asio::error::no_memory || ec.value() == ENFILE;
+        if (!resources) return self->accept();
+        self->accept_timer.expires_after(accept_backoff);
+        self->accept_timer.async_wait([self](beast::error_code wait_ec) {
+          if (!wait_ec) self->accept();
+        });
+        return;
+      }
       auto session = std::make_shared<Session>(self, std::move(s));
       {
         std::lock_guard lock(self->mutex);
@@ -654,10 +677,13 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
         std::lock_guard lock(impl->mutex);
         if (impl->stopping) return close();
       }
-      req = {};
+      parser.emplace();
+      parser->header_limit(max_header_bytes);
+      parser->body_limit(max_body_bytes);
       stream.expires_after(std::chrono::seconds(60));
-      http::async_read(stream, buffer, req, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      http::async_read(stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
         if (ec) return self->close();
+        self->req = self->parser->release();
         self->on_request();
       });
     }
@@ -711,7 +737,8 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
     std::shared_ptr<Impl> impl;
     beast::tcp_stream stream;
     asio::steady_timer timer;
-    beast::flat_buffer buffer;
+    beast::flat_buffer buffer{max_header_bytes + max_body_bytes};  // its max_size
+    std::optional<http::request_parser<http::string_body>> parser;
     Request req;
     std::vector<char> hang_buffer;
   };
@@ -720,6 +747,7 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
   std::string acs_key;
   asio::io_context ioc;
   tcp::acceptor acceptor;
+  asio::steady_timer accept_timer{ioc};
   std::thread thread;
   std::atomic<std::uint16_t> bound_port{0};
   mutable std::mutex mutex;
@@ -777,6 +805,7 @@ void TokenServer::stop() {
   asio::post(impl_->ioc, [impl = impl_] {
     beast::error_code ec;
     impl->acceptor.close(ec);
+    impl->accept_timer.cancel();
     std::vector<std::shared_ptr<Impl::Session>> open;
     {
       std::lock_guard lock(impl->mutex);

@@ -1,6 +1,8 @@
 #include <credkit/caches/cache_encryption_key.hpp>
 #include <credkit/core/error.hpp>
 
+#include "core/secret_scrubber.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -9,7 +11,12 @@
 namespace credkit {
 
 CacheEncryptionKey::CacheEncryptionKey(std::vector<unsigned char> material, std::uint32_t iterations) noexcept
-    : material_(std::move(material)), iterations_(iterations) {}
+    : material_(std::move(material)), iterations_(iterations) {
+  try {  // the key (and so its base64 and hex forms) never shows in a diagnostic
+    detail::remember_secret(std::string_view(reinterpret_cast<const char*>(material_.data()), material_.size()));
+  } catch (...) {
+  }
+}
 
 CacheEncryptionKey CacheEncryptionKey::from_raw(std::span<const unsigned char> key) {
   if (key.size() != 32)

@@ -5,6 +5,7 @@
 #include "caches/cache_time.hpp"
 #include "caches/io_pool.hpp"
 #include "caches/record_crypto.hpp"
+#include "caches/safe_file.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -122,12 +123,16 @@ struct Fd {
   }
 };
 
+constexpr detail::SafeFileRole cache_file_role{"token cache file"};
+constexpr detail::SafeFileRole lock_file_role{"token cache lock file"};
+constexpr detail::SafeFileRole temp_file_role{"token cache temp file"};
+constexpr std::size_t max_file_bytes = EncryptedFileTokenCacheOptions::max_file_bytes;
+
 /// An exclusive flock on the lock file, bounded by a timeout.
 class FileLock {
  public:
   FileLock(const std::string& path, std::chrono::milliseconds timeout)
-      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
-    if (fd_.fd < 0) io_error("cannot open the token cache lock file " + path, errno);
+      : fd_(detail::open_or_create_regular(path, lock_file_role, 0600).release()) {
     // milliseconds::max() saturates to the steady clock's end of time: no limit.
     const auto give_up = detail::add_sat(std::chrono::steady_clock::now(), timeout);
     auto pause = std::chrono::milliseconds(1);
@@ -164,8 +169,7 @@ void write_atomically(const std::filesystem::path& path, const std::string& data
   const std::string target = path.string();
   const std::string tmp = target + ".tmp." + std::to_string(::getpid()) + "." + detail::to_hex(rnd);
   {
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (fd.fd < 0) io_error("cannot create " + tmp, errno);
+    Fd fd(detail::create_exclusive(tmp, temp_file_role, 0600).release());
     try {
       if (::fchmod(fd.fd, 0600) != 0) io_error("cannot set mode 0600 on " + tmp, errno);
       write_all(fd.fd, data, tmp);
@@ -182,7 +186,7 @@ void write_atomically(const std::filesystem::path& path, const std::string& data
   }
   auto dir = path.parent_path();
   if (dir.empty()) dir = ".";
-  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC));
   if (dfd.fd >= 0) ::fsync(dfd.fd);  // best effort: some filesystems refuse fsync on directories
 }
 
@@ -194,6 +198,9 @@ std::int64_t to_ms(std::chrono::system_clock::time_point t) {
 
 struct EncryptedFileTokenCache::Impl {
   EncryptedFileTokenCacheOptions options;
+  // This cache's share of the cache I/O threads: one at a time, so a file whose I/O wedges (a
+  // hung network mount) holds one thread, never the pool other caches need.
+  std::shared_ptr<detail::IoLane> lane = detail::IoLane::create(1);
   std::string path;
   std::string lock_path;
 
@@ -228,11 +235,10 @@ struct EncryptedFileTokenCache::Impl {
 
   /// The current file, parsed (cached while the file's identity is unchanged), or null.
   std::shared_ptr<const FileImage> load() {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.fd < 0) {
-      if (errno == ENOENT) return nullptr;
-      io_error("cannot open the token cache file " + path, errno);
-    }
+    // No links, no blocking, regular files only (detail::open_existing_regular).
+    auto opened = detail::open_existing_regular(path, cache_file_role);
+    if (!opened) return nullptr;
+    Fd fd(opened->release());
     struct stat st {};
     if (::fstat(fd.fd, &st) != 0) io_error("cannot stat " + path, errno);
     // Compared, never combined: anyone may set a file's mtime to any time (touch -d).
@@ -247,18 +253,7 @@ struct EncryptedFileTokenCache::Impl {
           snapshot.mtime == mtime)
         return snapshot.image;
     }
-    std::string data(static_cast<std::size_t>(st.st_size), '\0');
-    std::size_t got = 0;
-    while (got < data.size()) {
-      const auto n = ::read(fd.fd, data.data() + got, data.size() - got);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        io_error("cannot read " + path, errno);
-      }
-      if (n == 0) break;
-      got += static_cast<std::size_t>(n);
-    }
-    data.resize(got);
+    const std::string data = detail::read_bounded(fd.fd, path, max_file_bytes, cache_file_role);
     auto image = std::make_shared<const FileImage>(parse(data, path));
     std::lock_guard lock(mutex);
     snapshot = Snapshot{st.st_dev, st.st_ino, st.st_size, mtime, image};
@@ -333,10 +328,18 @@ struct EncryptedFileTokenCache::Impl {
       const auto stale = detail::stale_point(value->expires_on, options.expiry_margin, now, ttl);
       if (stale > now) image.entries.push_back(FileEntry{mine.front().first, to_ms(stale), kr->encrypt(key, *value)});
     }
-    if (image.entries.size() > options.max_entries) {
+    const auto file_bytes = [&] {
+      std::size_t n = header_size;
+      for (const auto& e : image.entries) n += entry_fixed + e.record.size();
+      return n;
+    };
+    if (image.entries.size() > options.max_entries || file_bytes() > max_file_bytes) {
       std::stable_sort(image.entries.begin(), image.entries.end(),
                        [](const FileEntry& a, const FileEntry& b) { return a.stale_ms > b.stale_ms; });
-      image.entries.resize(options.max_entries);
+      if (image.entries.size() > options.max_entries) image.entries.resize(options.max_entries);
+      // Never write a file this cache (or another process's) would refuse to read.
+      for (std::size_t n = file_bytes(); n > max_file_bytes && !image.entries.empty(); image.entries.pop_back())
+        n -= entry_fixed + image.entries.back().record.size();
     }
     write_atomically(options.path, serialize(image));
   }
@@ -370,19 +373,22 @@ EncryptedFileTokenCache::~EncryptedFileTokenCache() = default;
 
 void EncryptedFileTokenCache::do_get(std::string key,
                                      std::function<void(std::exception_ptr, std::optional<AccessToken>)> done) {
-  detail::run_blocking([impl = impl_, key = std::move(key)] { return impl->get(key); }, std::move(done));
+  auto* lane = impl_->lane.get();
+  detail::run_blocking([impl = impl_, key = std::move(key)] { return impl->get(key); }, std::move(done), lane);
 }
 
 void EncryptedFileTokenCache::do_put(std::string key, AccessToken value, std::optional<std::chrono::milliseconds> ttl,
                                      std::function<void(std::exception_ptr)> done) {
+  auto* lane = impl_->lane.get();
   detail::run_blocking(
       [impl = impl_, key = std::move(key), value = std::move(value), ttl] { impl->modify(key, value, ttl); },
-      std::move(done));
+      std::move(done), lane);
 }
 
 void EncryptedFileTokenCache::do_erase(std::string key, std::function<void(std::exception_ptr)> done) {
+  auto* lane = impl_->lane.get();
   detail::run_blocking([impl = impl_, key = std::move(key)] { impl->modify(key, std::nullopt, std::nullopt); },
-                       std::move(done));
+                       std::move(done), lane);
 }
 
 }  // namespace credkit

@@ -4,6 +4,7 @@
 
 #include "core/saturating_time.hpp"
 
+#include <credkit/caches/redis_token_cache.hpp>
 #include <credkit/core/error.hpp>
 
 #include <openssl/bio.h>
@@ -25,6 +26,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 namespace credkit::detail {
@@ -104,7 +106,147 @@ std::string errno_text(int e) {
   return ::strerror_r(e, buf, sizeof buf);
 }
 
+/// Parses a RESP length or count line: "-1", or 1 to 19 decimal digits. nullopt: malformed.
+std::optional<std::int64_t> parse_length(const std::string& s) {
+  if (s == "-1") return -1;
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  std::int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');  // 19 digits fit in int64
+  }
+  return v;
+}
+
+bool is_integer_line(const std::string& s) {
+  const std::size_t start = !s.empty() && s[0] == '-' ? 1 : 0;
+  if (s.size() == start || s.size() - start > 19) return false;
+  for (std::size_t i = start; i < s.size(); ++i)
+    if (s[i] < '0' || s[i] > '9') return false;
+  return true;
+}
+
+using Limits = RedisTokenCacheOptions;
+
 }  // namespace
+
+// ---- RespScanner -------------------------------------------------------------------------
+
+void RespScanner::reset() {
+  state_ = State::type;
+  type_ = 0;
+  line_.clear();
+  bulk_left_ = 0;
+  open_.clear();
+  total_ = 0;
+  elements_ = 0;
+  complete_ = false;
+}
+
+void RespScanner::fail(const std::string& endpoint, const std::string& why) const {
+  throw_error(errc::cache_unavailable, "Redis at " + endpoint + " sent a reply credkit refuses (" + why +
+                                           "); closing the connection (limits: docs/caches.md, \"Limits\")");
+}
+
+void RespScanner::element_done() {
+  while (!open_.empty()) {
+    if (--open_.back() > 0) return;
+    open_.pop_back();
+  }
+  complete_ = true;
+}
+
+void RespScanner::header_done(const std::string& endpoint) {
+  switch (type_) {
+    case '+':
+    case '-':
+      return element_done();
+    case ':':
+      if (!is_integer_line(line_)) fail(endpoint, "malformed integer");
+      return element_done();
+    case '$': {
+      const auto len = parse_length(line_);
+      if (!len) fail(endpoint, "malformed bulk string length");
+      if (*len == -1) return element_done();
+      if (static_cast<std::uint64_t>(*len) > Limits::max_reply_bytes)
+        fail(endpoint, "bulk string of " + line_ + " bytes, over max_reply_bytes " +
+                           std::to_string(Limits::max_reply_bytes));
+      bulk_left_ = static_cast<std::uint64_t>(*len) + 2;
+      state_ = State::bulk;
+      return;
+    }
+    case '*': {
+      const auto count = parse_length(line_);
+      if (!count) fail(endpoint, "malformed array length");
+      if (*count == -1 || *count == 0) return element_done();
+      if (static_cast<std::uint64_t>(*count) > Limits::max_reply_elements - elements_)
+        fail(endpoint, "array of " + line_ + " elements, over max_reply_elements " +
+                           std::to_string(Limits::max_reply_elements));
+      if (open_.size() >= Limits::max_reply_depth)
+        fail(endpoint, "arrays nested deeper than max_reply_depth " + std::to_string(Limits::max_reply_depth));
+      elements_ += static_cast<std::size_t>(*count);
+      open_.push_back(static_cast<std::uint64_t>(*count));
+      return;
+    }
+  }
+}
+
+std::size_t RespScanner::scan(std::string_view data, const std::string& endpoint) {
+  std::size_t i = 0;
+  while (i < data.size() && !complete_) {
+    if (total_ >= Limits::max_reply_bytes)
+      fail(endpoint, "more than max_reply_bytes " + std::to_string(Limits::max_reply_bytes) + " bytes");
+    switch (state_) {
+      case State::type: {
+        const char c = data[i++];
+        ++total_;
+        if (c != '+' && c != '-' && c != ':' && c != '$' && c != '*')
+          fail(endpoint, "unknown RESP type byte " + std::to_string(static_cast<unsigned char>(c)));
+        type_ = c;
+        line_.clear();
+        state_ = State::line;
+        break;
+      }
+      case State::line: {
+        const char c = data[i++];
+        ++total_;
+        if (c == '\n') {
+          if (line_.empty() || line_.back() != '\r') fail(endpoint, "a line not ended by CRLF");
+          line_.pop_back();
+          state_ = State::type;
+          header_done(endpoint);
+          break;
+        }
+        if (line_.size() >= Limits::max_reply_line_bytes)
+          fail(endpoint, "a line longer than max_reply_line_bytes " + std::to_string(Limits::max_reply_line_bytes));
+        line_ += c;
+        break;
+      }
+      case State::bulk: {
+        if (bulk_left_ > 2) {
+          const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(bulk_left_ - 2, data.size() - i));
+          i += take;
+          total_ += take;
+          bulk_left_ -= take;
+          break;
+        }
+        const char c = data[i++];
+        ++total_;
+        if (c != (bulk_left_ == 2 ? '\r' : '\n')) fail(endpoint, "a bulk string not ended by CRLF");
+        if (--bulk_left_ == 0) {
+          state_ = State::type;
+          element_done();
+        }
+        break;
+      }
+    }
+  }
+  if (total_ > Limits::max_reply_bytes)
+    fail(endpoint, "more than max_reply_bytes " + std::to_string(Limits::max_reply_bytes) + " bytes");
+  return i;
+}
+
+// ---- RedisConnection ---------------------------------------------------------------------
 
 RedisConnection::RedisConnection(std::shared_ptr<const RedisEndpoint> where) : where_(std::move(where)) {}
 
@@ -267,6 +409,7 @@ void RedisConnection::start(std::span<const std::string_view> args) {
   redisFreeCommand(cmd);
   out_done_ = 0;
   start_failure_ = nullptr;
+  scanner_.reset();
   try {
     flush(false);
   } catch (...) {
@@ -330,6 +473,14 @@ void RedisConnection::flush(bool wait) {
   }
 }
 
+void RedisConnection::feed(const char* data, std::size_t n) {
+  const std::size_t mine = scanner_.scan(std::string_view(data, n), where_->endpoint);
+  if (mine > 0 && redisReaderFeed(reader_, data, mine) != REDIS_OK) throw std::bad_alloc();
+  if (mine < n)
+    throw_error(errc::cache_unavailable, "Redis at " + where_->endpoint +
+                                             " sent bytes past the end of the reply (out of step); closing the connection");
+}
+
 void RedisConnection::read_some() {
   char buf[16 * 1024];
   while (true) {
@@ -338,7 +489,7 @@ void RedisConnection::read_some() {
       ERR_clear_error();
       const int r = SSL_read(ssl_, buf, sizeof buf);
       if (r > 0) {
-        if (redisReaderFeed(reader_, buf, static_cast<std::size_t>(r)) != REDIS_OK) throw std::bad_alloc();
+        feed(buf, static_cast<std::size_t>(r));
         return;
       }
       const int e = SSL_get_error(ssl_, r);
@@ -349,7 +500,7 @@ void RedisConnection::read_some() {
       if (!wait_ready(fd_, POLLIN, deadline_)) break;
       const auto r = ::recv(fd_, buf, sizeof buf, 0);
       if (r > 0) {
-        if (redisReaderFeed(reader_, buf, static_cast<std::size_t>(r)) != REDIS_OK) throw std::bad_alloc();
+        feed(buf, static_cast<std::size_t>(r));
         return;
       }
       if (r == 0) throw_error(errc::cache_unavailable, "Redis at " + where_->endpoint + " closed the connection");

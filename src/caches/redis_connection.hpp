@@ -9,11 +9,13 @@
 #include <hiredis/hiredis.h>
 
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace credkit::detail {
 
@@ -22,6 +24,34 @@ struct ReplyDeleter {
 };
 /// A decoded reply (hiredis' reply object).
 using RedisReply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+/// A bounded RESP2 scanner: checks each reply's headers against the limits of
+/// `RedisTokenCacheOptions` (`max_reply_bytes`, `max_reply_line_bytes`, `max_reply_elements`,
+/// `max_reply_depth`) before hiredis sees them, so hiredis never allocates a size the peer
+/// merely claims. Incremental: bytes may arrive one at a time.
+class RespScanner {
+ public:
+  /// Ready for a new reply.
+  void reset();
+  /// Scans `data`, the next bytes received. Returns how many of them belong to the current
+  /// reply (fewer than `data.size()` only once it is complete). Throws `Error`
+  /// (`cache_unavailable`) naming the limit broken; `endpoint` is for messages.
+  std::size_t scan(std::string_view data, const std::string& endpoint);
+  bool complete() const noexcept { return complete_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& endpoint, const std::string& why) const;
+  void header_done(const std::string& endpoint);
+  void element_done();
+  enum class State { type, line, bulk } state_ = State::type;
+  char type_ = 0;
+  std::string line_;
+  std::uint64_t bulk_left_ = 0;  // payload bytes plus the CRLF still expected
+  std::vector<std::uint64_t> open_;  // elements still expected per open array
+  std::size_t total_ = 0;
+  std::size_t elements_ = 0;
+  bool complete_ = false;
+};
 
 /// Where and how to connect. `tls` null: plain TCP.
 struct RedisEndpoint {
@@ -69,12 +99,15 @@ class RedisConnection {
   /// Writes pending output; with `wait` false, returns when the socket would block.
   void flush(bool wait);
   void read_some();
+  /// Scans then hands received bytes to hiredis; refuses bytes past the end of the reply.
+  void feed(const char* data, std::size_t n);
   [[noreturn]] void fail_ssl(int ssl_error, const char* doing);
 
   std::shared_ptr<const RedisEndpoint> where_;
   int fd_ = -1;
   SSL* ssl_ = nullptr;
   redisReader* reader_ = nullptr;
+  RespScanner scanner_;
   std::string out_;
   std::size_t out_done_ = 0;
   std::exception_ptr start_failure_;

@@ -7,6 +7,7 @@
 #include "caches/record_crypto.hpp"
 #include "caches/redis_connection.hpp"
 #include "caches/redis_tls.hpp"
+#include "core/secret_scrubber.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -53,6 +54,9 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   std::unique_ptr<Keyring> keyring;
 
   std::shared_ptr<const detail::RedisEndpoint> where;
+  // This cache's share of the cache I/O threads: all but one, so a Redis that crawls (each
+  // command still bounded by command_timeout) always leaves a thread to the other caches.
+  std::shared_ptr<detail::IoLane> lane = detail::IoLane::create(detail::cache_io_threads - 1);
 
   std::mutex pool_mutex;
   std::vector<std::unique_ptr<RedisConnection>> idle;
@@ -349,6 +353,7 @@ void RedisTokenCacheOptions::validate() const {
 
 std::shared_ptr<RedisTokenCache> RedisTokenCache::create(executor_type executor, RedisTokenCacheOptions options) {
   options.validate();
+  detail::remember_secret(options.password);  // a reply may echo it (secret_scrubber.hpp)
   return std::shared_ptr<RedisTokenCache>(new RedisTokenCache(std::move(executor), std::move(options)));
 }
 
@@ -384,18 +389,19 @@ void RedisTokenCache::do_get(std::string key, std::function<void(std::exception_
   auto started = impl_->try_start({"GET", impl_->token_name(key)});
   detail::run_blocking([impl = impl_, key = std::move(key), started = std::move(started)]() mutable {
     return impl->get(key, std::move(started));
-  }, std::move(done));
+  }, std::move(done), impl_->lane.get());
 }
 
 void RedisTokenCache::do_put(std::string key, AccessToken value, std::optional<std::chrono::milliseconds> ttl,
                              std::function<void(std::exception_ptr)> done) {
   detail::run_blocking(
       [impl = impl_, key = std::move(key), value = std::move(value), ttl] { impl->put(key, value, ttl); },
-      std::move(done));
+      std::move(done), impl_->lane.get());
 }
 
 void RedisTokenCache::do_erase(std::string key, std::function<void(std::exception_ptr)> done) {
-  detail::run_blocking([impl = impl_, key = std::move(key)] { impl->erase(key); }, std::move(done));
+  detail::run_blocking([impl = impl_, key = std::move(key)] { impl->erase(key); }, std::move(done),
+                       impl_->lane.get());
 }
 
 void RedisTokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds min_validity, UpstreamFetch fetch,

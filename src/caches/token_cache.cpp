@@ -4,6 +4,7 @@
 
 #include "caches/cache_time.hpp"
 #include "caches/completion.hpp"
+#include "core/token_admission.hpp"
 
 #include <atomic>
 #include <mutex>
@@ -43,6 +44,10 @@ void TokenCache::start_get(std::shared_ptr<TokenCache> self, std::string key,
   auto h = share(std::move(handler));
   auto ex = self->executor_;
   auto done = [h, ex](std::exception_ptr e, std::optional<AccessToken> t) {
+    // A record read back passes the token gate like any other token (token_admission.hpp).
+    if (!e && t) {
+      if (auto bad = detail::admission_error(t->token, "token cache record")) e = std::move(bad), t.reset();
+    }
     detail::post_handler(ex, std::move(*h), std::move(e), std::move(t));
   };
   std::exception_ptr failure;
@@ -65,6 +70,7 @@ void TokenCache::start_put(std::shared_ptr<TokenCache> self, std::string key, Ac
     if (ttl && ttl->count() < 0)
       throw_error(errc::invalid_argument, "TokenCache::async_put: ttl must be >= 0 ms (milliseconds::max(): no "
                                           "explicit limit) (got " + detail::describe(*ttl) + ")");
+    detail::admit_token_text(value.token, "TokenCache::async_put");
     self->do_put(std::move(key), std::move(value), ttl, done);
   } catch (...) {
     failure = std::current_exception();
@@ -133,7 +139,9 @@ void TokenCache::start_get_or_fetch(std::shared_ptr<TokenCache> self, std::strin
   // Exactly-once guard: a backend bug or a throw after `done` must not complete twice.
   auto once = std::make_shared<std::atomic<bool>>(false);
   FetchDone guarded = [once, done = std::move(done)](std::exception_ptr e, AccessToken t) {
-    if (!once->exchange(true)) done(std::move(e), std::move(t));
+    if (once->exchange(true)) return;
+    if (!e) e = detail::admission_error(t.token, "TokenCache::async_get_or_fetch result");
+    done(std::move(e), e ? AccessToken{} : std::move(t));
   };
   std::exception_ptr failure;
   try {
@@ -149,6 +157,9 @@ void TokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds min_
   auto self = shared_from_this();
   do_get(key, [self, key, min_validity, fetch = std::move(fetch), done = std::move(done)](
                   std::exception_ptr e, std::optional<AccessToken> cached) mutable {
+    if (!e && cached) {
+      if (auto bad = detail::admission_error(cached->token, "token cache record")) e = std::move(bad), cached.reset();
+    }
     if (!e && cached && self->fresh_enough(*cached, min_validity)) {
       done(nullptr, std::move(*cached));
       return;

@@ -1,4 +1,5 @@
 #include "core/credential_state.hpp"
+#include "core/token_admission.hpp"
 
 #include <credkit/core/log.hpp>
 #include <credkit/core/parse_token.hpp>
@@ -9,11 +10,12 @@
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/query.hpp>
 
 #include <algorithm>
 #include <array>
@@ -31,8 +33,13 @@ std::atomic<std::uint64_t> g_next_id{1};
 
 // A strand over the type-erased executor. (A strand<io_context::executor_type> would fit inside
 // any_io_executor's buffer and save an allocation, but completions through it lost the
-// blocking.never preference and ran inline: handlers must always be posted.)
-asio::any_io_executor make_credential_strand(const asio::any_io_executor& inner) { return asio::make_strand(inner); }
+// blocking.never preference and ran inline: handlers must always be posted.) The inner
+// executor is made untracked: a work-tracked executor given by the user would otherwise keep
+// its io_context's run() going for as long as the credential lives, and touch the context when
+// the credential is destroyed after it.
+asio::any_io_executor make_credential_strand(const asio::any_io_executor& inner) {
+  return asio::make_strand(asio::prefer(inner, asio::execution::outstanding_work.untracked));
+}
 
 std::uint64_t random_seed() {
   std::random_device rd;
@@ -107,16 +114,100 @@ CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::an
       machine_(RefreshMachine::Config{options.mode, options.policy, static_cast<bool>(fetcher_),
                                       options.random_seed ? options.random_seed : random_seed()}) {
   parse_.now.reset();
+  affinity_ = ExecutorAffinity(executor_);
   timer_ = clock_->make_timer(executor_);
 }
 
-CredentialState::~CredentialState() = default;
+CredentialState::~CredentialState() {
+  // A fetch still held by its fetcher (a FetchContext or FetchCompletion kept past the
+  // credential) holds a copy of the strand: the context's shutdown must still release it.
+  if (!enrolment_ || context_gone_.load(std::memory_order_acquire)) return;
+  std::vector<std::weak_ptr<FetchOp>> held;
+  for (auto& w : live_ops_) {
+    if (!w.expired()) held.push_back(w);
+  }
+  if (held.empty()) return;
+  try {
+    enrolment_->leave_behind([held = std::move(held)] {
+      for (const auto& w : held) {
+        if (auto op = w.lock()) {
+          op->cancelled.store(true, std::memory_order_release);
+          op->executor = asio::any_io_executor();
+        }
+      }
+    });
+  } catch (...) {
+  }
+}
+
+asio::any_io_executor CredentialState::executor() const noexcept {
+  std::shared_lock lock(exec_mutex_);
+  return executor_;
+}
+
+template <typename F>
+bool CredentialState::post_to_strand(F&& f) {
+  std::shared_lock lock(exec_mutex_);
+  if (!executor_) return false;
+  asio::post(executor_, std::forward<F>(f));
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// The execution context's lifetime (ContextRegistry)
+
+void CredentialState::on_context_shutdown() noexcept {
+  // 1. No post to the strand is under way (they hold exec_mutex_ shared) and none can start.
+  asio::any_io_executor strand;
+  {
+    std::unique_lock lock(exec_mutex_);
+    context_gone_.store(true, std::memory_order_release);
+    strand = std::move(executor_);
+    executor_ = asio::any_io_executor();
+  }
+  // 2. Close: blocking waiters fail with credential_closed; async handlers, which can no
+  //    longer run on the context, are destroyed (as Asio destroys every handler pending when
+  //    its context goes); listeners are released; the timer goes while its service lives.
+  Effects fx;
+  std::vector<std::shared_ptr<FetchOp>> ops;
+  {
+    std::lock_guard lock(mutex_);
+    if (!machine_.closed()) {
+      apply_locked(machine_.on_close(), fx);
+      closed_flag_.store(true, std::memory_order_release);
+      for (auto& l : listeners_) l->active.store(false, std::memory_order_release);
+      fx.listeners_to_release = std::move(listeners_);
+      listeners_.clear();
+    }
+    fx.timer_to_destroy = std::move(timer_);
+    for (auto& w : live_ops_) {
+      if (auto op = w.lock()) ops.push_back(std::move(op));
+    }
+    live_ops_.clear();
+  }
+  run_effects(fx);
+  // 3. Fetches still held by fetchers drop their copy of the strand (FetchContext::executor()
+  //    is empty from now on), then ours goes: all while the strand service is alive.
+  for (auto& op : ops) {
+    op->cancelled.store(true, std::memory_order_release);
+    op->executor = asio::any_io_executor();
+  }
+  ops.clear();
+  strand = asio::any_io_executor();
+}
 
 void CredentialState::start(std::weak_ptr<TokenCredential> facade, std::optional<AccessToken> initial_token) {
   Effects fx;
   {
     std::lock_guard lock(mutex_);
     facade_ = std::move(facade);
+    // Enrolled after the strand and the timer exist, so that Asio (which shuts services down
+    // newest first) shuts this one down before theirs.
+    if (auto* context = affinity_.context()) {
+      enrolment_ = ContextRegistry::enrol(*context, [w = weak_from_this()] {
+        if (auto s = w.lock()) s->on_context_shutdown();
+      });
+    }
     std::optional<time_point> initial;
     std::optional<time_point> issued_at;
     if (initial_token) {
@@ -127,6 +218,7 @@ void CredentialState::start(std::weak_ptr<TokenCredential> facade, std::optional
     apply_locked(machine_.start(service_now(), initial, issued_at), fx);
   }
   run_effects(fx);
+  if (affinity_.context() && !enrolment_) on_context_shutdown();  // created while its context shuts down
 }
 
 // ---------------------------------------------------------------------------------------
@@ -242,6 +334,11 @@ std::exception_ptr CredentialState::demand_error_locked(RefreshMachine::Demand d
 }
 
 void CredentialState::get_async(Handler handler) {
+  if (context_gone_.load(std::memory_order_acquire)) {
+    // No executor is left to complete on: fail the initiating call itself.
+    throw Error(errc::credential_closed,
+                "async_get_token: the credential's execution context was destroyed (the credential is closed)");
+  }
   if (TokenHandle t = try_fresh()) {
     post_completion(std::move(handler), nullptr, std::move(t));
     return;
@@ -282,24 +379,22 @@ void CredentialState::get_async(Handler handler) {
 // the strand, and its shared implementation, for every waiter).
 asio::any_io_executor CredentialState::tracked_work() const {
   using asio::execution::outstanding_work;
-  if (auto* strand = executor_.target<asio::strand<asio::io_context::executor_type>>())
+  const auto ex = executor();
+  if (!ex) return {};
+  if (auto* strand = ex.target<asio::strand<asio::any_io_executor>>())
     return asio::prefer(strand->get_inner_executor(), outstanding_work.tracked);
-  if (auto* strand = executor_.target<asio::strand<asio::any_io_executor>>())
-    return asio::prefer(strand->get_inner_executor(), outstanding_work.tracked);
-  return asio::prefer(executor_, outstanding_work.tracked);
+  return asio::prefer(ex, outstanding_work.tracked);
 }
 
+// Would a blocking wait on this thread stall the handlers that must deliver the token? True on
+// every thread running the credential's execution context, whatever executor shape reached it
+// (ExecutorAffinity asks the context, not the executor's type), even when the context has
+// several threads (all of them could be blocked); in a credkit callback (CallbackScope); and on
+// the credential's own strand (for contexts ExecutorAffinity cannot ask).
 bool CredentialState::on_own_executor() const noexcept {
-  if (CallbackScope::active()) return true;
-  if (auto* strand = executor_.target<asio::strand<asio::io_context::executor_type>>()) {
-    return strand->running_in_this_thread() || strand->get_inner_executor().running_in_this_thread();
-  }
-  if (auto* strand = executor_.target<asio::strand<asio::any_io_executor>>()) {
-    if (strand->running_in_this_thread()) return true;
-    const auto& inner = strand->get_inner_executor();
-    if (auto* io = inner.target<asio::io_context::executor_type>()) return io->running_in_this_thread();
-    if (auto* pool = inner.target<asio::thread_pool::executor_type>()) return pool->running_in_this_thread();
-  }
+  if (affinity_.running_in_this_thread()) return true;
+  const auto ex = executor();
+  if (auto* strand = ex.target<asio::strand<asio::any_io_executor>>()) return strand->running_in_this_thread();
   return false;
 }
 
@@ -361,7 +456,7 @@ TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
 }
 
 void CredentialState::update(AccessToken token) {
-  if (token.token.empty()) throw Error(errc::invalid_token, "update_token: the token is empty");
+  admit_token_text(token.token, "update_token");
   Effects fx;
   {
     std::lock_guard lock(mutex_);
@@ -516,9 +611,8 @@ void CredentialState::on_fetch_done(std::uint64_t seq, std::exception_ptr error,
     if (machine_.closed() || !fetch_op_ || seq != fetch_seq_) return;  // a fetch we gave up on
     fetch_op_.reset();
     const auto now = service_now();
-    if (!error && token.token.empty()) {
-      error = make_error(errc::invalid_token, "the fetcher returned an empty token");
-    } else if (!error && RefreshMachine::expired_on_arrival(now, token.expires_on)) {
+    if (!error) error = admission_error(token.token, "the token fetcher's result");
+    if (!error && RefreshMachine::expired_on_arrival(now, token.expires_on)) {
       error = make_error(errc::token_expired_on_arrival,
                          "the token returned by the fetcher is already expired (it expired at " +
                              format_time(token.expires_on) + ", service time " + format_time(now) + ")");
@@ -615,7 +709,9 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     op->attempt = a.attempt;
     const auto service_start = service_now();
     op->deadline = add_sat(clock_->now(), policy().fetch_timeout);  // local: the fetcher's own clock
-    op->executor = executor_;
+    op->executor = executor();
+    std::erase_if(live_ops_, [](const std::weak_ptr<FetchOp>& w) { return w.expired(); });
+    live_ops_.push_back(op);
     op->parse = parse_;
     op->parse.now = service_start;  // fallback lifetimes count from the fetch start, in service time
     op->service_now = [w = weak_from_this()] {
@@ -657,12 +753,19 @@ void CredentialState::post_completion(Handler handler, std::exception_ptr error,
   // any_completion_executor, which has no blocking property, so a preference for
   // blocking.never on it is silently dropped and a strand would run the handler in place.
   // From the posted function the handler is dispatched to its associated executor.
-  asio::post(executor_, [ex = executor_, h = std::move(handler), e = std::move(error), t = std::move(token)]() mutable {
-    auto target = asio::get_associated_executor(h, ex);
-    asio::dispatch(target, [h = std::move(h), e = std::move(e), t = std::move(t)]() mutable {
-      std::move(h)(std::move(e), std::move(t));
+  // Once the execution context has shut down there is nowhere to run it: the handler is then
+  // destroyed on return (outside exec_mutex_), as Asio destroys handlers pending at shutdown.
+  {
+    std::shared_lock lock(exec_mutex_);
+    if (!executor_) return;
+    asio::post(executor_, [ex = executor_, h = std::move(handler), e = std::move(error), t = std::move(token)]() mutable {
+      auto target = asio::get_associated_executor(h, ex);
+      CallbackScope scope;  // a handler dispatched inline here runs on the credential's strand
+      asio::dispatch(target, [h = std::move(h), e = std::move(e), t = std::move(t)]() mutable {
+        std::move(h)(std::move(e), std::move(t));
+      });
     });
-  });
+  }
 }
 
 void CredentialState::run_effects(Effects& fx) {
@@ -670,10 +773,13 @@ void CredentialState::run_effects(Effects& fx) {
   if (fx.cancel_fetch) {
     auto op = std::move(fx.cancel_fetch);
     op->cancelled.store(true, std::memory_order_release);
-    asio::post(executor_, [op] { op->signal.emit(asio::cancellation_type::terminal); });
+    post_to_strand([op] {
+      CallbackScope scope;  // runs the async fetcher's cancellation handler
+      op->signal.emit(asio::cancellation_type::terminal);
+    });
   }
   if (!fx.events.empty()) {
-    asio::post(executor_, [self = shared_from_this(), events = std::move(fx.events)] {
+    post_to_strand([self = shared_from_this(), events = std::move(fx.events)] {
       auto facade = self->facade_.lock();
       if (!facade) return;
       CallbackScope scope;
@@ -694,7 +800,7 @@ void CredentialState::run_effects(Effects& fx) {
     });
   }
   if (fx.start_fetch) {
-    asio::post(executor_, [self = shared_from_this(), op = std::move(fx.start_fetch)] {
+    post_to_strand([self = shared_from_this(), op = std::move(fx.start_fetch)] {
       if (op->done.load() || op->cancelled.load()) return;
       CallbackScope scope;
       op->starting.store(true, std::memory_order_release);

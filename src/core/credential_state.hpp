@@ -9,7 +9,9 @@
 
 #include <credkit/core/token_credential.hpp>
 
+#include "core/context_registry.hpp"
 #include "core/default_runner.hpp"
+#include "core/executor_affinity.hpp"
 #include "core/fetch_op.hpp"
 #include "core/refresh_machine.hpp"
 
@@ -21,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <vector>
 
@@ -58,7 +61,8 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   /// A fetcher saw the token service's clock at `service_now` (FetchContext::report_service_time).
   void report_service_time(time_point service_now) noexcept;
 
-  const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
+  /// The credential's strand; empty once its execution context has shut down.
+  boost::asio::any_io_executor executor() const noexcept;
   std::uint64_t id() const noexcept { return id_; }
 
  private:
@@ -111,6 +115,12 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   void raise_locked(Effects& fx, TokenEventKind kind, const RefreshMachine::Actions& a);
   std::exception_ptr demand_error_locked(RefreshMachine::Demand d) const;
   bool on_own_executor() const noexcept;
+  /// The execution context is shutting down (ContextRegistry): close, and drop everything
+  /// that refers to the context while its services are still alive.
+  void on_context_shutdown() noexcept;
+  /// Posts `f` to the strand; false (and `f` destroyed) once the context has shut down.
+  template <typename F>
+  bool post_to_strand(F&& f);
   boost::asio::any_io_executor tracked_work() const;
 
   // Outside mutex_.
@@ -125,7 +135,14 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   // Constant after construction.
   const std::uint64_t id_;
   std::shared_ptr<DefaultRunner> runner_;  // first member: outlives every other member using its io_context
-  boost::asio::any_io_executor executor_;  // a strand over the executor given to create()
+  // A strand over the executor given to create() (made untracked: the credential keeps no work
+  // on it). Guarded by exec_mutex_: posts hold it shared, so the context's shutdown (which
+  // empties it, exclusively) cannot complete while a post to the strand is under way.
+  mutable std::shared_mutex exec_mutex_;
+  boost::asio::any_io_executor executor_;
+  std::atomic<bool> context_gone_{false};
+  ExecutorAffinity affinity_;  // which threads run the credential's handlers (would_deadlock)
+  std::unique_ptr<ContextRegistry::Enrolment> enrolment_;  // set in start()
   std::shared_ptr<Clock> clock_;
   const bool system_clock_;  // the hot path then reads the coarse clock without a virtual call
   Fetcher fetcher_;
@@ -153,6 +170,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   std::shared_ptr<FetchOp> fetch_op_;
   std::uint64_t fetch_seq_ = 0;
   std::vector<std::shared_ptr<Listener>> listeners_;  // all kinds (few per credential)
+  std::vector<std::weak_ptr<FetchOp>> live_ops_;  // fetches that may still hold the strand (context shutdown)
 };
 
 }  // namespace credkit::detail

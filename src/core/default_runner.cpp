@@ -1,7 +1,5 @@
 #include "core/default_runner.hpp"
 
-#include <boost/asio/thread_pool.hpp>
-
 #include <mutex>
 
 namespace credkit::detail {
@@ -33,11 +31,6 @@ std::shared_ptr<DefaultRunner> DefaultRunner::acquire() {
   std::shared_ptr<DefaultRunner> created(new DefaultRunner());
   g_runner = created;
   return created;
-}
-
-boost::asio::any_io_executor blocking_pool_executor() {
-  static auto* pool = new boost::asio::thread_pool(2);  // intentionally leaked, see header
-  return pool->get_executor();
 }
 
 }  // namespace credkit::detail

@@ -1,5 +1,5 @@
-// credkit detail — the SDK-owned executors: one I/O thread for credentials created without
-// an executor, and a small pool for blocking fetchers.
+// credkit detail — the SDK-owned executor: one I/O thread for credentials created without an
+// executor. (Blocking fetchers run on the elastic pool of blocking_runner.hpp.)
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -25,9 +25,5 @@ class DefaultRunner {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
   std::thread thread_;
 };
-
-/// The pool blocking fetchers run on unless given an executor (2 threads, never joined:
-/// a hung fetcher cannot keep the process from exiting).
-boost::asio::any_io_executor blocking_pool_executor();
 
 }  // namespace credkit::detail

@@ -1,5 +1,7 @@
 #include <credkit/core/error.hpp>
 
+#include "core/secret_scrubber.hpp"
+
 #include <atomic>
 #include <string>
 #include <string_view>
@@ -90,9 +92,14 @@ std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), 
 Error::Error(errc code, const std::string& message, ErrorDetails details)
     : Error(make_error_code(code), message, std::move(details)) {}
 
+// Every message is scrubbed here, whoever built it: it may quote text from outside (a
+// fetcher's exception, a response body, a Redis reply).
 Error::Error(std::error_code code, const std::string& message, ErrorDetails details)
-    : std::system_error(code, message), message_(message), details_(std::move(details)) {
-  if (auto observe = detail::diagnostics_observer.load(std::memory_order_acquire)) observe(4, message);
+    : Error(code, detail::scrub(message), std::move(details), Scrubbed{}) {}
+
+Error::Error(std::error_code code, std::string scrubbed, ErrorDetails details, Scrubbed)
+    : std::system_error(code, scrubbed), message_(scrubbed), details_(std::move(details)) {
+  if (auto observe = detail::diagnostics_observer.load(std::memory_order_acquire)) observe(4, scrubbed);
 }
 
 bool Error::retryable() const noexcept {

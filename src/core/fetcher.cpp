@@ -1,12 +1,15 @@
 #include <credkit/core/fetcher.hpp>
 #include <credkit/core/parse_token.hpp>
 
-#include "core/default_runner.hpp"
+#include "core/blocking_runner.hpp"
 #include "core/fetch_op.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+
+#include <atomic>
+#include <string>
 
 namespace credkit {
 
@@ -89,13 +92,49 @@ Fetcher Fetcher::async(AsyncFunction function) {
 }
 
 namespace {
+// On the SDK's elastic pool, calls of one blocking fetcher (each credential has its own; copies
+// of a Fetcher share it) that may run at once: the live call plus at most this many abandoned
+// ones (timed out or cancelled, still running). Beyond it a fetch fails at once with
+// fetch_failed (retried with back-off) instead of pinning one more thread.
+constexpr int kMaxAbandonedBlockingCalls = 3;
+
 // Runs `call(ctx, done)` on the blocking executor; `call` completes `done` or throws.
 template <typename Call>
 Fetcher::AsyncFunction on_blocking_executor(Call call, std::optional<boost::asio::any_io_executor> executor) {
   auto shared = std::make_shared<Call>(std::move(call));
-  return [shared, executor = std::move(executor)](FetchContext ctx, FetchCompletion done) {
-    auto ex = executor ? *executor : detail::blocking_pool_executor();
-    boost::asio::post(ex, [shared, ctx = std::move(ctx), done = std::move(done)]() mutable {
+  auto running = std::make_shared<std::atomic<int>>(0);  // calls started on the pool and not yet returned
+  return [shared, running, executor = std::move(executor)](FetchContext ctx, FetchCompletion done) {
+    if (executor) {
+      boost::asio::post(*executor, [shared, ctx = std::move(ctx), done = std::move(done)]() mutable {
+        if (ctx.cancelled()) return;  // nobody waits for it any more
+        try {
+          (*shared)(ctx, done);
+        } catch (...) {
+          done.fail(std::current_exception());
+        }
+      });
+      return;
+    }
+    // The SDK's elastic pool: a thread per call when none is idle, so a hung call of one
+    // credential never delays another's.
+    if (running->fetch_add(1, std::memory_order_acq_rel) > kMaxAbandonedBlockingCalls) {
+      running->fetch_sub(1, std::memory_order_acq_rel);
+      done.fail(errc::fetch_failed, std::to_string(kMaxAbandonedBlockingCalls) +
+                                        " earlier calls of this blocking fetcher are still running (hung?); "
+                                        "not starting another until one returns");
+      return;
+    }
+    struct Leave {
+      std::shared_ptr<std::atomic<int>> running;
+      ~Leave() { running->fetch_sub(1, std::memory_order_acq_rel); }
+    };
+    auto leave = std::make_shared<Leave>();
+    leave->running = running;
+    // std::function needs a copyable callable: the move-only completion rides in a shared box.
+    auto box = std::make_shared<FetchCompletion>(std::move(done));
+    detail::run_blocking([shared, leave, ctx = std::move(ctx), box]() mutable {
+      auto left = std::move(leave);  // the count drops when this call returns
+      FetchCompletion done = std::move(*box);
       if (ctx.cancelled()) return;  // nobody waits for it any more
       try {
         (*shared)(ctx, done);

@@ -1,5 +1,7 @@
 #include <credkit/core/log.hpp>
 
+#include "core/secret_scrubber.hpp"
+
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -55,8 +57,13 @@ void set_log_level(LogLevel level) noexcept { g_level.store(static_cast<int>(lev
 LogLevel log_level() noexcept { return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed)); }
 
 void log(LogLevel level, std::string_view message) {
-  if (auto observe = detail::diagnostics_observer.load(std::memory_order_acquire)) observe(static_cast<int>(level), message);
-  if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed) || level == LogLevel::off) return;
+  auto observe = detail::diagnostics_observer.load(std::memory_order_acquire);
+  const bool emit = static_cast<int>(level) >= g_level.load(std::memory_order_relaxed) && level != LogLevel::off;
+  if (!observe && !emit) return;
+  // Every line is scrubbed here, whoever wrote it: it may quote text from outside.
+  const std::string line = detail::scrub(message);
+  if (observe) observe(static_cast<int>(level), line);
+  if (!emit) return;
   std::shared_ptr<const LogHandler> handler;
   {
     std::lock_guard lock(slot().mutex);
@@ -64,13 +71,13 @@ void log(LogLevel level, std::string_view message) {
   }
   if (handler) {
     try {
-      (*handler)(level, message);
+      (*handler)(level, line);
     } catch (...) {
       // A log handler must not break the caller.
     }
     return;
   }
-  std::fprintf(stderr, "credkit %s: %.*s\n", level_name(level), static_cast<int>(message.size()), message.data());
+  std::fprintf(stderr, "credkit %s: %.*s\n", level_name(level), static_cast<int>(line.size()), line.data());
 }
 
 std::string redact(std::string_view secret) {

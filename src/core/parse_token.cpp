@@ -4,6 +4,7 @@
 
 #include "core/base64.hpp"
 #include "core/saturating_time.hpp"
+#include "core/secret_scrubber.hpp"
 #include "core/token_parsers.hpp"
 
 #include <nlohmann/json.hpp>
@@ -19,11 +20,6 @@ using Clock = std::chrono::system_clock;
 // libstdc++'s system_clock counts nanoseconds in 64 bits: it ends in 2262. Expiries past this
 // point (a token claiming to last until the year 3000) are clamped to it rather than overflowing.
 constexpr double kMaxExpSeconds = 9'000'000'000.0;  // 2255-03-14
-
-bool is_token68_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
-}
 
 [[noreturn]] void invalid(const std::string& what) { throw_error(errc::invalid_token, "invalid token: " + what); }
 
@@ -80,13 +76,8 @@ std::vector<std::string_view> split_dots(std::string_view s) {
 }
 
 AccessToken parse_throwing(std::string_view token, const ParseOptions& options) {
-  if (token.empty()) invalid("the token is empty");
-  for (std::size_t i = 0; i < token.size(); ++i) {
-    if (!is_token68_char(token[i])) {
-      invalid("unexpected character (code " + std::to_string(static_cast<unsigned char>(token[i])) + ") at position " +
-              std::to_string(i) + "; tokens contain only letters, digits and -._~+/=");
-    }
-  }
+  if (std::string why; check_token_text(token, &why)) invalid(why);
+  detail::remember_secret(token);  // the token gate (token_admission.hpp): never in a diagnostic
   if (auto agora = detail::try_parse_agora_token(token)) return *agora;
 
   if (token.find('.') != std::string_view::npos) {
@@ -119,7 +110,6 @@ AccessToken parse_throwing(std::string_view token, const ParseOptions& options) 
     invalid("it has " + std::to_string(parts.size()) +
             " dot-separated segments; a JWT has 3 (signed) or 5 (encrypted)");
   }
-  if (token.size() < 16) invalid("it is too short (" + std::to_string(token.size()) + " characters) to be a token");
   return with_fallback(token, options, "the token is opaque (not a JWT)");
 }
 

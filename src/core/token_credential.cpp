@@ -1,6 +1,7 @@
 #include <credkit/core/token_credential.hpp>
 
 #include "core/credential_state.hpp"
+#include "core/token_admission.hpp"
 #include "core/default_runner.hpp"
 
 #include <credkit/core/parse_token.hpp>
@@ -38,6 +39,7 @@ struct TokenCredential::Private {
   static std::shared_ptr<TokenCredential> make(std::shared_ptr<detail::DefaultRunner> runner, executor_type executor,
                                                TokenCredentialOptions options) {
     options.validate();
+    if (options.initial_token) detail::admit_token_text(options.initial_token->token, "TokenCredentialOptions::initial_token");
     if (!executor) throw Error(errc::invalid_argument, "TokenCredential::create: the executor is empty");
     auto initial_token = std::move(options.initial_token);
     auto state = std::make_shared<detail::CredentialState>(std::move(runner), std::move(executor), std::move(options));

@@ -2,6 +2,8 @@
 
 #include <credkit/core/log.hpp>
 
+#include "core/text_decoding.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <mutex>
@@ -32,7 +34,15 @@ struct SecretSet {
   std::unordered_map<std::string, std::string> fragments;  // fragment -> label
   std::vector<std::pair<std::string, std::string>> short_secrets;
 
+  // The secret and the forms a peer may re-encode it into (base64, hex).
   void add(std::string_view secret, std::string_view label) {
+    add_one(secret, label);
+    if (secret.size() <= 512) {
+      for (const auto& form : detail::encoded_forms(secret)) add_one(form, label);
+    }
+  }
+
+  void add_one(std::string_view secret, std::string_view label) {
     if (secret.size() < min_secret) return;
     if (secret.size() < window) {
       short_secrets.emplace_back(secret, label);
@@ -125,16 +135,25 @@ struct DiagnosticsCapture::Impl {
     std::string masked(text);
     bool leaked = false;
     std::string first_label;
-    // Mask every finding (whole run of token characters around it) until none is left.
+    // Mask every finding (whole run of token characters around it) until none is left. Each
+    // search runs on the text and on its decoded layers (JSON, URL and HTML escapes undone),
+    // so an escaped or percent-encoded secret is found as surely as a verbatim one.
     for (int guard = 0; guard < 64; ++guard) {
-      std::size_t pos = 0, len = 0;
+      std::size_t b = 0, e = 0;
       std::string label;
-      const bool hit = registry().global.find(masked, pos, len, label) || own.find(masked, pos, len, label) ||
-                       (options.detect_token_shapes && find_token_shape(masked, pos, len, label));
+      bool hit = false;
+      for (const auto& layer : detail::decoded_layers(masked)) {
+        std::size_t pos = 0, len = 0;
+        hit = registry().global.find(layer.text, pos, len, label) || own.find(layer.text, pos, len, label) ||
+              (options.detect_token_shapes && find_token_shape(layer.text, pos, len, label));
+        if (hit) {
+          b = layer.begin[pos], e = layer.end[pos + len - 1];
+          break;
+        }
+      }
       if (!hit) break;
-      std::size_t b = pos, e = pos + len;
-      while (b > 0 && is_token_char(masked[b - 1])) --b;
-      while (e < masked.size() && is_token_char(masked[e])) ++e;
+      while (b > 0 && (is_token_char(masked[b - 1]) || masked[b - 1] == '\\')) --b;
+      while (e < masked.size() && (is_token_char(masked[e]) || masked[e] == '\\')) ++e;
       masked.replace(b, e - b, "<secret:" + label + ">");
       if (!leaked) first_label = label;
       leaked = true;

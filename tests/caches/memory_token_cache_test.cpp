@@ -124,12 +124,12 @@ TEST_CASE("MemoryTokenCache: concurrent readers and writers on real threads") {
       for (int i = 0; i < 3000; ++i) {
         const std::string user = "u" + std::to_string((i * 7 + t) % 300);
         if (i % 5 == 0) {
-          cache->put(TokenCacheKey(user), token_expiring(exp, "tok-for-" + user));
+          cache->put(TokenCacheKey(user), token_expiring(exp, "tok-for-the-user-" + user));
         } else if (i % 97 == 0) {
           cache->erase(TokenCacheKey(user));
         } else if (auto v = cache->get(TokenCacheKey(user))) {
           ++hits;
-          if (v->token != "tok-for-" + user) ++wrong;
+          if (v->token != "tok-for-the-user-" + user) ++wrong;
         }
       }
     });
@@ -140,7 +140,7 @@ TEST_CASE("MemoryTokenCache: concurrent readers and writers on real threads") {
   for (auto& th : threads) th.join();
   for (auto& f : futures) {
     auto v = cachetest::get_within(std::move(f));
-    if (v) CHECK(v->token.rfind("tok-for-u", 0) == 0);
+    if (v) CHECK(v->token.rfind("tok-for-the-user-u", 0) == 0);
   }
   CHECK(wrong == 0);
   CHECK(hits > 0);

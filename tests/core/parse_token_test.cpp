@@ -52,7 +52,7 @@ TEST_CASE("parse_token rejects malformed tokens with a message naming the proble
   CHECK(error_message("abc def ghijklmnopqrstu").find("position 3") != std::string::npos);
   CHECK(error_message("!!!.???.###").find("unexpected character") != std::string::npos);
   // Three segments that are not base64url JSON.
-  CHECK(error_message("aaaa.bbbb.cccc").find("header") != std::string::npos);
+  CHECK(error_message("aaaaaaaa.bbbbbbbb.cccc").find("header") != std::string::npos);
   const auto header = detail::base64url_encode(R"({"alg":"HS256"})");
   CHECK(error_message(header + ".%%%%.sig").find("unexpected character") != std::string::npos);
   CHECK(error_message(header + "." + detail::base64url_encode("[1,2]") + ".c2ln").find("payload") != std::string::npos);

@@ -4,6 +4,7 @@
 #include <credkit/core/error.hpp>
 #include <credkit/sources/http_token_response.hpp>
 
+#include "sources/common/text.hpp"
 #include "sources/http/http_client.hpp"
 #include "sources/http/http_date.hpp"
 #include "sources/http/token_response_parser.hpp"
@@ -26,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto& format = formats[data[0] % std::size(formats)];
   const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
   const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
-  (void)credkit::detail::parse_http_timestamp(body);
+  (void)credkit::detail::parse_iso8601(body);
   // An accepted HTTP-date is in system_clock's range and reads back the same once written.
   if (const auto date = credkit::detail::parse_http_date(body, 2026)) {
     if (*date < std::chrono::system_clock::time_point{} ||

@@ -149,10 +149,10 @@ TEST_CASE("acs: token request validation") {
 
 TEST_CASE("acs: response parsing") {
   auto ut = acs::detail::parse_create_response(
-      R"({"identity":{"id":"8:acs:r_1"},"accessToken":{"token":"tok","expiresOn":"2023-10-10T21:39:39.3244584+00:00"}})",
+      R"({"identity":{"id":"8:acs:r_1"},"accessToken":{"token":"tok-0123456789abcdef","expiresOn":"2023-10-10T21:39:39.3244584+00:00"}})",
       true);
   CHECK(ut.user_id == "8:acs:r_1");
-  CHECK(ut.token.token == "tok");
+  CHECK(ut.token.token == "tok-0123456789abcdef");
   CHECK(format_time(ut.token.expires_on) == "2023-10-10T21:39:39.324Z");
   CHECK_THROWS_AS(acs::detail::parse_create_response(R"({"identity":{}})", false), Error);
   CHECK_THROWS_AS(acs::detail::parse_create_response("not json", false), Error);

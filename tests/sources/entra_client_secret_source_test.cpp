@@ -63,10 +63,10 @@ TEST_CASE("entra: the request is a form-encoded client credentials grant") {
 
 TEST_CASE("entra: token response parsing") {
   const auto now = std::chrono::system_clock::now();
-  auto t = entra::detail::parse_token_response(R"({"token_type":"Bearer","expires_in":3599,"access_token":"abc"})", now);
-  CHECK(t.token == "abc");
+  auto t = entra::detail::parse_token_response(R"({"token_type":"Bearer","expires_in":3599,"access_token":"abc-0123456789abcdef"})", now);
+  CHECK(t.token == "abc-0123456789abcdef");
   CHECK(t.expires_on == now + 3599s);
-  CHECK(entra::detail::parse_token_response(R"({"expires_in":"60","access_token":"abc"})", now).expires_on == now + 60s);
+  CHECK(entra::detail::parse_token_response(R"({"expires_in":"60","access_token":"abc-0123456789abcdef"})", now).expires_on == now + 60s);
   CHECK_THROWS_AS(entra::detail::parse_token_response(R"({"expires_in":60})", now), Error);
   CHECK_THROWS_AS(entra::detail::parse_token_response(R"({"access_token":"a","expires_in":"soon"})", now), Error);
   CHECK_THROWS_AS(entra::detail::parse_token_response("<html>", now), Error);

@@ -1,6 +1,7 @@
 // The pure parts of the HTTP source: timestamps, Retry-After, URL and body redaction.
 #include <credkit/credkit.hpp>
 
+#include "sources/common/text.hpp"
 #include "sources/http/http_client.hpp"
 #include "sources/http/token_response_parser.hpp"
 
@@ -29,37 +30,37 @@ system_clock::time_point utc(int y, int mo, int d, int h, int mi, int s) {
 }  // namespace
 
 TEST_CASE("http: ISO 8601 timestamps with fractions and offsets") {
-  using detail::parse_http_timestamp;
+  using detail::parse_iso8601;
   const auto base = utc(2026, 11, 23, 10, 0, 0);
-  CHECK(parse_http_timestamp("2026-11-23T10:00:00Z") == base);
-  CHECK(parse_http_timestamp("2026-11-23t10:00:00z") == base);
-  CHECK(parse_http_timestamp("2026-11-23 10:00:00Z") == base);
-  CHECK(parse_http_timestamp("2026-11-23T10:00:00.5Z") == base + 500ms);
-  CHECK(parse_http_timestamp("2026-11-23T10:00:00.1234567+00:00") == base + 123456700ns);
-  CHECK(parse_http_timestamp("2026-11-23T12:00:00+02:00") == base);
-  CHECK(parse_http_timestamp("2026-11-23T04:30:00-0530") == base);
-  CHECK(parse_http_timestamp("2026-11-23T11:00:00+01") == base);
-  CHECK(parse_http_timestamp("2024-02-29T00:00:00Z") == utc(2024, 2, 29, 0, 0, 0));
-  CHECK(parse_http_timestamp("1999-12-31T23:59:59Z") == utc(1999, 12, 31, 23, 59, 59));
+  CHECK(parse_iso8601("2026-11-23T10:00:00Z") == base);
+  CHECK(parse_iso8601("2026-11-23t10:00:00z") == base);
+  CHECK(parse_iso8601("2026-11-23 10:00:00Z") == base);
+  CHECK(parse_iso8601("2026-11-23T10:00:00.5Z") == base + 500ms);
+  CHECK(parse_iso8601("2026-11-23T10:00:00.1234567+00:00") == base + 123456700ns);
+  CHECK(parse_iso8601("2026-11-23T12:00:00+02:00") == base);
+  CHECK(parse_iso8601("2026-11-23T04:30:00-0530") == base);
+  CHECK(parse_iso8601("2026-11-23T11:00:00+01") == base);
+  CHECK(parse_iso8601("2024-02-29T00:00:00Z") == utc(2024, 2, 29, 0, 0, 0));
+  CHECK(parse_iso8601("1999-12-31T23:59:59Z") == utc(1999, 12, 31, 23, 59, 59));
   for (const char* bad : {"", "2026-11-23", "2026-11-23T10:00:00", "2026-11-23T10:00Z", "2026-13-01T00:00:00Z",
                           "2025-02-29T00:00:00Z", "2026-11-23T24:00:00Z", "2026-11-23T10:00:00.Z",
                           "2026-11-23T10:00:00+2500", "2026-11-23T10:00:00Zjunk", "tomorrow", "2026-11-23X10:00:00Z"}) {
     CAPTURE(bad);
-    CHECK_FALSE(parse_http_timestamp(bad));
+    CHECK_FALSE(parse_iso8601(bad));
   }
 }
 
 // Found by fuzz_http_token_response: years outside system_clock's nanosecond range (1677-2262)
 // overflowed the conversion. They are clamped: the past to the epoch, the far future to 2255.
 TEST_CASE("http: expiries outside the clock's range are clamped, never overflowed") {
-  using detail::parse_http_timestamp;
+  using detail::parse_iso8601;
   const auto epoch = system_clock::time_point{};
   const auto cap = system_clock::time_point(std::chrono::seconds(9'000'000'000));  // 2255-03-14
-  CHECK(parse_http_timestamp("1015-01-01T00:00:01Z") == epoch);
-  CHECK(parse_http_timestamp("0000-01-01T00:00:00Z") == epoch);
-  CHECK(parse_http_timestamp("1969-12-31T23:59:59Z") == epoch);
-  CHECK(parse_http_timestamp("9999-12-31T23:59:59+00:00") == cap);
-  CHECK(parse_http_timestamp("2262-04-12T00:00:00Z") == cap);
+  CHECK(parse_iso8601("1015-01-01T00:00:01Z") == epoch);
+  CHECK(parse_iso8601("0000-01-01T00:00:00Z") == epoch);
+  CHECK(parse_iso8601("1969-12-31T23:59:59Z") == epoch);
+  CHECK(parse_iso8601("9999-12-31T23:59:59+00:00") == cap);
+  CHECK(parse_iso8601("2262-04-12T00:00:00Z") == cap);
 
   const auto now = system_clock::now();
   auto parse = [&](const std::string& body) {

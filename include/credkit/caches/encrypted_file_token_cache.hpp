@@ -19,7 +19,17 @@ namespace credkit {
 struct EncryptedFileTokenCacheOptions {
   /// The cache file, not empty. Its directory must exist; the file is created (mode 0600) on
   /// the first write. A lock file `<path>.lock` (0600) sits next to it.
+  ///
+  /// Hostile files (docs/caches.md, "Limits"): the cache file, its lock file and the temp
+  /// files of atomic writes are opened without following a symbolic link in the final path
+  /// component (a link, dangling or not, is refused and nothing is created through it), without
+  /// blocking, and must be regular files (a FIFO, socket, directory or device fails the call
+  /// with `cache_io_error`). A cache file larger than `max_file_bytes` is refused before any
+  /// byte is read (`cache_corrupt`; a write replaces it).
   std::filesystem::path path;
+  /// The largest cache file credkit reads or writes: 16 MiB. A write that would exceed it
+  /// drops the soonest-expiring entries (like `max_entries`).
+  static constexpr std::size_t max_file_bytes = std::size_t{16} << 20;
   /// Encryption keys: the first encrypts, all decrypt (rotation). At least one.
   std::vector<CacheEncryptionKey> keys;
   /// An entry expires this long before its token does: 0 or more. `milliseconds::max()`

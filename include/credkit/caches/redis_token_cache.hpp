@@ -92,6 +92,20 @@ struct RedisTokenCacheOptions {
   /// may overflow).
   static constexpr std::chrono::milliseconds max_redis_ttl{1000LL * 365 * 24 * 3600 * 1000};
 
+  /// Limits on one Redis reply, whatever the peer sends (docs/caches.md, "Limits"). credkit
+  /// checks every RESP header with its own bounded scanner before the decoder sees it, so a
+  /// reply claiming a huge size allocates nothing: a reply past a limit fails the command with
+  /// `cache_unavailable` and the connection is closed. `command_timeout` is a deadline for
+  /// the whole reply (a peer dripping bytes or never ending a line fails at the deadline).
+  /// Total bytes of one reply (bulk payloads included): 4 MiB.
+  static constexpr std::size_t max_reply_bytes = std::size_t{4} << 20;
+  /// Longest header or simple-string/error/integer line: 64 KiB.
+  static constexpr std::size_t max_reply_line_bytes = std::size_t{64} << 10;
+  /// Sum of the element counts of all arrays in one reply: 1024.
+  static constexpr std::size_t max_reply_elements = 1024;
+  /// Deepest array nesting in one reply: 8.
+  static constexpr std::size_t max_reply_depth = 8;
+
   /// Throws `Error(errc::invalid_argument)` naming the first out-of-range field
   /// (`RedisTokenCacheOptions::<field> ...`) with its allowed range: the ranges above, no
   /// key, a `tls_*` option without `tls`, a certificate without its key or the reverse. Files

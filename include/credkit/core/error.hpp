@@ -65,7 +65,11 @@ struct ErrorDetails {
 /// The exception credkit throws and delivers to async completions.
 ///
 /// `code()` is always in `credkit::category()`; `what()` is a message a user can act on and
-/// never contains a token, key or connection string; `cause()` is the underlying exception.
+/// never contains a token, key, password or connection string: every message is scrubbed
+/// when the error is built (known secrets in any encoding, secret-shaped text and control
+/// bytes are hidden; docs/security.md, "Diagnostics"). `cause()` is the underlying
+/// exception as it was thrown: if your fetcher throws text containing a secret, that
+/// exception still holds it, so log `what()` of the `Error`, not of its cause.
 class Error : public std::system_error {
  public:
   /// Builds an error from a code, an actionable message and optional details.
@@ -87,6 +91,8 @@ class Error : public std::system_error {
   const char* what() const noexcept override { return message_.what(); }
 
  private:
+  struct Scrubbed {};
+  Error(std::error_code code, std::string scrubbed, ErrorDetails details, Scrubbed);
   std::runtime_error message_;  // copying it cannot throw
   ErrorDetails details_;
 };

@@ -48,7 +48,8 @@ class FetchContext {
   int attempt() const noexcept;
   /// When the credential stops waiting for this fetch (wall clock).
   std::chrono::system_clock::time_point deadline() const noexcept;
-  /// The credential's executor (a strand): async fetchers may run their work on it.
+  /// The credential's executor (a strand): async fetchers may run their work on it. Empty
+  /// once the credential's execution context was destroyed.
   const boost::asio::any_io_executor& executor() const noexcept;
   /// True once the credential no longer wants the result (closed, timed out). Thread-safe:
   /// blocking fetchers poll it between steps.
@@ -106,8 +107,14 @@ class FetchCompletion {
 
 /// Obtains a new token. Built with one of three styles:
 /// - `Fetcher::blocking(f)`: `f(const FetchContext&)` returns `AccessToken` or `std::string`
-///   (parsed) and may block; it runs on a blocking executor (an SDK-owned pool by default),
-///   never on the credential's executor.
+///   (parsed) and may block; it runs on a blocking executor, never on the credential's
+///   executor. By default that is an SDK-owned elastic pool: each call gets an idle thread or
+///   a new one, so a hung call never delays another credential's fetch; idle threads retire
+///   after 30 s and are never joined (a hung call cannot keep the process alive). A call that
+///   outlives its fetch (timed out, cancelled) keeps running; at most 3 such abandoned calls
+///   of one Fetcher (copies share the count) may run beside the live one: beyond that a new
+///   fetch fails at once with `fetch_failed` (retried with back-off) instead of taking a
+///   thread.
 /// - `Fetcher::async(f)`: `f(FetchContext, FetchCompletion)` starts work and returns; the
 ///   completion is called later, from any thread.
 /// - `Fetcher::coroutine(f)`: `f(FetchContext)` returns `boost::asio::awaitable<AccessToken>`,
@@ -128,7 +135,7 @@ class Fetcher {
   /// An async fetcher.
   static Fetcher async(AsyncFunction function);
 
-  /// A blocking fetcher. `executor`: where it runs; unset: an SDK-owned pool of 2 threads.
+  /// A blocking fetcher. `executor`: where it runs; unset: the SDK-owned elastic pool (above).
   static Fetcher blocking(BlockingFunction function,
                           std::optional<boost::asio::any_io_executor> executor = std::nullopt);
 

@@ -45,6 +45,21 @@ using TokenEventHandler = std::function<void(TokenCredential& credential, const 
 /// operations outstanding is safe: it closes, and outstanding operations complete with
 /// `errc::credential_closed`. Timers hold only a weak reference.
 ///
+/// Lifetime with the execution context: the io_context (or thread_pool, or any execution
+/// context) behind the executor given to `create` may be destroyed before or after the
+/// credential, stopped or never run. Destroying it first closes the credential on the thread
+/// that destroys it, while Asio's services still exist: the timer and strand are released,
+/// blocking `get_token` callers fail with `credential_closed`, listeners are released, and
+/// pending `async_get_token` handlers that would have run on that context are destroyed
+/// without being invoked (as Asio does with every handler pending when its context goes; a
+/// `use_future` future then reports `broken_promise`). Afterwards every call fails with
+/// `credential_closed` (`async_get_token` throws it from the initiating call, since there is
+/// no executor left to complete on), `get_executor()` and `FetchContext::executor()` return an
+/// empty executor, and a fetch still held by its fetcher is ignored when it completes. Only
+/// destroying the context while another thread is using the credential at that moment is a
+/// race, as for any Asio object. The credential keeps no outstanding work on the executor: a
+/// work-tracked executor is used untracked.
+///
 /// Thread safety: every member function is safe to call concurrently from any thread.
 class TokenCredential {
  public:
@@ -67,7 +82,7 @@ class TokenCredential {
   TokenCredential(const TokenCredential&) = delete;
   TokenCredential& operator=(const TokenCredential&) = delete;
 
-  /// The credential's executor (a strand).
+  /// The credential's executor (a strand); empty once its execution context was destroyed.
   executor_type get_executor() const noexcept;
 
   /// Returns a token with more than the minimum validity left, fetching and waiting if
@@ -76,8 +91,12 @@ class TokenCredential {
   /// Static credentials (no fetcher, no `token_will_expire` listener) return their token as
   /// is, even expired.
   ///
-  /// Errors (thrown as `Error`): `would_deadlock` if it would have to wait while called on
-  /// the credential's own executor (or from one of its handlers); the fetch's error
+  /// Errors (thrown as `Error`): `would_deadlock` if it would have to wait while called on a
+  /// thread that runs the credential's execution context (any thread inside that io_context's
+  /// `run()`, even when several threads run it, since all of them could be blocked; any worker
+  /// of that thread_pool; whatever executor shape the credential or the caller used: strands,
+  /// work-tracked or `blocking.never` executors, `any_io_executor` wrappers), or from one of
+  /// its handlers (listeners, async fetchers, completion handlers); the fetch's error
   /// (`fetch_failed` with the fetcher's exception as cause, `fetch_timeout`,
   /// `token_expired_on_arrival`, ...); `no_token`; `credential_closed`.
   TokenHandle get_token() const;

@@ -28,6 +28,22 @@ struct HttpClientOptions {
   std::size_t max_response_bytes = 1024 * 1024;
   /// The `User-Agent` header (empty: "credkit/<version>").
   std::string user_agent;
+  /// A proxy for every request: `http://`, `https://`, `socks4://`, `socks4a://`, `socks5://`
+  /// or `socks5h://host[:port]` (no scheme: `http://`), optionally with `user:password@`
+  /// (a secret: never logged nor put in messages). Empty (the default): connect directly.
+  /// A proxy is only ever used as a tunnel (HTTP `CONNECT` or SOCKS): it relays the bytes
+  /// but is never sent the request itself. Refused with `errc::insecure_url`, before any
+  /// traffic, unless the proxy host is loopback or `allow_insecure_http` is set: a plain
+  /// `http://` request through it, and proxy credentials sent in clear (to an `http://` or
+  /// SOCKS proxy). An `https://` proxy's certificate is verified like the server's
+  /// (`verify_peer`, `ca_file`, `ca_path`).
+  std::string proxy;
+  /// Use the environment's proxy settings when `proxy` is empty, as libcurl would: `http_proxy`
+  /// for http:// (never upper-case `HTTP_PROXY`), `https_proxy` or `HTTPS_PROXY` for https://,
+  /// else `all_proxy` or `ALL_PROXY`; `no_proxy` or `NO_PROXY` lists hosts to reach directly.
+  /// The proxy found is checked exactly like `proxy`. Off by default: credkit ignores every
+  /// proxy variable (and `NO_PROXY`), so the environment cannot reroute tokens.
+  bool use_environment_proxy = false;
 };
 
 }  // namespace credkit

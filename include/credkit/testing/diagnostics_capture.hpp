@@ -15,7 +15,9 @@ namespace credkit::testing {
 ///
 /// A secret is found when the text contains it (or, for secrets of 16+ characters, any
 /// 16-character fragment of it at an 8-character step, so partial leaks of 24+ characters are
-/// caught too). Secrets come from `register_secret` (process-wide: every capture checks them)
+/// caught too), verbatim or in any encoding a peer may echo it in: JSON escapes (`\/`,
+/// `\u0041`), percent-encoding, HTML character references, those stacked, and the secret's
+/// base64 and hex forms. Secrets come from `register_secret` (process-wide: every capture checks them)
 /// and `add_secret` (this capture only). With `detect_token_shapes` (default on) it also flags
 /// anything shaped like a JWT (`eyJ….eyJ…`, two base64url segments of 10+ characters) or an
 /// Agora AccessToken2 (`007` and 32+ base64 characters), which catches unregistered tokens;

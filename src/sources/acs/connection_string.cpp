@@ -6,6 +6,7 @@
 #include "core/base64.hpp"
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
+#include "core/secret_scrubber.hpp"
 
 #include <ostream>
 
@@ -66,6 +67,7 @@ ConnectionString ConnectionString::parse(std::string_view text) {
 }
 
 ConnectionString::ConnectionString(std::string_view endpoint, std::string_view access_key) {
+  credkit::detail::remember_secret(access_key);  // no diagnostic may show it (secret_scrubber.hpp)
   auto data = std::make_shared<Data>();
   data->endpoint = normalize_endpoint(endpoint);
   data->key = decode_key(access_key);

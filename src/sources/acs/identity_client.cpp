@@ -1,6 +1,7 @@
 #include <credkit/core/error.hpp>
 #include <credkit/sources/acs_identity_client.hpp>
 
+#include "core/token_admission.hpp"
 #include "sources/acs/hmac_signer.hpp"
 #include "sources/acs/identity_requests.hpp"
 #include "sources/common/async_completion.hpp"
@@ -84,6 +85,7 @@ AccessToken parse_access_token(const nlohmann::json& json, const char* operation
     throw_error(errc::invalid_response,
                 std::string("ACS ") + operation + ": 'expiresOn' is not an ISO 8601 time");
   }
+  credkit::detail::admit_token_text(token->get_ref<const std::string&>(), std::string("ACS ") + operation + ": 'token'");
   return AccessToken{token->get<std::string>(), *when};
 }
 

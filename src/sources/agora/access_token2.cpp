@@ -5,6 +5,7 @@
 
 #include "core/base64.hpp"
 #include "sources/common/crypto.hpp"
+#include "core/secret_scrubber.hpp"
 
 #include <openssl/rand.h>
 #include <zlib.h>
@@ -226,6 +227,7 @@ void check_string(std::string_view s, const char* what) {
 
 AccessToken2::AccessToken2(std::string app_id, std::string app_certificate, std::chrono::seconds expire)
     : data_(std::make_unique<Data>()) {
+  credkit::detail::remember_secret(app_certificate);
   credkit::detail::SecretString cert(std::move(app_certificate));
   if (app_id.empty()) throw_error(errc::invalid_argument, "Agora token: the app id is empty");
   check_string(app_id, "the app id");

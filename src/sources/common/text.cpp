@@ -1,5 +1,7 @@
 #include "sources/common/text.hpp"
 
+#include "core/strict_number.hpp"
+
 #include <array>
 #include <charconv>
 
@@ -40,20 +42,27 @@ bool expect(std::string_view s, std::size_t& pos, char c) {
   return true;
 }
 
+// The latest instant credkit represents (2255-03-14; system_clock ends in 2262): later times
+// are clamped to it, as parse_token clamps a JWT's 'exp'; times before 1970 to the epoch (long
+// expired, which callers report as such).
+constexpr std::int64_t kMaxSeconds = 9'000'000'000;
+
 std::optional<std::chrono::system_clock::time_point> make_time(int y, int mo, int d, int h, int mi, int sec,
                                                                 std::chrono::nanoseconds fraction,
                                                                 std::chrono::seconds offset) {
   static constexpr std::array<int, 12> kMonthDays = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (y < 1970 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > kMonthDays[static_cast<std::size_t>(mo - 1)] ||
-      h > 23 || mi > 59 || sec > 60) {
+  if (mo < 1 || mo > 12 || d < 1 || d > kMonthDays[static_cast<std::size_t>(mo - 1)] || h > 23 ||
+      mi > 59 || sec > 60) {
     return std::nullopt;
   }
   const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
   if (mo == 2 && d == 29 && !leap) return std::nullopt;
   const auto days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
-  auto since_epoch = std::chrono::seconds(days * 86400 + h * 3600 + mi * 60 + sec) - offset;
+  const std::int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset.count();  // 4 digits: no overflow
+  if (secs < 0) return std::chrono::system_clock::time_point{};
+  if (secs >= kMaxSeconds) return std::chrono::system_clock::time_point(std::chrono::seconds(kMaxSeconds));
   return std::chrono::system_clock::time_point(
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(since_epoch + fraction));
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(secs) + fraction));
 }
 
 }  // namespace
@@ -158,10 +167,9 @@ std::optional<UrlParts> parse_url(std::string_view url) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == '%' || c == '\\') return std::nullopt;
   }
   if (!port.empty()) {
-    unsigned value = 0;
-    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec != std::errc() || ptr != port.data() + port.size() || value == 0 || value > 65535) return std::nullopt;
-    parts.port = static_cast<std::uint16_t>(value);
+    const auto value = parse_integer(port, 1, 65535);
+    if (!value) return std::nullopt;
+    parts.port = static_cast<std::uint16_t>(*value);
   }
   parts.host = std::string(host);
   auto hash = tail.find('#');
@@ -237,7 +245,8 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
     fraction = std::chrono::nanoseconds(ns);
   }
   std::chrono::seconds offset{0};
-  if (pos < s.size()) {
+  if (pos >= s.size()) return std::nullopt;  // a time without a zone is ambiguous
+  {
     if (s[pos] == 'Z' || s[pos] == 'z') {
       ++pos;
     } else if (s[pos] == '+' || s[pos] == '-') {
@@ -245,8 +254,12 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
       ++pos;
       int oh = 0, om = 0;
       if (!read_digits(s, pos, 2, oh)) return std::nullopt;
-      if (pos < s.size() && s[pos] == ':') ++pos;
-      if (!read_digits(s, pos, 2, om) || oh > 23 || om > 59) return std::nullopt;
+      if (pos < s.size()) {  // minutes: "+01:00", "+0100"; "+01" alone means whole hours
+        const bool colon = s[pos] == ':';
+        if (colon) ++pos;
+        if (!read_digits(s, pos, 2, om)) return std::nullopt;
+      }
+      if (oh > 23 || om > 59) return std::nullopt;
       offset = std::chrono::seconds(sign * (oh * 3600 + om * 60));
     } else {
       return std::nullopt;

@@ -48,9 +48,12 @@ std::optional<std::vector<std::pair<std::string, std::string>>> split_connection
 
 // HTTP-dates (RFC 1123 / IMF-fixdate): sources/http/http_date.hpp.
 
-/// Parses an ISO 8601 / RFC 3339 timestamp: "2026-11-23T10:00:00Z",
-/// "2023-10-10T21:39:39.3244584+00:00" (any number of fraction digits, 'Z' or ±hh:mm;
-/// no zone means UTC). Nullopt when malformed or out of range.
+/// The one parser of ISO 8601 / RFC 3339 timestamps from outside (ACS `expiresOn`, token
+/// services' expiry fields): "2026-11-23T10:00:00Z", "2023-10-10T21:39:39.3244584+00:00",
+/// "2030-01-01 10:00:00-0530" (`T`, `t` or space; any number of fraction digits, at most 30;
+/// a zone is required: 'Z', ±hh, ±hh:mm or ±hhmm). Strict: nothing but white space around,
+/// real calendar dates. Instants before 1970 give the epoch (long expired); instants past
+/// 2255-03-14 (beyond system_clock) are clamped to it. Nullopt when malformed.
 std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text);
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

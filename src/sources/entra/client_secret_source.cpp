@@ -1,6 +1,8 @@
 #include <credkit/core/error.hpp>
 #include <credkit/sources/entra_client_secret_source.hpp>
 
+#include "core/strict_number.hpp"
+#include "core/token_admission.hpp"
 #include "sources/common/async_completion.hpp"
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
@@ -8,6 +10,7 @@
 #include "sources/http/service_time.hpp"
 
 #include "core/saturating_time.hpp"
+#include "core/secret_scrubber.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -69,18 +72,17 @@ AccessToken parse_token_response(const std::string& body, std::chrono::system_cl
   }
   std::optional<long long> seconds;
   if (auto e = json.find("expires_in"); e != json.end()) {
+    // A JSON integer or a string of decimal digits (strict_number.hpp), 1 s to 366 days.
     if (e->is_number_integer()) {
       seconds = e->get<long long>();
     } else if (e->is_string()) {
-      const auto& s = e->get_ref<const std::string&>();
-      long long v = 0;
-      auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-      if (ec == std::errc() && p == s.data() + s.size()) seconds = v;
+      seconds = credkit::detail::parse_integer(e->get_ref<const std::string&>(), 1, 366LL * 86400);
     }
   }
   if (!seconds || *seconds <= 0 || *seconds > 366LL * 86400) {
     throw_error(errc::invalid_response, "Entra token response has no valid 'expires_in' (seconds)");
   }
+  credkit::detail::admit_token_text(token->get_ref<const std::string&>(), "Entra token response: 'access_token'");
   return AccessToken{token->get<std::string>(), credkit::detail::add_sat(now, std::chrono::seconds(*seconds))};
 }
 
@@ -157,6 +159,7 @@ struct ClientSecretSourceImpl : std::enable_shared_from_this<ClientSecretSourceI
 
 ClientSecretSource::ClientSecretSource(boost::asio::any_io_executor executor, ClientSecretOptions options) {
   detail::validate(options);
+  credkit::detail::remember_secret(options.client_secret);
   impl_ = std::make_shared<Impl>(std::move(executor), std::move(options));
 }
 

@@ -16,10 +16,12 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -53,7 +55,207 @@ bool is_loopback_host(std::string host) {
   return (ntohl(a4.s_addr) >> 24) == 127;
 }
 
+// ---- Network egress (docs/security.md, "Network egress") -----------------------------------
+// libcurl would pick a proxy from http_proxy / https_proxy / HTTPS_PROXY / all_proxy / ALL_PROXY
+// and drop it again for hosts in no_proxy / NO_PROXY, all read from the environment at connect
+// time. credkit never lets it: every transfer sets CURLOPT_PROXY (an empty string means
+// direct and stops libcurl's environment lookup) and CURLOPT_NOPROXY (""). The proxy, if any,
+// comes from HttpClientOptions::proxy, or from the environment read here, by the same rules as
+// libcurl, only when HttpClientOptions::use_environment_proxy is set; either way it passes the
+// checks of `proxy_for_request` first.
+
+std::string env_value(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+/// A parsed proxy URL. `url` is the normalised form handed to libcurl, so libcurl connects to
+/// exactly the host that was checked.
+struct ProxyUrl {
+  std::string scheme;
+  std::string host;
+  std::string url;
+  std::string password;  // a secret: for redaction only
+  bool has_credentials = false;
+  std::string for_message;  // scheme://host:port, never the credentials
+};
+
+ProxyUrl parse_proxy(const std::string& proxy, const std::string& origin) {
+  std::string text = proxy;
+  if (text.find("://") == std::string::npos) text = "http://" + text;  // libcurl's default proxy type
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
+  if (!u) throw_error(errc::network_error, "out of memory parsing a URL");
+  if (curl_url_set(u.get(), CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+    throw_error(errc::invalid_argument, origin + " is not a valid proxy URL");  // never echo it: credentials
+  }
+  auto part = [&](CURLUPart p) {
+    char* v = nullptr;
+    std::string out;
+    if (curl_url_get(u.get(), p, &v, 0) == CURLUE_OK && v) out = v;
+    curl_free(v);
+    return out;
+  };
+  ProxyUrl r;
+  r.scheme = lower(part(CURLUPART_SCHEME));
+  r.host = part(CURLUPART_HOST);
+  const auto port = part(CURLUPART_PORT);
+  r.for_message = r.scheme + "://" + redact_secrets(r.host) + (port.empty() ? "" : ":" + port);
+  static const char* const supported[] = {"http", "https", "socks4", "socks4a", "socks5", "socks5h"};
+  if (std::none_of(std::begin(supported), std::end(supported), [&](const char* s) { return r.scheme == s; })) {
+    throw_error(errc::invalid_argument, origin + " '" + r.for_message +
+                                            "' has an unsupported scheme (use http, https, socks4, socks4a, socks5 "
+                                            "or socks5h)");
+  }
+  if (r.host.empty()) throw_error(errc::invalid_argument, origin + " has no host");
+  r.password = part(CURLUPART_PASSWORD);
+  r.has_credentials = !part(CURLUPART_USER).empty() || !r.password.empty();
+  // Scheme, credentials, host and port only: a path or query means nothing to a proxy.
+  curl_url_set(u.get(), CURLUPART_PATH, nullptr, 0);
+  curl_url_set(u.get(), CURLUPART_QUERY, nullptr, 0);
+  curl_url_set(u.get(), CURLUPART_FRAGMENT, nullptr, 0);
+  r.url = part(CURLUPART_URL);
+  if (r.url.empty()) throw_error(errc::invalid_argument, origin + " is not a valid proxy URL");
+  return r;
+}
+
+bool parse_ip(std::string host, unsigned char (&bytes)[16], int& family) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (auto pct = host.find('%'); pct != std::string::npos) host.resize(pct);
+  if (inet_pton(AF_INET, host.c_str(), bytes) == 1) {
+    family = AF_INET;
+    return true;
+  }
+  if (inet_pton(AF_INET6, host.c_str(), bytes) == 1) {
+    family = AF_INET6;
+    return true;
+  }
+  return false;
+}
+
+/// libcurl's no_proxy rules (7.88): the list "*" matches every host; entries are separated by
+/// commas and/or white space; a name matches itself and its subdomains (a leading dot is
+/// ignored); an IP address matches an equal address or a CIDR range (`10.0.0.0/8`).
+bool no_proxy_matches(std::string host, std::string_view list) {
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+  };
+  list = trim(list);
+  if (list.empty()) return false;
+  if (list == "*") return true;
+  host = lower(std::move(host));
+  unsigned char host_ip[16] = {};
+  int host_family = 0;
+  const bool host_is_ip = parse_ip(host, host_ip, host_family);
+  while (!host.empty() && host.back() == '.') host.pop_back();
+  std::size_t i = 0;
+  while (i < list.size()) {
+    const auto end = list.find_first_of(", \t\r\n", i);
+    std::string entry = lower(std::string(list.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i)));
+    i = end == std::string_view::npos ? list.size() : end + 1;
+    if (entry.empty()) continue;
+    if (host_is_ip) {
+      int bits = -1;
+      if (auto slash = entry.find('/'); slash != std::string::npos) {
+        const auto b = entry.substr(slash + 1);
+        if (b.empty() || b.size() > 3 || !std::all_of(b.begin(), b.end(), [](unsigned char c) { return std::isdigit(c); })) continue;
+        bits = std::stoi(b);
+        entry.resize(slash);
+      }
+      unsigned char ip[16] = {};
+      int family = 0;
+      if (!parse_ip(entry, ip, family) || family != host_family) continue;
+      const int max_bits = family == AF_INET ? 32 : 128;
+      if (bits < 0 || bits > max_bits) bits = max_bits;
+      bool same = true;
+      for (int bit = 0; bit < bits && same; ++bit) {
+        const int byte = bit / 8;
+        const int mask = 0x80 >> (bit % 8);
+        same = (ip[byte] & mask) == (host_ip[byte] & mask);
+      }
+      if (same) return true;
+      continue;
+    }
+    while (!entry.empty() && entry.front() == '.') entry.erase(0, 1);
+    while (!entry.empty() && entry.back() == '.') entry.pop_back();
+    if (entry.empty()) continue;
+    if (host == entry) return true;
+    if (host.size() > entry.size() && host.ends_with(entry) && host[host.size() - entry.size() - 1] == '.') return true;
+  }
+  return false;
+}
+
+/// The environment's proxy for a request, by libcurl's rules: `http_proxy` (lower case only:
+/// `HTTP_PROXY` can be set by a CGI request's `Proxy:` header) for http, `https_proxy` then
+/// `HTTPS_PROXY` for https, else `all_proxy` then `ALL_PROXY`; none for a host in `no_proxy`
+/// (else `NO_PROXY`). Empty values count as unset. Returns the value and the variable's name.
+std::pair<std::string, std::string> environment_proxy(const std::string& scheme, const std::string& host) {
+  auto no_proxy = env_value("no_proxy");
+  if (no_proxy.empty()) no_proxy = env_value("NO_PROXY");
+  if (no_proxy_matches(host, no_proxy)) return {};
+  std::vector<const char*> names;
+  if (scheme == "https") {
+    names = {"https_proxy", "HTTPS_PROXY"};
+  } else {
+    names = {"http_proxy"};
+  }
+  names.push_back("all_proxy");
+  names.push_back("ALL_PROXY");
+  for (const char* name : names) {
+    if (auto v = env_value(name); !v.empty()) return {v, name};
+  }
+  return {};
+}
+
+// libcurl opens SSLKEYLOGFILE at curl_global_init and installs a key-log callback on every TLS
+// context it makes; this CURLOPT_SSL_CTX_FUNCTION removes it before any SSL object is created,
+// so no TLS secret of a credkit connection is ever written to that file.
+CURLcode no_tls_key_log(CURL*, void* ssl_ctx, void*) {
+  if (ssl_ctx) SSL_CTX_set_keylog_callback(static_cast<SSL_CTX*>(ssl_ctx), nullptr);
+  return CURLE_OK;
+}
+
 }  // namespace
+
+std::string proxy_for_request(const std::string& url, const HttpClientOptions& options, std::string* password) {
+  std::string proxy = options.proxy;
+  std::string origin = "HttpClientOptions::proxy";
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
+  if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
+    throw_error(errc::invalid_argument, "the URL '" + url_for_message(url) + "' is not a valid absolute URL");
+  }
+  auto part = [&](CURLUPart p) {
+    char* v = nullptr;
+    std::string out;
+    if (curl_url_get(u.get(), p, &v, 0) == CURLUE_OK && v) out = v;
+    curl_free(v);
+    return out;
+  };
+  const auto scheme = lower(part(CURLUPART_SCHEME));
+  if (proxy.empty() && options.use_environment_proxy) {
+    auto [value, name] = environment_proxy(scheme, part(CURLUPART_HOST));
+    proxy = std::move(value);
+    origin = "the proxy in " + name;
+  }
+  if (proxy.empty()) return {};
+  const auto p = parse_proxy(proxy, origin);
+  if (password) *password = p.password;
+  if (!options.allow_insecure_http && !is_loopback_host(p.host)) {
+    if (scheme == "http") {
+      throw_error(errc::insecure_url, "refusing plain http:// to '" + url_for_message(url) + "' through " + origin +
+                                          " '" + p.for_message +
+                                          "' (not loopback): tokens would travel unencrypted; use https:// or set "
+                                          "HttpClientOptions::allow_insecure_http");
+    }
+    if (p.has_credentials && p.scheme != "https") {
+      throw_error(errc::insecure_url, "refusing to send the credentials of " + origin + " '" + p.for_message +
+                                          "' in clear text to a host that is not loopback; use an https:// proxy "
+                                          "or set HttpClientOptions::allow_insecure_http");
+    }
+  }
+  return p.url;
+}
 
 void check_request_url(const std::string& url, const HttpClientOptions& options) {
   std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
@@ -138,6 +340,7 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
     }
     if (options_.user_agent.empty()) options_.user_agent = "credkit/0.1.0";
     if (has_crlf(options_.user_agent)) throw_error(errc::invalid_argument, "HttpClientOptions: user_agent contains CR/LF");
+    if (!options_.proxy.empty()) (void)parse_proxy(options_.proxy, "HttpClientOptions::proxy");  // scheme, syntax
     multi_ = curl_multi_init();
     if (!multi_) throw_error(errc::network_error, "libcurl could not create a multi handle");
     curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpEngine::on_socket);
@@ -173,6 +376,7 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
     t->completion_executor = std::move(completion_executor);
     try {
       check_request_url(t->request.url, options_);
+      t->proxy = proxy_for_request(t->request.url, options_, &t->proxy_password);
       if (!valid_method(t->request.method)) {
         throw_error(errc::invalid_argument, "the HTTP method '" + redact_secrets(t->request.method) + "' is not valid");
       }
@@ -209,6 +413,8 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
     CURL* easy = nullptr;
     curl_slist* header_list = nullptr;
     HttpRequest request;
+    std::string proxy;           // "" = direct (checked by proxy_for_request)
+    std::string proxy_password;  // for redaction only
     HttpResponse response;
     std::size_t received = 0;  // headers + body bytes
     bool too_large = false;
@@ -259,7 +465,7 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
     const auto what = t.request.method + " " + url_for_message(t.request.url);
     std::string detail = t.errbuf[0] ? std::string(t.errbuf) : std::string(curl_easy_strerror(rc));
     while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
-    detail = redact_secrets(detail);
+    detail = t.proxy_password.empty() ? redact_secrets(detail) : redact_secrets(detail, {t.proxy_password});
     ErrorDetails details;
     switch (code) {
       case errc::timeout:
@@ -328,6 +534,19 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
     set(CURLOPT_HEADERFUNCTION, &HttpEngine::on_header);
     set(CURLOPT_HEADERDATA, static_cast<void*>(&t));
     set(CURLOPT_TCP_KEEPALIVE, 1L);
+    // Network egress: nothing in the environment picks the route, adds credentials or logs keys.
+    set(CURLOPT_PROXY, t.proxy.c_str());  // "" = direct, and libcurl reads no *_proxy variable
+    set(CURLOPT_NOPROXY, "");             // nor no_proxy / NO_PROXY
+    set(CURLOPT_NETRC, static_cast<long>(CURL_NETRC_IGNORED));
+    if (!t.proxy.empty()) {
+      set(CURLOPT_HTTPPROXYTUNNEL, 1L);  // a proxy is a tunnel, never sent the request itself
+      set(CURLOPT_PROXY_SSL_VERIFYPEER, options_.verify_peer ? 1L : 0L);
+      set(CURLOPT_PROXY_SSL_VERIFYHOST, options_.verify_peer ? 2L : 0L);
+      if (!options_.ca_file.empty()) set(CURLOPT_PROXY_CAINFO, options_.ca_file.c_str());
+      if (!options_.ca_path.empty()) set(CURLOPT_PROXY_CAPATH, options_.ca_path.c_str());
+    }
+    // Not `set`: a TLS backend without SSL_CTX access (not credkit's OpenSSL build) has no key log to stop.
+    curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, &no_tls_key_log);
 
     const auto& m = t.request.method;
     if (m == "GET" && t.request.body.empty()) {

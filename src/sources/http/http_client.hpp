@@ -91,11 +91,21 @@ Error http_error(const HttpRequest& request, const HttpResponse& response);
 /// plain http only to loopback unless `options.allow_insecure_http` (else `errc::insecure_url`).
 void check_request_url(const std::string& url, const HttpClientOptions& options);
 
+/// The proxy a request to `url` goes through ("" = direct): `options.proxy`, else with
+/// `options.use_environment_proxy` the environment's (libcurl's variables and rules, no_proxy
+/// included), else none. Throws `errc::invalid_argument` (bad proxy URL or scheme) and
+/// `errc::insecure_url` (plain http through a non-loopback proxy; proxy credentials in clear
+/// to a non-loopback http or SOCKS proxy) unless `options.allow_insecure_http`. The result is
+/// the normalised proxy URL for CURLOPT_PROXY; `password` receives the proxy password, for
+/// redaction. See docs/security.md, "Network egress".
+std::string proxy_for_request(const std::string& url, const HttpClientOptions& options, std::string* password = nullptr);
+
 /// The URL without user info, query or fragment, for messages ("https://host:port/path").
 std::string url_for_message(std::string_view url);
 
-/// `text` with every run that looks like a secret (24+ token characters) and every given
-/// secret replaced by its `credkit::redact` form; control characters become spaces.
+/// A peer's text made safe to show: `detail::scrub` in its untrusted mode (every remembered
+/// and given secret in any encoding, every run of 24+ token characters, secret-shaped text
+/// hidden; control characters become spaces).
 std::string redact_secrets(std::string_view text, const std::vector<std::string_view>& secrets = {});
 
 /// Parses a `Retry-After` value (delta seconds or an HTTP-date, see http_date.hpp) relative to

@@ -1,7 +1,9 @@
 // Turning HTTP answers into credkit errors: status classification, Retry-After, safe excerpts.
+#include "core/strict_number.hpp"
 #include "sources/http/http_client.hpp"
 
 #include "core/saturating_time.hpp"
+#include "core/secret_scrubber.hpp"
 #include "sources/http/http_date.hpp"
 #include "sources/http/service_time.hpp"
 
@@ -17,41 +19,11 @@ namespace credkit::detail {
 namespace {
 
 constexpr std::size_t max_excerpt = 256;
-constexpr std::size_t min_secret_run = 24;
-
-bool is_token_char(unsigned char c) {
-  return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '+' || c == '/' || c == '=' ||
-         c == '%';
-}
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
            return std::tolower(x) == std::tolower(y);
          });
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// Key names whose values are secrets even when short ("code": "abc123").
-bool is_sensitive_key(std::string_view key) {
-  const auto k = lower(key);
-  for (const char* word : {"token", "secret", "key", "password", "passwd", "signature", "authorization", "cookie",
-                           "assertion", "code", "credential", "sig"}) {
-    if (k.find(word) != std::string::npos) return true;
-  }
-  return false;
-}
-
-void replace_all(std::string& text, std::string_view secret) {
-  if (secret.size() < 8) return;  // too short to be a secret worth hiding, too likely to mangle text
-  const auto replacement = redact(secret);
-  for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + replacement.size())) {
-    text.replace(pos, secret.size(), replacement);
-  }
 }
 
 }  // namespace
@@ -86,38 +58,7 @@ std::string url_for_message(std::string_view url) {
 }
 
 std::string redact_secrets(std::string_view text, const std::vector<std::string_view>& secrets) {
-  std::string in(text);
-  for (auto s : secrets) replace_all(in, s);
-  std::string out;
-  out.reserve(in.size());
-  std::size_t i = 0;
-  std::string last_word;  // the last identifier seen, to spot `"access_token": "..."`
-  while (i < in.size()) {
-    const auto c = static_cast<unsigned char>(in[i]);
-    if (is_token_char(c)) {
-      std::size_t j = i;
-      while (j < in.size() && is_token_char(static_cast<unsigned char>(in[j]))) ++j;
-      const std::string_view run(in.data() + i, j - i);
-      // A value right after a sensitive key (`key": "value"`, `key=value`) is hidden whatever its length.
-      if (run.size() >= min_secret_run || (!last_word.empty() && is_sensitive_key(last_word) && run.size() >= 4)) {
-        out += run.size() >= min_secret_run || run.size() >= 8 ? redact(run) : "…";
-        last_word.clear();
-      } else {
-        out += run;
-        last_word = std::string(run);
-      }
-      i = j;
-      // Keep `last_word` only across separators that introduce a value.
-      std::size_t k = i;
-      while (k < in.size() && (in[k] == '"' || in[k] == '\'' || in[k] == ' ' || in[k] == ':' || in[k] == '=')) ++k;
-      const bool introduces_value = k > i && in.substr(i, k - i).find_first_of(":=") != std::string::npos;
-      if (!introduces_value) last_word.clear();
-      continue;
-    }
-    out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
-    ++i;
-  }
-  return out;
+  return scrub(text, ScrubOptions{.extra_secrets = secrets, .untrusted = true});
 }
 
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value,
@@ -128,17 +69,7 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
   if (value.empty()) return std::nullopt;
   constexpr long long max_seconds = 24 * 3600;  // a service asking for more than a day is capped
   constexpr milliseconds max_delay = std::chrono::seconds(max_seconds);
-  if (std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
-    long long seconds = 0;
-    for (char c : value) {
-      seconds = seconds * 10 + (c - '0');
-      if (seconds > max_seconds) {
-        seconds = max_seconds;
-        break;
-      }
-    }
-    return std::chrono::seconds(seconds);
-  }
+  if (auto seconds = parse_digits_saturating(value, max_seconds)) return std::chrono::seconds(*seconds);
   // An HTTP-date. One beyond what system_clock holds (year 2262 and later, up to 9999) is
   // still a valid date far in the future: capped, not refused nor read as "now".
   using namespace std::chrono;

@@ -4,6 +4,7 @@
 #include "sources/http/http_client.hpp"
 #include "sources/http/service_time.hpp"
 #include "sources/http/token_response_parser.hpp"
+#include "core/secret_scrubber.hpp"
 
 #include <credkit/core/parse_token.hpp>
 
@@ -103,6 +104,12 @@ HttpTokenSource::HttpTokenSource(HttpTokenSourceOptions options) : state_(std::m
   auto& s = *state_;
   s.options = std::move(options);
   const auto& o = s.options;
+  // What the request carries (an Authorization value, an API key, a form body) is secret.
+  for (const auto& [name, value] : o.headers) {
+    detail::remember_secret(value);
+    if (auto sp = value.find(' '); sp != std::string::npos) detail::remember_secret(std::string_view(value).substr(sp + 1));
+  }
+  if (!o.body.empty()) detail::remember_secret(o.body);
   detail::check_request_url(o.url, o.http);
   if (o.method.empty() || !std::all_of(o.method.begin(), o.method.end(), [](unsigned char c) { return std::isupper(c); })) {
     throw_error(errc::invalid_argument, "HttpTokenSourceOptions::method must be an upper-case HTTP method like GET or POST");

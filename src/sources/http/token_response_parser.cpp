@@ -2,6 +2,9 @@
 #include "sources/http/token_response_parser.hpp"
 
 #include "core/saturating_time.hpp"
+#include "core/strict_number.hpp"
+#include "core/token_admission.hpp"
+#include "sources/common/text.hpp"
 #include "sources/http/http_client.hpp"
 
 #include <credkit/core/access_token.hpp>
@@ -16,24 +19,6 @@ namespace credkit::detail {
 namespace {
 
 using std::chrono::system_clock;
-
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-long long civil_days(long long y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const long long era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<long long>(doe) - 719468;
-}
-
-bool leap(long long y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-std::string trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
 
 const nlohmann::json* find_path(const nlohmann::json& root, const std::string& path, std::string& missing_at) {
   const nlohmann::json* node = &root;
@@ -69,97 +54,23 @@ system_clock::time_point from_unix_seconds(double seconds) {
   return system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(std::chrono::duration<double>(seconds)));
 }
 
+// A JSON number, or a string holding one in JSON's own grammar (strict_number.hpp): not hex,
+// not "inf", not " 12".
 std::optional<double> as_number(const nlohmann::json& j) {
   if (j.is_number()) return j.get<double>();
-  if (j.is_string()) {
-    const auto s = trim(j.get_ref<const std::string&>());
-    if (s.empty()) return std::nullopt;
-    std::size_t used = 0;
-    try {
-      const double v = std::stod(s, &used);
-      if (used == s.size()) return v;
-    } catch (...) {
-    }
-  }
+  if (j.is_string()) return parse_json_number(j.get_ref<const std::string&>());
   return std::nullopt;
 }
 
 }  // namespace
 
-std::optional<system_clock::time_point> parse_http_timestamp(std::string_view s) {
-  std::size_t i = 0;
-  auto digits = [&](std::size_t n, int& out) {
-    if (i + n > s.size()) return false;
-    out = 0;
-    for (std::size_t k = 0; k < n; ++k) {
-      const char c = s[i + k];
-      if (c < '0' || c > '9') return false;
-      out = out * 10 + (c - '0');
-    }
-    i += n;
-    return true;
-  };
-  auto expect = [&](char c) {
-    if (i < s.size() && s[i] == c) {
-      ++i;
-      return true;
-    }
-    return false;
-  };
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (!digits(4, year) || !expect('-') || !digits(2, month) || !expect('-') || !digits(2, day)) return std::nullopt;
-  if (i >= s.size() || (s[i] != 'T' && s[i] != 't' && s[i] != ' ')) return std::nullopt;
-  ++i;
-  if (!digits(2, hour) || !expect(':') || !digits(2, minute) || !expect(':') || !digits(2, second)) return std::nullopt;
-  static constexpr int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (month < 1 || month > 12 || day < 1 || day > mdays[month - 1] + (month == 2 && leap(year)) || hour > 23 ||
-      minute > 59 || second > 60) {
-    return std::nullopt;
-  }
-  long long nanos = 0;
-  if (i < s.size() && (s[i] == '.' || s[i] == ',')) {
-    ++i;
-    const std::size_t first = i;
-    long long scale = 100'000'000;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-      nanos += (s[i] - '0') * scale;
-      scale /= 10;
-      ++i;
-    }
-    if (i == first) return std::nullopt;
-  }
-  long long offset_minutes = 0;
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-    ++i;
-  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-    const int sign = s[i] == '-' ? -1 : 1;
-    ++i;
-    int oh = 0, om = 0;
-    if (!digits(2, oh)) return std::nullopt;
-    if (expect(':')) {
-      if (!digits(2, om)) return std::nullopt;
-    } else if (i < s.size()) {
-      if (!digits(2, om)) return std::nullopt;
-    }
-    if (oh > 23 || om > 59) return std::nullopt;
-    offset_minutes = sign * (oh * 60 + om);
-  } else {
-    return std::nullopt;  // a time without offset is ambiguous
-  }
-  if (i != s.size()) return std::nullopt;
-  const long long secs = civil_days(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
-                         hour * 3600 + minute * 60 + second - offset_minutes * 60;
-  if (secs < 0 || secs >= static_cast<long long>(kMaxExpirySeconds)) return from_unix_seconds(static_cast<double>(secs));
-  return system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(
-      std::chrono::seconds(secs) + std::chrono::nanoseconds(nanos)));
-}
-
 ParsedTokenResponse parse_token_response(const HttpTokenResponse& format, std::string_view body,
                                          system_clock::time_point now) {
   ParsedTokenResponse out;
   if (format.format == HttpTokenResponse::Format::plain_text) {
-    out.token = trim(body);
+    out.token = std::string(trim(body));
     if (out.token.empty()) throw_error(errc::invalid_token, "the token service answered with an empty body");
+    admit_token_text(out.token, "the token service's answer");
     return out;
   }
 
@@ -193,8 +104,9 @@ ParsedTokenResponse parse_token_response(const HttpTokenResponse& format, std::s
     throw_error(errc::invalid_response, "field '" + format.token_field + "' of the token service's answer is a " +
                                             type_name(*token) + ", expected a string");
   }
-  out.token = trim(token->get_ref<const std::string&>());
+  out.token = token->get<std::string>();  // exact: a JSON string has no framing white space to trim
   if (out.token.empty()) throw_error(errc::invalid_token, "field '" + format.token_field + "' holds an empty token");
+  admit_token_text(out.token, "field '" + format.token_field + "' of the token service's answer");
 
   if (format.expiry == HttpTokenResponse::Expiry::from_token) return out;
   const auto& field = format.expiry_field;
@@ -205,7 +117,7 @@ ParsedTokenResponse parse_token_response(const HttpTokenResponse& format, std::s
   if (format.expiry == HttpTokenResponse::Expiry::timestamp) {
     if (expiry->is_string()) {
       const auto& text = expiry->get_ref<const std::string&>();
-      if (auto t = parse_http_timestamp(trim(text))) {
+      if (auto t = parse_iso8601(trim(text))) {
         out.expires_on = *t;
       } else if (auto n = as_number(*expiry); n && std::isfinite(*n) && *n > 0 && *n < 32503680000.0) {
         out.expires_on = from_unix_seconds(*n);

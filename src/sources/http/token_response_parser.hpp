@@ -24,8 +24,4 @@ struct ParsedTokenResponse {
 ParsedTokenResponse parse_token_response(const HttpTokenResponse& format, std::string_view body,
                                          std::chrono::system_clock::time_point now);
 
-/// Parses an ISO 8601 date-time with a UTC offset (`Z`, `+01:00`, `-0530`), optional fraction
-/// (any number of digits) and `T`, `t` or space between date and time. Nullopt if malformed.
-std::optional<std::chrono::system_clock::time_point> parse_http_timestamp(std::string_view text);
-
 }  // namespace credkit::detail

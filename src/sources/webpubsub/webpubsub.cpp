@@ -4,11 +4,13 @@
 #include <credkit/sources/webpubsub_service_client.hpp>
 #include <credkit/sources/webpubsub_token_api_client.hpp>
 
+#include "core/strict_number.hpp"
 #include "sources/common/async_completion.hpp"
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
 #include "sources/http/service_time.hpp"
 #include "sources/webpubsub/webpubsub_tokens.hpp"
+#include "core/secret_scrubber.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -81,16 +83,14 @@ ConnectionString ConnectionString::parse(std::string_view text) {
     bad("'Endpoint' must be an absolute https:// URL without a path, e.g. https://<name>.webpubsub.azure.com");
   }
   if (port) {
-    unsigned value = 0;
-    auto [p, ec] = std::from_chars(port->data(), port->data() + port->size(), value);
-    if (ec != std::errc() || p != port->data() + port->size() || value == 0 || value > 65535) {
-      bad("'Port' must be a number from 1 to 65535");
-    }
-    url->port = static_cast<std::uint16_t>(value);
+    const auto value = credkit::detail::parse_integer(*port, 1, 65535);
+    if (!value) bad("'Port' must be a number from 1 to 65535");
+    url->port = static_cast<std::uint16_t>(*value);
   }
   auto data = std::make_shared<Data>();
   data->endpoint = url->scheme + "://" + url->authority();
   data->key = std::move(secret);
+  credkit::detail::remember_secret(data->key.get());
   ConnectionString cs;
   cs.data_ = std::move(data);
   return cs;
