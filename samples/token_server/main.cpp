@@ -6,11 +6,23 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <charconv>
 #include <cstdlib>
 #include <iostream>
 #include <string>
 
 namespace {
+
+// A whole-text decimal integer in [lo, hi] (no spaces, '+', hex or overflow), else an error naming `option`.
+long long number(const std::string& text, long long lo, long long hi, const char* option) {
+  long long value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < lo || value > hi) {
+    throw std::invalid_argument(std::string(option) + " must be a whole number from " + std::to_string(lo) + " to " +
+                                std::to_string(hi));
+  }
+  return value;
+}
 
 // "620", "620s", "10m", "10m20s", "1h30m": one or more <number><unit> parts (s, m, h; a
 // lone number is seconds), each unit at most once and in h, m, s order; positive, at most a year.
@@ -59,9 +71,7 @@ int main(int argc, char** argv) {
         return argv[++i];
       };
       if (arg == "--port") {
-        int port = std::stoi(next());
-        if (port < 0 || port > 65535) throw std::invalid_argument("--port must be 0-65535");
-        options.port = static_cast<std::uint16_t>(port);
+        options.port = static_cast<std::uint16_t>(number(next(), 0, 65535, "--port"));
       } else if (arg == "--lifetime") {
         options.token_lifetime = parse_duration(next());
       } else if (arg == "--fault") {
@@ -77,7 +87,7 @@ int main(int argc, char** argv) {
         }
         if (!known) throw std::invalid_argument("unknown --fault " + mode);
       } else if (arg == "--fault-count") {
-        options.initial_fault.count = std::stoi(next());
+        options.initial_fault.count = static_cast<int>(number(next(), 0, 1'000'000, "--fault-count"));
       } else if (arg == "--help" || arg == "-h") {
         usage();
         return 0;

@@ -17,6 +17,7 @@
 #include <openssl/hmac.h>
 
 #include <atomic>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
@@ -181,6 +182,17 @@ std::vector<std::pair<std::string, std::string>> parse_query(std::string_view q)
     }
   }
   return out;
+}
+
+// A decimal integer from a request, strictly: digits only (an optional '-'), whole text,
+// within [lo, hi]. Anything else (spaces, '+', hex, overflow) is refused, never wrapped.
+std::optional<long long> strict_integer(std::string_view text, long long lo, long long hi) {
+  long long value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < lo || value > hi) {
+    return std::nullopt;
+  }
+  return value;
 }
 
 std::string query_value(const std::vector<std::pair<std::string, std::string>>& q, std::string_view name) {
@@ -463,7 +475,14 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
       if (k == "group") o.groups.push_back(v);
     }
     const auto minutes = query_value(q, "minutesToExpire");
-    if (!minutes.empty()) o.lifetime = std::chrono::minutes(std::atoi(minutes.c_str()));
+    if (!minutes.empty()) {
+      const auto m = strict_integer(minutes, 1, 1440);
+      if (!m) {
+        return json_response(req, http::status::bad_request,
+                             {{"code", "InvalidRequest"}, {"message", "minutesToExpire must be 1 to 1440"}});
+      }
+      o.lifetime = std::chrono::minutes(*m);
+    }
     std::string type = query_value(q, "clientType");
     for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (type == "mqtt") o.client_type = webpubsub::ClientType::mqtt;

@@ -8,6 +8,8 @@
 // the raw encoded text (so the test-side detector catches every encoding too).
 #include <doctest/doctest.h>
 
+#include <sstream>
+
 #include <rapidcheck.h>
 
 #include <credkit/credkit.hpp>
@@ -488,8 +490,9 @@ TEST_CASE("instance: Redis echoing a renamed-away AUTH with the password is scru
     bool echoed = false;          // ...through the Redis error that echoes the password
     for (const auto& line : lines) echoed |= line.find("unknown command") != std::string::npos;
     echoed |= what.find("unknown command") != std::string::npos;
-    INFO("error: " << what);
-    for (const auto& l : lines) INFO("line: " << l);
+    std::string context_text = "error: " + what;
+    for (const auto& l : lines) context_text += "; line: " + l;
+    INFO(context_text);
     CHECK(echoed);
     lines.push_back(what);
     for (const auto& line : lines) {

@@ -489,7 +489,8 @@ TEST_CASE("egress default: environment proxy variables are ignored (every variab
           env.set(var, form);
           const auto error = w.request(source, https, {});
           ++variants;
-          INFO(var << "=" << form << " " << name_of(source) << (https ? " https" : " http"));
+          const std::string context_text = [&] { std::ostringstream os; os << var << "=" << form << " " << name_of(source) << (https ? " https" : " http"); return os.str(); }();
+          INFO(context_text);  // eager: INFO keeps references, temporaries would dangle
           CHECK_MESSAGE(!error, describe(error));
         }
       }
@@ -537,7 +538,8 @@ TEST_CASE("egress opt-in: the explicit proxy option tunnels every source; NO_PRO
           const int before = proxy.connections();
           const auto error = w.request(source, https, http);
           ++variants;
-          INFO(name_of(source) << (https ? " https" : " http") << " proxy=" << form << " NO_PROXY=" << no_proxy);
+          const std::string context_text = [&] { std::ostringstream os; os << name_of(source) << (https ? " https" : " http") << " proxy=" << form << " NO_PROXY=" << no_proxy; return os.str(); }();
+          INFO(context_text);  // eager: INFO keeps references, temporaries would dangle
           CHECK_MESSAGE(!error, describe(error));
           CHECK(proxy.connections() == before + 1);
         }
@@ -558,7 +560,8 @@ TEST_CASE("egress opt-in: the explicit proxy option tunnels every source; NO_PRO
       const auto before = w.tls->connections();
       const auto error = w.request(source, true, http);
       ++variants;
-      INFO(name_of(source) << " proxy=" << http.proxy);
+      const std::string context_text = [&] { std::ostringstream os; os << name_of(source) << " proxy=" << http.proxy; return os.str(); }();
+      INFO(context_text);  // eager: INFO keeps references, temporaries would dangle
       CHECK(error);
       CHECK(proxy.connections() >= 1);
       CHECK(w.tls->connections() == before);
@@ -586,7 +589,8 @@ TEST_CASE("egress opt-in: use_environment_proxy follows the environment like lib
           const int before = proxy.connections();
           const auto error = w.request(source, https, http);
           ++variants;
-          INFO(var << "=" << form << " " << name_of(source) << (https ? " https" : " http"));
+          const std::string context_text = [&] { std::ostringstream os; os << var << "=" << form << " " << name_of(source) << (https ? " https" : " http"); return os.str(); }();
+          INFO(context_text);  // eager: INFO keeps references, temporaries would dangle
           CHECK_MESSAGE(!error, describe(error));
           CHECK(proxy.connections() == before + (applies(var, https) ? 1 : 0));
         }
@@ -622,7 +626,8 @@ TEST_CASE("egress opt-in: use_environment_proxy follows the environment like lib
         http.use_environment_proxy = true;
         const auto error = w.request(source, false, http);
         ++variants;
-        INFO(no_var << "=" << list << " " << name_of(source));
+        const std::string context_text = [&] { std::ostringstream os; os << no_var << "=" << list << " " << name_of(source); return os.str(); }();
+        INFO(context_text);  // eager: INFO keeps references, temporaries would dangle
         CHECK_MESSAGE(!error, describe(error));
         CHECK(proxy.connections() == (direct ? 0 : 1));
       }
@@ -675,7 +680,8 @@ TEST_CASE("egress: plain http or clear-text proxy credentials through a non-loop
     const auto t0 = std::chrono::steady_clock::now();
     const auto error = w.request(source, https, std::move(http));
     ++variants;
-    INFO(what << " " << name_of(source) << (https ? " https" : " http"));
+    const std::string context_text = [&] { std::ostringstream os; os << what << " " << name_of(source) << (https ? " https" : " http"); return os.str(); }();
+    INFO(context_text);  // eager: INFO keeps references, temporaries would dangle
     const auto e = as_error(error);
     CHECK(e.code() == make_error_code(errc::insecure_url));
     CHECK(std::string(e.what()).find(kProxyPassword) == std::string::npos);
@@ -761,7 +767,8 @@ TEST_CASE("egress: CA environment variables do not change whom credkit trusts") 
       http.ca_file = "/etc/ssl/certs/ca-certificates.crt";  // the system store: the test CA is not in it
       const auto error = w.request(source, true, http);
       ++variants;
-      INFO(var << "=" << value << " " << name_of(source));
+      const std::string context_text = [&] { std::ostringstream os; os << var << "=" << value << " " << name_of(source); return os.str(); }();
+      INFO(context_text);  // eager: INFO keeps references, temporaries would dangle
       CHECK(as_error(error).code() == make_error_code(errc::tls_error));
       // And with no CA option at all (libcurl's built-in default bundle and path).
       HttpClientOptions def;

@@ -218,8 +218,9 @@ TEST_CASE("hostile files: every file kind at the cache path and at the lock path
         auto cache = env.make(cache_path);
 
         const Outcome o = run(*cache, op);
-        INFO((at_lock ? "lock path" : "cache path") << ": " << name_of(kind) << ", " << name_of(op) << " -> "
-                                                   << errc_name(o.error) << " " << o.message);
+        const std::string context_text = [&] { std::ostringstream os; os << (at_lock ? "lock path" : "cache path") << ": " << name_of(kind) << ", " << name_of(op) << " -> "
+                                                   << errc_name(o.error) << " " << o.message; return os.str(); }();
+        INFO(context_text);  // eager: INFO keeps references, temporaries would dangle
         REQUIRE_MESSAGE(o.completed, "the call did not complete within the 10 s watchdog (wedged)");
 
         // The expected result.
@@ -287,7 +288,8 @@ TEST_CASE("hostile files: the cache path set to a character device itself (/dev/
     Env env;
     auto cache = env.make(dev);
     const Outcome o = run(*cache, Op::get);
-    INFO(dev << " -> " << errc_name(o.error) << " " << o.message);
+    const std::string context_text = [&] { std::ostringstream os; os << dev << " -> " << errc_name(o.error) << " " << o.message; return os.str(); }();
+    INFO(context_text);  // eager: INFO keeps references, temporaries would dangle
     REQUIRE(o.completed);
     CHECK(o.error == errc::cache_io_error);
     CHECK(o.message.find("not a regular file") != std::string::npos);

@@ -40,10 +40,11 @@ const bool rc_defaults = [] {
 const std::string kTokenChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/";
 
 // The rule, restated independently: the b64token alphabet ('=' anywhere but first), 16..16384 characters.
+// (A loop, not std::regex: libstdc++'s regex recurses per character and overflows the stack on 16 KiB.)
 bool reference_valid(const std::string& t) {
-  if (t.size() < 16 || t.size() > 16384) return false;
-  static const std::regex b64token("[A-Za-z0-9._~+/-][A-Za-z0-9._~+/=-]*");
-  return std::regex_match(t, b64token);
+  if (t.size() < 16 || t.size() > 16384 || t[0] == '=') return false;
+  const std::string allowed = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~+/-=";
+  return t.find_first_not_of(allowed) == std::string::npos;
 }
 
 // Valid tokens, and tokens broken in one way: a bad byte at a random place, '=' inside, a

@@ -24,7 +24,9 @@ void set_log_level(LogLevel level) noexcept;
 /// The current threshold.
 LogLevel log_level() noexcept;
 
-/// Emits one line through the installed handler (used by credkit's components).
+/// Emits one line through the installed handler (used by credkit's components). Every line
+/// is scrubbed first, whoever wrote it: secrets credkit handles (in any encoding), secret-shaped
+/// text and control bytes never reach the handler (docs/security.md, "Trust boundaries").
 void log(LogLevel level, std::string_view message);
 
 /// A safe description of a secret: up to 6 leading characters (none for secrets shorter
