@@ -132,7 +132,7 @@ CredentialState::~CredentialState() {
       for (const auto& w : held) {
         if (auto op = w.lock()) {
           op->cancelled.store(true, std::memory_order_release);
-          op->executor = asio::any_io_executor();
+          release_executor(*op);
         }
       }
     });
@@ -190,7 +190,7 @@ void CredentialState::on_context_shutdown() noexcept {
   //    is empty from now on), then ours goes: all while the strand service is alive.
   for (auto& op : ops) {
     op->cancelled.store(true, std::memory_order_release);
-    op->executor = asio::any_io_executor();
+    release_executor(*op);
   }
   ops.clear();
   strand = asio::any_io_executor();

@@ -13,14 +13,19 @@
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <mutex>
 
 namespace credkit::detail {
+
+struct FetchOp;
+inline void release_executor(FetchOp& op) noexcept;
 
 struct FetchOp {
   FetchReason reason = FetchReason::initial;
   int attempt = 1;
   std::chrono::system_clock::time_point deadline{};
-  boost::asio::any_io_executor executor;
+  boost::asio::any_io_executor executor;  // cleared (under executor_mutex) when the fetch completes
+  std::mutex executor_mutex;              // guards clearing `executor` (complete, context shutdown)
   ParseOptions parse;
   /// Service time now (empty: the system clock), and where service-time reports go (empty:
   /// ignored). Set once before the fetcher runs, never changed (FetchContext may call them
@@ -40,6 +45,7 @@ struct FetchOp {
 
   void complete(std::exception_ptr error, AccessToken token) {
     if (done.exchange(true)) return;
+    release_executor(*this);  // before anyone learns the fetch is over
     // Released before it runs: the callback may hold what holds this op (a cache's
     // single-flight holds the fetch context, whose slot holds this op), and that cycle
     // must end when the fetch does.
@@ -48,6 +54,19 @@ struct FetchOp {
     if (callback) callback(std::move(error), std::move(token));
   }
 };
+
+/// Drops the op's copy of the executor. Done before a completion is delivered: once the
+/// caller knows the fetch is over it may destroy the execution context, and the op itself may
+/// then be released on another thread (a blocking fetcher's pool thread); a strand copy
+/// destroyed after its context is a use-after-free.
+inline void release_executor(FetchOp& op) noexcept {
+  boost::asio::any_io_executor dropped;
+  {
+    std::lock_guard lock(op.executor_mutex);
+    dropped = std::move(op.executor);
+    op.executor = boost::asio::any_io_executor();
+  }
+}
 
 /// The op behind a FetchContext, for credkit's own wrappers of fetchers.
 struct FetchOpAccess {
