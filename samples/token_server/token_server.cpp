@@ -670,6 +670,7 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
         const bool resources = ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
                                ec == asio::error::no_memory || ec.value() == ENFILE;
         if (!resources) return self->accept();
+        self->count("accept_backoff");  // visible in stats(): tests wait for it
         self->accept_timer.expires_after(accept_backoff);
         self->accept_timer.async_wait([self](beast::error_code wait_ec) {
           if (!wait_ec) self->accept();
