@@ -3,7 +3,7 @@
 #include <credkit/core/log.hpp>
 
 #include "caches/cache_time.hpp"
-#include "caches/completion.hpp"
+#include "core/completion.hpp"
 #include "core/token_admission.hpp"
 
 #include <atomic>
@@ -21,12 +21,6 @@ struct FlightTable {
 };
 }  // namespace detail
 
-namespace {
-template <typename Signature>
-detail::SharedHandler<Signature> share(boost::asio::any_completion_handler<Signature> h) {
-  return std::make_shared<boost::asio::any_completion_handler<Signature>>(std::move(h));
-}
-}  // namespace
 
 TokenCache::TokenCache(executor_type executor, std::shared_ptr<Clock> clock, bool coalesce_in_process)
     : executor_(std::move(executor)),
@@ -41,14 +35,14 @@ bool TokenCache::fresh_enough(const AccessToken& token, std::chrono::millisecond
 
 void TokenCache::start_get(std::shared_ptr<TokenCache> self, std::string key,
                            boost::asio::any_completion_handler<GetSignature> handler) {
-  auto h = share(std::move(handler));
+  auto h = std::make_shared<decltype(handler)>(std::move(handler));
   auto ex = self->executor_;
   auto done = [h, ex](std::exception_ptr e, std::optional<AccessToken> t) {
     // A record read back passes the token gate like any other token (token_admission.hpp).
     if (!e && t) {
       if (auto bad = detail::admission_error(t->token, "token cache record")) e = std::move(bad), t.reset();
     }
-    detail::post_handler(ex, std::move(*h), std::move(e), std::move(t));
+    detail::post_completion(ex, std::move(*h), std::move(e), std::move(t));
   };
   std::exception_ptr failure;
   try {
@@ -62,9 +56,9 @@ void TokenCache::start_get(std::shared_ptr<TokenCache> self, std::string key,
 void TokenCache::start_put(std::shared_ptr<TokenCache> self, std::string key, AccessToken value,
                            std::optional<std::chrono::milliseconds> ttl,
                            boost::asio::any_completion_handler<PutSignature> handler) {
-  auto h = share(std::move(handler));
+  auto h = std::make_shared<decltype(handler)>(std::move(handler));
   auto ex = self->executor_;
-  auto done = [h, ex](std::exception_ptr e) { detail::post_handler(ex, std::move(*h), std::move(e)); };
+  auto done = [h, ex](std::exception_ptr e) { detail::post_completion(ex, std::move(*h), std::move(e)); };
   std::exception_ptr failure;
   try {
     if (ttl && ttl->count() < 0)
@@ -80,9 +74,9 @@ void TokenCache::start_put(std::shared_ptr<TokenCache> self, std::string key, Ac
 
 void TokenCache::start_erase(std::shared_ptr<TokenCache> self, std::string key,
                              boost::asio::any_completion_handler<EraseSignature> handler) {
-  auto h = share(std::move(handler));
+  auto h = std::make_shared<decltype(handler)>(std::move(handler));
   auto ex = self->executor_;
-  auto done = [h, ex](std::exception_ptr e) { detail::post_handler(ex, std::move(*h), std::move(e)); };
+  auto done = [h, ex](std::exception_ptr e) { detail::post_completion(ex, std::move(*h), std::move(e)); };
   std::exception_ptr failure;
   try {
     self->do_erase(std::move(key), done);
@@ -95,10 +89,10 @@ void TokenCache::start_erase(std::shared_ptr<TokenCache> self, std::string key,
 void TokenCache::start_get_or_fetch(std::shared_ptr<TokenCache> self, std::string key,
                                     std::chrono::milliseconds min_validity, UpstreamFetch fetch,
                                     boost::asio::any_completion_handler<FetchSignature> handler) {
-  auto h = share(std::move(handler));
+  auto h = std::make_shared<decltype(handler)>(std::move(handler));
   auto ex = self->executor_;
   FetchDone mine = [h, ex](std::exception_ptr e, AccessToken t) {
-    detail::post_handler(ex, std::move(*h), std::move(e), std::move(t));
+    detail::post_completion(ex, std::move(*h), std::move(e), std::move(t));
   };
   if (!fetch) {
     mine(std::make_exception_ptr(Error(errc::invalid_argument, "TokenCache::async_get_or_fetch: fetch is empty")), {});

@@ -6,6 +6,7 @@
 
 #include "core/callback_scope.hpp"
 #include "core/coarse_clock.hpp"
+#include "core/completion.hpp"
 #include "core/saturating_time.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -747,25 +748,13 @@ void CredentialState::complete(Waiter& w, std::exception_ptr error, TokenHandle 
 }
 
 void CredentialState::post_completion(Handler handler, std::exception_ptr error, TokenHandle token) {
-  // Always posted, never invoked inline: the caller may hold its own locks, or be inside a
-  // fetcher's completion call. The hop goes through the credential's strand with
-  // asio::post (blocking.never): a type-erased handler's associated executor is an
-  // any_completion_executor, which has no blocking property, so a preference for
-  // blocking.never on it is silently dropped and a strand would run the handler in place.
-  // From the posted function the handler is dispatched to its associated executor.
+  // Delivered by the one completion rule (core/completion.hpp), through the credential's strand;
+  // a handler dispatched inline from there runs on the strand, so it is marked as a callback.
   // Once the execution context has shut down there is nowhere to run it: the handler is then
   // destroyed on return (outside exec_mutex_), as Asio destroys handlers pending at shutdown.
-  {
-    std::shared_lock lock(exec_mutex_);
-    if (!executor_) return;
-    asio::post(executor_, [ex = executor_, h = std::move(handler), e = std::move(error), t = std::move(token)]() mutable {
-      auto target = asio::get_associated_executor(h, ex);
-      CallbackScope scope;  // a handler dispatched inline here runs on the credential's strand
-      asio::dispatch(target, [h = std::move(h), e = std::move(e), t = std::move(t)]() mutable {
-        std::move(h)(std::move(e), std::move(t));
-      });
-    });
-  }
+  std::shared_lock lock(exec_mutex_);
+  if (!executor_) return;
+  ::credkit::detail::post_completion<CallbackScope>(executor_, std::move(handler), std::move(error), std::move(token));
 }
 
 void CredentialState::run_effects(Effects& fx) {

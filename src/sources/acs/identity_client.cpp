@@ -4,7 +4,7 @@
 #include "core/token_admission.hpp"
 #include "sources/acs/hmac_signer.hpp"
 #include "sources/acs/identity_requests.hpp"
-#include "sources/common/async_completion.hpp"
+#include "core/completion.hpp"
 #include "sources/common/text.hpp"
 #include "sources/http/http_date.hpp"
 #include "sources/http/service_time.hpp"
@@ -178,12 +178,12 @@ struct IdentityClientImpl {
   template <typename Result>
   void run(const Call<Result>& call, boost::asio::any_completion_handler<void(std::exception_ptr, Result)> h) {
     auto slot = boost::asio::get_associated_cancellation_slot(h);
-    send<Result>(call, slot, std::nullopt, credkit::detail::PostingCompleter<Result>(executor, std::move(h)));
+    send<Result>(call, slot, std::nullopt, credkit::detail::SharedCompleter<Result>(executor, std::move(h)));
   }
 
   void run(const Call<Nothing>& call, boost::asio::any_completion_handler<void(std::exception_ptr)> h) {
     auto slot = boost::asio::get_associated_cancellation_slot(h);
-    credkit::detail::PostingCompleter<> completer(executor, std::move(h));
+    credkit::detail::SharedCompleter<> completer(executor, std::move(h));
     send<Nothing>(call, slot, std::nullopt, [completer](std::exception_ptr e, Nothing) { completer(std::move(e)); });
   }
 
@@ -227,7 +227,7 @@ void IdentityClient::initiate_issue_token(std::shared_ptr<Impl> impl, std::strin
   try {
     call = detail::issue_token_call(user_id, scopes, lifetime);
   } catch (...) {
-    return credkit::detail::post_failure(std::move(h), impl->executor, std::current_exception());
+    return credkit::detail::post_failure(impl->executor, std::move(h), std::current_exception());
   }
   impl->run(call, std::move(h));
 }
@@ -240,7 +240,7 @@ void IdentityClient::initiate_create_user_and_token(
     detail::validate_token_request(scopes, lifetime);
     body = detail::token_request_body("createTokenWithScopes", scopes, lifetime);
   } catch (...) {
-    return credkit::detail::post_failure(std::move(h), impl->executor, std::current_exception());
+    return credkit::detail::post_failure(impl->executor, std::move(h), std::current_exception());
   }
   impl->run(detail::Call<UserAndToken>{"POST", "/identities", std::move(body),
                                        [](const detail::HttpResponse& r) {
@@ -254,7 +254,7 @@ void IdentityClient::initiate_revoke_tokens(std::shared_ptr<Impl> impl, std::str
   try {
     detail::validate_user_id(user_id);
   } catch (...) {
-    return boost::asio::post(impl->executor, boost::asio::append(std::move(h), std::current_exception()));
+    return credkit::detail::post_completion(impl->executor, std::move(h), std::current_exception());
   }
   impl->run(detail::Call<detail::Nothing>{"POST", detail::identity_path(user_id) + "/:revokeAccessTokens", "{}",
                                           [](const detail::HttpResponse&) { return detail::Nothing{}; }},
@@ -266,7 +266,7 @@ void IdentityClient::initiate_delete_user(std::shared_ptr<Impl> impl, std::strin
   try {
     detail::validate_user_id(user_id);
   } catch (...) {
-    return boost::asio::post(impl->executor, boost::asio::append(std::move(h), std::current_exception()));
+    return credkit::detail::post_completion(impl->executor, std::move(h), std::current_exception());
   }
   impl->run(detail::Call<detail::Nothing>{"DELETE", detail::identity_path(user_id), "",
                                           [](const detail::HttpResponse&) { return detail::Nothing{}; }},
@@ -278,7 +278,7 @@ void IdentityClient::initiate_exchange_teams_token(
     boost::asio::any_completion_handler<void(std::exception_ptr, AccessToken)> h) {
   if (entra_token.empty() || client_id.empty() || user_object_id.empty()) {
     return credkit::detail::post_failure(
-        std::move(h), impl->executor,
+        impl->executor, std::move(h),
         std::make_exception_ptr(Error(errc::invalid_argument,
                                       "ACS Teams token exchange needs a non-empty Entra token, client id and user "
                                       "object id")));

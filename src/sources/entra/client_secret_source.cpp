@@ -3,7 +3,7 @@
 
 #include "core/strict_number.hpp"
 #include "core/token_admission.hpp"
-#include "sources/common/async_completion.hpp"
+#include "core/completion.hpp"
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
 #include "sources/entra/token_request.hpp"
@@ -166,7 +166,7 @@ ClientSecretSource::ClientSecretSource(boost::asio::any_io_executor executor, Cl
 void ClientSecretSource::initiate(std::shared_ptr<Impl> impl,
                                   boost::asio::any_completion_handler<void(std::exception_ptr, AccessToken)> handler) {
   auto slot = boost::asio::get_associated_cancellation_slot(handler);
-  impl->send(slot, std::nullopt, credkit::detail::PostingCompleter<AccessToken>(impl->executor, std::move(handler)));
+  impl->send(slot, std::nullopt, credkit::detail::SharedCompleter<AccessToken>(impl->executor, std::move(handler)));
 }
 
 Fetcher ClientSecretSource::fetcher() const {

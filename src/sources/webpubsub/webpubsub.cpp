@@ -5,7 +5,7 @@
 #include <credkit/sources/webpubsub_token_api_client.hpp>
 
 #include "core/strict_number.hpp"
-#include "sources/common/async_completion.hpp"
+#include "core/completion.hpp"
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
 #include "sources/http/service_time.hpp"
@@ -305,7 +305,7 @@ void TokenApiClient::initiate(std::shared_ptr<Impl> impl, ClientTokenOptions opt
   auto slot = boost::asio::get_associated_cancellation_slot(handler);
   auto ex = impl->executor;
   impl->generate(std::move(options), slot, ex,
-                 credkit::detail::PostingCompleter<ClientAccess>(ex, std::move(handler)));
+                 credkit::detail::SharedCompleter<ClientAccess>(ex, std::move(handler)));
 }
 
 Fetcher TokenApiClient::fetcher(ClientTokenOptions options) const {

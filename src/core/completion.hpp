@@ -1,0 +1,83 @@
+// credkit detail — the one way credkit hands a result to a user's completion handler.
+//
+// The rule (docs/internals.md, "Completions"):
+//  - Never inline. The hop is an asio::post to `via` (blocking.never); from the posted function
+//    the handler is dispatched to its associated executor (default `via`). Preferring
+//    blocking.never on the associated executor itself is not enough: a type-erased handler's is
+//    an any_completion_executor, which has no blocking property, so the preference would be
+//    dropped and an executor already running on this thread would run the handler in place.
+//  - Never under a credkit lock: the handler runs later, from the posted function.
+//  - Outstanding work is held on `via` until the post has returned, and on the associated
+//    executor until the dispatch has returned. The handler may run (and the app tear its pool
+//    or io_context down) before a foreign thread's post() has finished waking that executor's
+//    threads; with the work held, join() and run() wait for the delivery in flight.
+#pragma once
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+
+#include <exception>
+#include <memory>
+#include <tuple>
+#include <utility>
+
+namespace credkit::detail {
+
+/// Constructed around the dispatch by default: nothing.
+struct NoCompletionScope {};
+
+/// Delivers `handler(args...)` by the rule above. `Scope` is constructed on the `via` thread
+/// around the dispatch (the credential marks its own callbacks with it).
+template <typename Scope = NoCompletionScope, typename Handler, typename... Args>
+void post_completion(const boost::asio::any_io_executor& via, Handler handler, Args... args) {
+  using boost::asio::execution::outstanding_work;
+  const auto via_work = boost::asio::prefer(via, outstanding_work.tracked);
+  boost::asio::post(via, [via, h = std::move(handler), tuple = std::make_tuple(std::move(args)...)]() mutable {
+    auto target = boost::asio::get_associated_executor(h, via);
+    const auto target_work = boost::asio::prefer(target, outstanding_work.tracked);
+    [[maybe_unused]] Scope scope;
+    boost::asio::dispatch(target, [h = std::move(h), tuple = std::move(tuple)]() mutable {
+      std::apply([&h](auto&... a) { std::move(h)(std::move(a)...); }, tuple);
+    });
+  });
+}
+
+/// A copyable completer of a move-only handler `void(std::exception_ptr, Results...)`, so it can
+/// ride in a `std::function`: calling it delivers through post_completion; only the first call
+/// has an effect. Copies share the handler; calls must not race (one producer completes).
+template <typename... Results>
+class SharedCompleter {
+ public:
+  using Handler = boost::asio::any_completion_handler<void(std::exception_ptr, Results...)>;
+
+  SharedCompleter(boost::asio::any_io_executor via, Handler handler)
+      : via_(std::move(via)), handler_(std::make_shared<Handler>(std::move(handler))) {}
+
+  void operator()(std::exception_ptr error, Results... results) const {
+    if (!*handler_) return;
+    post_completion(via_, std::move(*handler_), std::move(error), std::move(results)...);
+  }
+
+  /// Completes with `error` and value-initialized results.
+  void fail(std::exception_ptr error) const { (*this)(std::move(error), Results{}...); }
+
+ private:
+  boost::asio::any_io_executor via_;
+  std::shared_ptr<Handler> handler_;
+};
+
+/// Completes `handler` with `error` and value-initialized results (argument errors found before
+/// any I/O).
+template <typename... Results>
+void post_failure(const boost::asio::any_io_executor& via,
+                  boost::asio::any_completion_handler<void(std::exception_ptr, Results...)> handler,
+                  std::exception_ptr error) {
+  post_completion(via, std::move(handler), std::move(error), Results{}...);
+}
+
+}  // namespace credkit::detail
