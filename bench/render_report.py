@@ -64,6 +64,19 @@ def fmt(v, digits=3):
     return f"{v:.{digits}g}"
 
 
+def short_name(name):
+    """A demangled name without its parameter list (`ns::Class::fn`)."""
+    depth, out = 0, []
+    for ch in name:
+        if ch in "(<":
+            depth += 1
+        elif ch in ")>":
+            depth -= 1
+        elif depth == 0:
+            out.append(ch)
+    return "".join(out).replace(" const", "").replace("::::", "::(anonymous namespace)::").strip()
+
+
 def svg_doc(width, height, body, title):
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">\n'
@@ -389,8 +402,9 @@ def render_round_robin(report, hot):
         return
     report.add("### Many credentials read in turn from one thread", "",
                "A bot holding one credential per user reads them in turn. credkit's per-thread cache has 64 "
-               "slots indexed by credential id: 16 credentials fit; with 256, consecutive reads evict each other "
-               "and every read takes the slow path (lock, copy, allocation).", "")
+               "slots indexed by credential id: 16 credentials fit; with 256, consecutive reads collide and every "
+               "read takes the slow path (the credential's lock and its shared token; a slot is taken over, with "
+               "a copy of the token, only after repeated reads find it held by another credential).", "")
     report.table(["credentials", "credkit ns/read", "mutex baseline ns/read", "speed-up"],
                  [[n, fmt(ns(c)), fmt(ns(m)), f"{ns(m) / ns(c):.2f}×"] for n, c, m in rr])
     _, credkit256, baseline256 = rr[1]
@@ -601,7 +615,7 @@ def render_page(results, img_dir, page_path):
     render_intro(page)
     render_summary(page, report.summary)
     page.add(*report.body.lines)
-    page.add(*explain_misses(report.misses, results.hot, scen, busy, results.callgrind))
+    page.add(*explain_misses(report.misses, scen, busy, results.callgrind, page_path))
     render_reproduce(page)
     return page.lines
 
@@ -625,114 +639,65 @@ def main():
 # --------------------------------------------------------------------------------------
 # Missed targets
 
-def short_name(name):
-    """A demangled name without its parameter list (`ns::Class::fn`)."""
-    depth, out = 0, []
-    for ch in name:
-        if ch in "(<":
-            depth += 1
-        elif ch in ")>":
-            depth -= 1
-        elif depth == 0:
-            out.append(ch)
-    return "".join(out).replace(" const", "").replace("::::", "::(anonymous namespace)::").strip()
+# Where each kind of miss is explained (why, what is done, what would close the gap): a
+# section of docs/performance-notes.md, kept by hand beside the code it describes.
+NOTES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "performance-notes.md")
+NOTES_ANCHORS = {
+    "hot-path": "hot-path-one-thread",
+    "hot-path-ratio": "hot-path-two-threads-against-the-baselines",
+    "round-robin": "many-credentials-read-in-turn",
+    "memory": "memory-per-credential",
+    "redis": "redis-cache-hit",
+    "http": "http-refresh",
+    "spread": "refresh-spread",
+    "latency": "event-latency",
+    "coalescing-count": "coalescing",
+    "coalescing-time": "coalescing",
+}
 
 
-def explain_misses(misses, hot, scen, busy, cg):
-    """For each missed target: why, from this run's figures, and what would close the gap."""
+def explain_misses(misses, scen, busy, cg, page_path):
+    """For each missed target: this run's figures behind it and a link to its explanation."""
     out = ["## Where a target is missed, and what would close the gap", ""]
     if not misses:
         out += ["Every measured target was met in this run.", ""]
         return out
+    notes = os.path.relpath(NOTES_FILE, os.path.dirname(os.path.abspath(page_path)))
     for title, kind in misses:
-        out.append(f"### {title}")
-        out.append("")
-        if kind == "hot-path":
-            per = {short_name(f["name"]): f["per_read"] for f in (cg or {}).get("functions", [])}
-            tls = per.get("__tls_get_addr", 0)
-            blocking = per.get("credkit::detail::CredentialState::get_blocking", 0)
-            total = (cg or {}).get("instructions_per_read", 0)
-            out += [(f"A read costs {total:g} instructions (callgrind, table above), of which {tls:g} are in "
-                     f"`__tls_get_addr` and {blocking:g} in `get_blocking`'s frame. " if cg else "") +
-                    "The path is `get_token()` → `CredentialState::get_blocking()` (a large function whose prologue and "
-                    "epilogue run even when the token is fresh) → `try_fresh()`, which reaches the thread-local "
-                    "cache through three `__tls_get_addr` calls (credkit is a shared library, so `thread_local` uses "
-                    "the general-dynamic TLS model, and `t_entries` has a non-trivial destructor, so each access "
-                    "also checks its init guard), makes a virtual `Clock::coarse_now()` call, and copies a "
-                    "`shared_ptr` (an atomic increment; the caller's drop is an atomic decrement).", "",
-                    "What would close it (core change for the lead): (1) make `TokenCredential::get_token()` call "
-                    "`try_fresh()` itself and only then the out-of-line `get_blocking()`; (2) replace the "
-                    "`thread_local std::array<ThreadEntry, 64>` by a trivially destructible "
-                    "`thread_local ThreadEntry* t_entries` declared `[[gnu::tls_model(\"initial-exec\")]]` (one "
-                    "`%fs`-relative load, no guard; allocate the array and register its cleanup on the slow path); "
-                    "(3) read the clock only when the entry's `fresh_until` is within a few seconds of the cached "
-                    "coarse time. The two atomic reference-count operations remain (see the floors above).", ""]
-        elif kind == "hot-path-ratio":
-            out += [("This run had the machine's CPUs mostly taken by other work, so the two benchmark threads "
-                     "seldom ran at the same moment: the baselines' lock was rarely contended, and credkit's "
-                     "2-thread throughput could not exceed its 1-thread throughput. The 2-thread comparison "
-                     "is only meaningful on an idle machine. " if busy else "") +
-                    "Beyond that, the speed-up is bounded by credkit's own single-thread cost: see the hot-path "
-                    "note for how to make a read cheaper.", ""]
-        elif kind == "round-robin":
-            out += ["The per-thread cache (`t_entries`, 64 slots indexed by `id % 64`) thrashes when one thread "
-                    "reads more than 64 credentials in turn (or two whose ids collide): each read then locks the "
-                    "credential's mutex, allocates and copies the whole token, which is more work than the "
-                    "baseline's lock-and-copy.", "",
-                    "What would close it (core change for the lead): on a slot miss, hand out the credential's "
-                    "published `shared_ptr` directly (one atomic increment on a shared count: no copy, no "
-                    "allocation) and only install a per-thread copy after the same credential has been read from "
-                    "this thread a few times in a row; or make the per-thread table larger and associative.", ""]
-        elif kind == "memory":
-            mc = scen["many_credentials"]
-            big = mc["big_tokens"]
-            # Results from before the census reserved room for its own credential include the benchmark's
-            # vector of n shared_ptrs regrowing (2 n x 16 bytes): not the credential's.
-            sizes = sorted((z for z in big.get("allocation_sizes", []) if z != 2 * big["count"] * 16), reverse=True)
-            tb = big["token_bytes"]
-            others = [z for z in sizes if z != tb + 1]
-            out += [f"Each credential keeps **{mc['token_copies_per_credential']:.1f} copy** of its token. Creating one "
-                    f"makes {len(sizes)} allocations of {sum(sizes):,} bytes in all (sizes: "
-                    f"{', '.join(str(z) for z in sizes)}; malloc adds its headers and rounding, and the io_context's "
-                    "timer heap grows by one entry). By part, on an io_context: the `CredentialState` (one "
-                    "`make_shared`, about 660 B: the `RefreshMachine` with its copy of the `RefreshPolicy` ~220 B, the "
-                    "strand executor 56 B, the mutex 40 B, the waiter map, fetcher, parse options, listener list); its "
-                    "Asio steady timer (128 B) and the pending wait's handler (24 B); the strand's implementation "
-                    "(72 B + 24 B control block); the facade (32 B); the token's shared block (56 B) and the "
-                    "published snapshot (40 B).", "",
-                    "What would close the gap (not done, a larger change to the core): one timer per io_context "
-                    "shared by all its credentials (an `execution_context` service with an intrusive heap of "
-                    "deadlines) instead of an Asio timer and a pending wait per credential (about −220 B with its "
-                    "allocations); the `RefreshPolicy` shared between credentials built from the same options "
-                    "(−80 B); waiters and listeners moved into a block allocated only when a credential has any "
-                    "(−100 B); the published snapshot allocated with the token (−40 B).", ""]
-        elif kind == "redis":
-            out += ["The bare loop calls hiredis synchronously on the benchmark thread; a cache hit is asynchronous: "
-                    "the blocking socket work runs on a cache I/O thread and the result comes back to the caller "
-                    "(two thread hand-offs, each a futex wake-up and a reschedule, tens of µs on this VM). Profiles "
-                    "show credkit, OpenSSL and hiredis together under 3 % of the samples. The GET is already sent "
-                    "from the calling thread before the hand-off, so Redis works while the I/O thread wakes; what "
-                    "remains is the wake-up of the caller. The row 'with the same two thread hand-offs' isolates it. "
-                    "Closing the rest means completing on the caller's thread (a synchronous `get` for callers "
-                    "that may block), which the asynchronous contract of `TokenCache` does not allow.", ""]
-        elif kind == "http":
-            out += ["See the rows above: the compared figure runs the io_context on the benchmark thread.", ""]
-        elif kind == "spread":
-            out += ["The jitter draws one uniform number per credential; with too few credentials per bucket the "
-                    "maximum bucket is noisy. Use a larger `RefreshPolicy::jitter`.", ""]
-        elif kind == "latency":
-            el = scen["event_latency"]
-            out += [f"p50 is {el['p50_us']:.0f} µs but the tail reaches {el['max_us'] / 1000:.1f} ms: "
-                    + ("the machine was busy, so the io_context thread waited for a CPU after its timer expired; "
-                       "the tail is scheduling delay, not credkit's. " if busy else "")
-                    + "On an idle machine the lateness is the timer wake-up plus one post through the strand.", ""]
-        elif kind.startswith("coalescing"):
-            co = scen["coalescing"]
-            out += [f"Issuing the 10 000 calls alone took {co['issue_ms_p50']:.1f} ms (p50); each caller that "
-                    "finds the token stale takes the credential mutex and inserts a waiter into a `std::map` "
-                    "(with an `any_completion_handler` and a tracked work guard). "
-                    + ("The machine was busy, so the two threads also waited for CPUs. " if busy else ""), ""]
+        out += [f"### {title}", ""]
+        facts = miss_facts(kind, scen, busy, cg)
+        link = f"Why, and what would close the gap: [performance notes]({notes}#{NOTES_ANCHORS[kind]})."
+        out += [(facts + " " if facts else "") + link, ""]
     return out
+
+
+def miss_facts(kind, scen, busy, cg):
+    """What this run measured behind a missed target (the page's figures, in a sentence)."""
+    if kind == "hot-path" and cg:
+        return f"A read costs {cg['instructions_per_read']:g} instructions (callgrind, table above)."
+    if kind == "hot-path-ratio" and busy:
+        return ("This run had the machine's CPUs mostly taken by other work, so the two benchmark threads "
+                "seldom ran at the same moment: the baselines' lock was rarely contended, and credkit's "
+                "2-thread throughput could not exceed its 1-thread throughput.")
+    if kind == "memory":
+        mc = scen["many_credentials"]
+        big = mc["big_tokens"]
+        # Results from before the census reserved room for its own credential include the benchmark's
+        # vector of n shared_ptrs regrowing (2 n x 16 bytes): not the credential's.
+        sizes = sorted((z for z in big.get("allocation_sizes", []) if z != 2 * big["count"] * 16), reverse=True)
+        return (f"Each credential keeps **{mc['token_copies_per_credential']:.1f} copy** of its token. Creating one "
+                f"makes {len(sizes)} allocations of {sum(sizes):,} bytes in all (sizes: "
+                f"{', '.join(str(z) for z in sizes)}).")
+    if kind == "latency":
+        el = scen["event_latency"]
+        return (f"p50 is {el['p50_us']:.0f} µs but the tail reaches {el['max_us'] / 1000:.1f} ms"
+                + (": the machine was busy, so the io_context thread waited for a CPU after its timer expired." if busy
+                   else "."))
+    if kind.startswith("coalescing"):
+        co = scen["coalescing"]
+        return (f"Issuing the 10 000 calls alone took {co['issue_ms_p50']:.1f} ms (p50)."
+                + (" The machine was busy, so the two threads also waited for CPUs." if busy else ""))
+    return ""
 
 
 if __name__ == "__main__":
