@@ -4,6 +4,7 @@
 //
 // Usage: credkit_bench_http [--connections_out=FILE] [Google Benchmark flags]
 #include "bench_support.hpp"
+#include "support/loopback_port.hpp"
 
 #include <credkit/sources/http_token_source.hpp>
 
@@ -13,10 +14,7 @@
 #include <boost/asio/use_future.hpp>
 #include <curl/curl.h>
 
-#include <arpa/inet.h>
 #include <csignal>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,23 +34,10 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-
 // nginx on a loopback port answering GET /token with a JWT (text/plain), keep-alive on.
 struct NginxServer {
   std::filesystem::path dir;
-  int port = free_port();
+  unsigned short port = credkit::test::free_loopback_port();
   pid_t pid = -1;
   std::string token = credkit::bench::make_acs_jwt(std::chrono::system_clock::now() + 1h, 9);
   NginxServer() {
@@ -79,14 +64,7 @@ struct NginxServer {
       ::_exit(127);
     }
     for (int i = 0; i < 100; ++i) {  // bounded: 5 s
-      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(static_cast<std::uint16_t>(port));
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-      ::close(fd);
-      if (up) return;
+      if (credkit::test::loopback_accepts(port)) return;
       std::this_thread::sleep_for(50ms);
     }
     throw std::runtime_error("nginx did not start");

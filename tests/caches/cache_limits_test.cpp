@@ -10,6 +10,7 @@
 #include "caches/cache_time.hpp"
 #include "caches/record_crypto.hpp"
 #include "caches/redis_test_support.hpp"
+#include "support/temp_files.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -109,26 +110,9 @@ int check_duration_fields(const std::string& struct_name, const Options& valid,
   return checked;
 }
 
-CacheEncryptionKey key_of(unsigned char fill) { return CacheEncryptionKey::from_raw(std::vector<unsigned char>(32, fill)); }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/credkit-limits-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using cachetest::key_of;
+using test::read_file;
+using test::TempDir;
 
 std::int64_t be64(const std::string& s, std::size_t at) {
   std::uint64_t v = 0;
@@ -404,7 +388,7 @@ TEST_CASE("EncryptedFileTokenCache: lock_timeout = max() waits for a held lock i
   ::close(fd2);
 
   // Extreme expiries, checked against the file and record formats (docs/caches.md).
-  const std::string salt_of_file = read_all(path).substr(8, 16);
+  const std::string salt_of_file = read_file(path).substr(8, 16);
   for (const auto& [label, expiry] : extreme_expiries()) {
     CAPTURE(label);
     const TokenCacheKey ek(std::string("extreme-") + label);
@@ -417,7 +401,7 @@ TEST_CASE("EncryptedFileTokenCache: lock_timeout = max() waits for a held lock i
       CHECK(got->expires_on == as_stored(expiry));  // whole ms toward zero, not wrapped
     }
     // The file: header | entries (lookup 16 | stale ms BE 8 | record length BE 4 | record).
-    const std::string bytes = read_all(path);
+    const std::string bytes = read_file(path);
     detail::Keyring ring(o.keys, std::span<const unsigned char>(
                                       reinterpret_cast<const unsigned char*>(salt_of_file.data()), 16));
     const auto lookup = detail::Keyring::lookup(ring.primary(), ek.str());
@@ -500,12 +484,17 @@ TEST_CASE("RedisTokenCache: every timeout at milliseconds::max() works; PX value
   CHECK(cachetest::get_or_fetch(*cache, k, cachetest::service_fetch(workers, service.port())) == fetched);  // from Redis
   CHECK(service.requests() == 1);
 
+  // A get-or-fetch through `c` and how long it took.
+  const auto timed_get_or_fetch = [&](TokenCache& c, const TokenCacheKey& k) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto token = cachetest::get_or_fetch(c, k, cachetest::service_fetch(workers, service.port()));
+    return std::pair{token, std::chrono::steady_clock::now() - start};
+  };
+
   // wait_timeout = max(): a follower waits for the holder's lock to expire, then takes over.
   const TokenCacheKey held("held-by-a-dead-instance");
   CHECK(redis.command({"SET", redis_name(o, held, "lock:"), "dead-owner", "NX", "PX", "400"}) == "OK");
-  const auto start = std::chrono::steady_clock::now();
-  const auto taken = cachetest::get_or_fetch(*cache, held, cachetest::service_fetch(workers, service.port()));
-  const auto waited = std::chrono::steady_clock::now() - start;
+  const auto [taken, waited] = timed_get_or_fetch(*cache, held);
   CHECK(taken.token.rfind("tok-2-", 0) == 0);
   CHECK(waited >= 300ms);
   CHECK(waited < 5s);
@@ -517,10 +506,8 @@ TEST_CASE("RedisTokenCache: every timeout at milliseconds::max() works; PX value
   auto slow_poll = RedisTokenCache::create(pool.get_executor(), slow_poll_o);
   const TokenCacheKey busy("busy");
   CHECK(redis.command({"SET", redis_name(o, busy, "lock:"), "live-owner", "NX", "PX", "60000"}) == "OK");
-  cachetest::LogCapture logs;
-  const auto start2 = std::chrono::steady_clock::now();
-  const auto direct = cachetest::get_or_fetch(*slow_poll, busy, cachetest::service_fetch(workers, service.port()));
-  const auto waited2 = std::chrono::steady_clock::now() - start2;
+  test::LogCapture logs;
+  const auto [direct, waited2] = timed_get_or_fetch(*slow_poll, busy);
   CHECK(direct.token.rfind("tok-3-", 0) == 0);
   CHECK(waited2 >= 250ms);
   CHECK(waited2 < 5s);
@@ -547,7 +534,7 @@ TEST_CASE("RedisTokenCache: every timeout at milliseconds::max() works; PX value
   }
 
   // connect_timeout = max() towards a port nobody listens on fails promptly (refused), once.
-  auto nobody_o = unlimited_redis_options(cachetest::free_port());
+  auto nobody_o = unlimited_redis_options(test::free_loopback_port());
   nobody_o.retry_after_failure = 0ms;
   auto nobody = RedisTokenCache::create(pool.get_executor(), nobody_o);
   CHECK((cachetest::get_error(*nobody, k, 10s).code() == make_error_code(errc::cache_unavailable)));

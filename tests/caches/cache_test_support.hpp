@@ -2,7 +2,11 @@
 // service, a blocking HTTP GET, child processes re-executing this test binary.
 #pragma once
 
+#include <credkit/caches/cache_encryption_key.hpp>
 #include <credkit/credkit.hpp>
+
+#include "support/log_capture.hpp"
+#include "support/loopback_listener.hpp"
 
 #include <hiredis/hiredis.h>
 
@@ -31,19 +35,6 @@ extern char** environ;
 namespace credkit::cachetest {
 
 using namespace std::chrono_literals;
-
-inline int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 /// Starts `argv` with extra environment entries; stdout/stderr to /dev/null unless `quiet` is false.
 inline pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
@@ -86,24 +77,12 @@ inline int wait_child(pid_t pid, std::chrono::milliseconds timeout) {
   }
 }
 
-/// Whether a TCP connection to the loopback `port` is accepted.
-inline bool tcp_accepts(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
-
 /// A real redis-server on a free loopback port; can be killed and restarted on that port.
 /// With `tls`, the port is its TLS port (`--port 0 --tls-port <port>`; `extra` names the files).
 class RedisServer {
  public:
   explicit RedisServer(std::vector<std::string> extra = {}, bool tls = false)
-      : port_(free_port()), extra_(std::move(extra)), tls_(tls) {
+      : port_(test::free_loopback_port()), extra_(std::move(extra)), tls_(tls) {
     start();
   }
   ~RedisServer() { stop(); }
@@ -121,7 +100,7 @@ class RedisServer {
     const auto end = std::chrono::steady_clock::now() + 10s;
     while (std::chrono::steady_clock::now() < end) {
       if (tls_) {
-        if (tcp_accepts(port_)) return;
+        if (test::loopback_accepts(static_cast<unsigned short>(port_))) return;
         std::this_thread::sleep_for(20ms);
         continue;
       }
@@ -187,6 +166,11 @@ class RedisServer {
   pid_t pid_ = -1;
 };
 
+/// A raw 32-byte cache key, every byte `fill`.
+inline CacheEncryptionKey key_of(unsigned char fill) {
+  return CacheEncryptionKey::from_raw(std::vector<unsigned char>(32, fill));
+}
+
 inline std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
@@ -197,32 +181,20 @@ class CountingTokenService {
  public:
   explicit CountingTokenService(std::chrono::milliseconds lifetime = 1h, std::chrono::milliseconds delay = 100ms)
       : lifetime_(lifetime), delay_(delay) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 512) != 0)
-      throw std::runtime_error("token service: bind/listen failed");
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
     thread_ = std::thread([this] { serve(); });
   }
   ~CountingTokenService() {
     stop_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
+    listener_.shutdown();
     thread_.join();
   }
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
   int requests() const { return requests_.load(); }
 
  private:
   void serve() {
     while (!stop_) {
-      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      int c = listener_.accept();
       if (c < 0) {
         if (stop_) return;
         continue;
@@ -254,8 +226,7 @@ class CountingTokenService {
   }
 
   std::chrono::milliseconds lifetime_, delay_;
-  int fd_ = -1;
-  int port_ = 0;
+  test::LoopbackListener listener_{0, 512};
   std::atomic<int> requests_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -263,17 +234,10 @@ class CountingTokenService {
 
 /// Blocking `GET /token` to the counting service; returns the token. Throws on failure.
 inline AccessToken http_get_token(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = test::connect_loopback(static_cast<unsigned short>(port));
+  if (fd < 0) throw Error(errc::network_error, "token service connect failed");
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    throw Error(errc::network_error, "token service connect failed");
-  }
   const std::string req = "GET /token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
   ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string resp;
@@ -309,40 +273,7 @@ inline std::string self_exe() {
   return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
 }
 
-/// Captures credkit's log lines for the lifetime of the object.
-class LogCapture {
- public:
-  LogCapture() {
-    previous_level_ = log_level();
-    set_log_level(LogLevel::debug);
-    previous_ = set_log_handler([this](LogLevel level, std::string_view m) {
-      std::lock_guard lock(mutex_);
-      lines_.emplace_back(level, std::string(m));
-    });
-  }
-  ~LogCapture() {
-    set_log_handler(previous_);
-    set_log_level(previous_level_);
-  }
-  int count(std::string_view needle, LogLevel at_least = LogLevel::warning) const {
-    std::lock_guard lock(mutex_);
-    int n = 0;
-    for (auto& [l, m] : lines_)
-      if (l >= at_least && m.find(needle) != std::string::npos) ++n;
-    return n;
-  }
-  std::string all() const {
-    std::lock_guard lock(mutex_);
-    std::string out;
-    for (auto& [l, m] : lines_) out += m + "\n";
-    return out;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::vector<std::pair<LogLevel, std::string>> lines_;
-  LogHandler previous_;
-  LogLevel previous_level_;
-};
+// The one log capture (support/log_capture.hpp), also under this namespace for the Redis tests.
+using test::LogCapture;
 
 }  // namespace credkit::cachetest

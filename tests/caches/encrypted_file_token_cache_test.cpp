@@ -4,6 +4,7 @@
 
 #include "caches/cache_test_support.hpp"
 #include "caches/record_crypto.hpp"
+#include "support/temp_files.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
@@ -21,34 +22,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/credkit-cache-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_raw(const fs::path& p, const std::string& data) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << data;
-}
-
-CacheEncryptionKey key_of(unsigned char fill) {
-  std::vector<unsigned char> k(32, fill);
-  return CacheEncryptionKey::from_raw(k);
-}
+using cachetest::key_of;
+using test::read_file;
+using test::TempDir;
+using test::write_file;
 
 struct Env {
   boost::asio::thread_pool pool{1};
@@ -102,7 +79,7 @@ TEST_CASE("EncryptedFileTokenCache: round trip; file is 0600 and holds neither t
   CHECK((st.st_mode & 0777) == 0600);
   REQUIRE(::stat((path.string() + ".lock").c_str(), &st) == 0);
   CHECK((st.st_mode & 0077) == 0);
-  const auto bytes = read_all(path);
+  const auto bytes = read_file(path);
   CHECK(bytes.find("SECRET") == std::string::npos);
   CHECK(bytes.find(secret.substr(0, 12)) == std::string::npos);
   CHECK(bytes.find("alice") == std::string::npos);
@@ -172,12 +149,12 @@ TEST_CASE("EncryptedFileTokenCache: truncation at every offset and bit flips nev
   const TokenCacheKey k("victim");
   const AccessToken t{"tok-0123456789abcdefghijklmnop", exp_in(1h)};
   put(*cache, k, t);
-  const auto original = read_all(path);
+  const auto original = read_file(path);
   REQUIRE(original.size() > 60);
 
   int errors = 0, misses = 0;
   for (std::size_t n = 0; n < original.size(); ++n) {
-    write_raw(path, original.substr(0, n));
+    write_file(path, original.substr(0, n));
     auto fresh = env.make(path, {key_of(7)});
     try {
       auto v = get(*fresh, k);
@@ -196,7 +173,7 @@ TEST_CASE("EncryptedFileTokenCache: truncation at every offset and bit flips nev
     for (int bit : {0, 7}) {
       auto damaged = original;
       damaged[i] = static_cast<char>(damaged[i] ^ (1 << bit));
-      write_raw(path, damaged);
+      write_file(path, damaged);
       auto fresh = env.make(path, {key_of(7)});
       try {
         auto v = get(*fresh, k);
@@ -213,8 +190,8 @@ TEST_CASE("EncryptedFileTokenCache: truncation at every offset and bit flips nev
   CHECK(flips_ok == static_cast<int>(original.size()) * 2);
 
   // A write over a damaged file replaces it (with a warning) instead of failing forever.
-  write_raw(path, original.substr(0, 10));
-  cachetest::LogCapture logs;
+  write_file(path, original.substr(0, 10));
+  test::LogCapture logs;
   auto fresh = env.make(path, {key_of(7)});
   put(*fresh, k, t);
   CHECK(get(*fresh, k) == t);

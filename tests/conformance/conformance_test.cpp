@@ -41,6 +41,15 @@ struct BadScenario : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The value of the two that `text` names; otherwise a BadScenario "<field>: <first> or <second>".
+template <typename Enum>
+Enum one_of(const std::string& text, const std::string& field, std::pair<const char*, Enum> first,
+            std::pair<const char*, Enum> second) {
+  if (text == first.first) return first.second;
+  if (text == second.first) return second.second;
+  throw BadScenario(field + ": " + first.first + " or " + second.first);
+}
+
 // ---------------------------------------------------------------------------------------
 // Small helpers
 
@@ -324,14 +333,9 @@ class Scenario {
     credkit::TokenCredentialOptions opt;
     opt.clock = sh_->clock;
     opt.random_seed = o.value("random_seed", std::uint64_t{7});
-    const std::string mode = o.value("mode", std::string("proactive"));
-    if (mode == "proactive") {
-      opt.mode = credkit::RefreshMode::proactive;
-    } else if (mode == "on_demand") {
-      opt.mode = credkit::RefreshMode::on_demand;
-    } else {
-      throw BadScenario("options.mode: proactive or on_demand");
-    }
+    opt.mode = one_of(o.value("mode", std::string("proactive")), "options.mode",
+                      std::pair{"proactive", credkit::RefreshMode::proactive},
+                      std::pair{"on_demand", credkit::RefreshMode::on_demand});
     if (o.contains("policy")) opt.policy = make_policy(o["policy"]);
     if (o.contains("initial_token")) {
       const json& it = o["initial_token"];
@@ -357,14 +361,9 @@ class Scenario {
                "options.policy");
     credkit::RefreshPolicy r;
     if (p.contains("schedule")) {
-      const auto v = p["schedule"].get<std::string>();
-      if (v == "before_expiry") {
-        r.schedule = credkit::RefreshSchedule::before_expiry;
-      } else if (v == "lifetime_fraction") {
-        r.schedule = credkit::RefreshSchedule::lifetime_fraction;
-      } else {
-        throw BadScenario("policy.schedule: before_expiry or lifetime_fraction");
-      }
+      r.schedule = one_of(p["schedule"].get<std::string>(), "policy.schedule",
+                          std::pair{"before_expiry", credkit::RefreshSchedule::before_expiry},
+                          std::pair{"lifetime_fraction", credkit::RefreshSchedule::lifetime_fraction});
     }
     auto dur = [&](const char* key, ms& field) {
       if (p.contains(key)) field = policy_ms(p[key], std::string("policy.") + key);

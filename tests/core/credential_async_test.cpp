@@ -2,7 +2,7 @@
 // three fetcher styles.
 #include <doctest/doctest.h>
 
-#include "support/test_tokens.hpp"
+#include "support/credential_fixture.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -21,40 +21,36 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
 namespace {
-TokenCredentialOptions on_demand(VirtualEnv& env, Fetcher f) {
-  TokenCredentialOptions o;
-  o.mode = RefreshMode::on_demand;
-  o.clock = env.clock;
-  o.fetcher = std::move(f);
-  return o;
-}
+// On-demand credentials in virtual time; `fetcher` unless a test brings its own.
+struct OnDemand : CredentialFixture {
+  std::shared_ptr<TokenCredential> create_on_demand() { return create(RefreshMode::on_demand); }
+  std::shared_ptr<TokenCredential> create_on_demand(Fetcher own) {
+    auto o = options_without_fetcher(RefreshMode::on_demand);
+    o.fetcher = std::move(own);
+    return create(o);
+  }
+};
 errc code_of(const std::exception_ptr& e) { return static_cast<errc>(error_code_of(e).value()); }
 }  // namespace
 
-TEST_CASE("use_future") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock);
-  auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, f.fetcher()));
+TEST_CASE_FIXTURE(OnDemand, "use_future") {
+  auto cred = create_on_demand();
   std::future<TokenHandle> fut = cred->async_get_token(asio::use_future);
   env.drain();
   REQUIRE(fut.wait_for(0s) == std::future_status::ready);
   CHECK(fut.get().expires_on() > env.now());
 }
 
-TEST_CASE("use_future delivers the credkit Error as the exception") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock);
-  f.script({ScriptedFetcher::Step::fail});
-  auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, f.fetcher()));
+TEST_CASE_FIXTURE(OnDemand, "use_future delivers the credkit Error as the exception") {
+  fetcher.script({ScriptedFetcher::Step::fail});
+  auto cred = create_on_demand();
   auto fut = cred->async_get_token(asio::use_future);
   env.drain();
   CHECK_THROWS_AS(fut.get(), Error);
 }
 
-TEST_CASE("use_awaitable inside a coroutine") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock);
-  auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, f.fetcher()));
+TEST_CASE_FIXTURE(OnDemand, "use_awaitable inside a coroutine") {
+  auto cred = create_on_demand();
   TokenHandle got;
   asio::co_spawn(
       env.io,
@@ -66,16 +62,14 @@ TEST_CASE("use_awaitable inside a coroutine") {
       asio::detached);
   env.drain();
   CHECK(got);
-  CHECK(f.calls() == 1);
+  CHECK(fetcher.calls() == 1);
 }
 
-TEST_CASE("deferred: nothing starts until the deferred operation is invoked") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock);
-  auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, f.fetcher()));
+TEST_CASE_FIXTURE(OnDemand, "deferred: nothing starts until the deferred operation is invoked") {
+  auto cred = create_on_demand();
   auto op = cred->async_get_token(asio::deferred);
   env.drain();
-  CHECK(f.calls() == 0);
+  CHECK(fetcher.calls() == 0);
   TokenHandle got;
   std::move(op)([&](std::exception_ptr e, TokenHandle t) {
     CHECK_FALSE(e);
@@ -83,13 +77,11 @@ TEST_CASE("deferred: nothing starts until the deferred operation is invoked") {
   });
   env.drain();
   CHECK(got);
-  CHECK(f.calls() == 1);
+  CHECK(fetcher.calls() == 1);
 }
 
-TEST_CASE("completions are posted: never invoked inline, even with a fresh token") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock);
-  auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, f.fetcher()));
+TEST_CASE_FIXTURE(OnDemand, "completions are posted: never invoked inline, even with a fresh token") {
+  auto cred = create_on_demand();
   (void)cred->async_get_token(asio::use_future);
   env.drain();
   bool called = false;
@@ -101,15 +93,14 @@ TEST_CASE("completions are posted: never invoked inline, even with a fresh token
 
 // Handlers are posted, never invoked inline: not inside the fetcher's completion call (which
 // may hold the app's locks), even though that call runs on the credential's own strand.
-TEST_CASE("completions are posted, never run inside the call that completes the fetch") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(OnDemand, "completions are posted, never run inside the call that completes the fetch") {
   bool inside_completion = false;
-  auto fetcher = Fetcher::async([&](FetchContext, FetchCompletion done) {
+  auto completes_inline = Fetcher::async([&](FetchContext, FetchCompletion done) {
     inside_completion = true;
     done.succeed(AccessToken{make_jwt(env.now() + 1h), env.now() + 1h});
     inside_completion = false;
   });
-  auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, std::move(fetcher)));
+  auto cred = create_on_demand(std::move(completes_inline));
   int ran = 0, ran_inside = 0;
   for (int i = 0; i < 3; ++i) {
     cred->async_get_token([&](std::exception_ptr e, TokenHandle h) {
@@ -124,10 +115,8 @@ TEST_CASE("completions are posted, never run inside the call that completes the 
   CHECK(ran_inside == 0);
 }
 
-TEST_CASE("handlers run on the credential's executor by default, or on their associated executor") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock);
-  auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, f.fetcher()));
+TEST_CASE_FIXTURE(OnDemand, "handlers run on the credential's executor by default, or on their associated executor") {
+  auto cred = create_on_demand();
   bool on_strand = false;
   cred->async_get_token([&](std::exception_ptr, TokenHandle) {
     auto* strand = cred->get_executor().target<asio::strand<asio::any_io_executor>>();
@@ -147,11 +136,9 @@ TEST_CASE("handlers run on the credential's executor by default, or on their ass
   CHECK(ran_on_other);
 }
 
-TEST_CASE("cancelling one waiter completes it with cancelled; the others and the fetch carry on") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock);
-  f.script({ScriptedFetcher::Step::hold});
-  auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, f.fetcher()));
+TEST_CASE_FIXTURE(OnDemand, "cancelling one waiter completes it with cancelled; the others and the fetch carry on") {
+  fetcher.script({ScriptedFetcher::Step::hold});
+  auto cred = create_on_demand();
   asio::cancellation_signal sig;
   std::exception_ptr cancelled_error;
   bool cancelled_done = false;
@@ -175,20 +162,20 @@ TEST_CASE("cancelling one waiter completes it with cancelled; the others and the
   CHECK(code_of(cancelled_error) == errc::cancelled);
   CHECK(error_code_of(cancelled_error) == std::errc::operation_canceled);
   CHECK(others == 0);
-  f.release_all();
+  fetcher.release_all();
   env.drain();
   CHECK(others == 5);
-  CHECK(f.calls() == 1);
+  CHECK(fetcher.calls() == 1);
   sig.emit(asio::cancellation_type::terminal);  // late: harmless
   env.drain();
 }
 
 TEST_CASE("partial and total cancellation are honoured too") {
   for (auto type : {asio::cancellation_type::partial, asio::cancellation_type::total}) {
-    VirtualEnv env;
-    ScriptedFetcher f(env.clock);
-    f.script({ScriptedFetcher::Step::hold});
-    auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, f.fetcher()));
+    OnDemand setup;
+    auto& env = setup.env;
+    setup.fetcher.script({ScriptedFetcher::Step::hold});
+    auto cred = setup.create_on_demand();
     asio::cancellation_signal sig;
     std::exception_ptr error;
     cred->async_get_token(asio::bind_cancellation_slot(sig.slot(), [&](std::exception_ptr e, TokenHandle) { error = e; }));
@@ -199,34 +186,31 @@ TEST_CASE("partial and total cancellation are honoured too") {
   }
 }
 
-TEST_CASE("the coroutine fetcher style") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(OnDemand, "the coroutine fetcher style") {
   auto clock = env.clock;
   std::atomic<int> calls{0};
-  auto fetcher = Fetcher::coroutine([clock, &calls](FetchContext ctx) -> asio::awaitable<AccessToken> {
+  auto coroutine = Fetcher::coroutine([clock, &calls](FetchContext ctx) -> asio::awaitable<AccessToken> {
     ++calls;
     CHECK(ctx.reason() == FetchReason::initial);
     co_return AccessToken{make_jwt(clock->now() + 1h), clock->now() + 1h};
   });
-  auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, fetcher));
+  auto cred = create_on_demand(coroutine);
   auto fut = cred->async_get_token(asio::use_future);
   env.drain();
   CHECK(fut.get().expires_on() == env.now() + 1h);
   CHECK(calls == 1);
 }
 
-TEST_CASE("a coroutine fetcher is cancelled through its slot when the fetch times out") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(OnDemand, "a coroutine fetcher is cancelled through its slot when the fetch times out") {
   std::atomic<bool> aborted{false};
-  auto fetcher = Fetcher::coroutine([&aborted](FetchContext ctx) -> asio::awaitable<AccessToken> {
+  auto waits_forever = Fetcher::coroutine([&aborted](FetchContext ctx) -> asio::awaitable<AccessToken> {
     asio::steady_timer forever(ctx.executor(), std::chrono::hours(24));
     boost::system::error_code ec;
     co_await forever.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     aborted = ec == asio::error::operation_aborted;
     throw std::runtime_error("cancelled");
   });
-  auto o = on_demand(env, fetcher);
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create_on_demand(waits_forever);
   std::exception_ptr error;
   cred->async_get_token([&](std::exception_ptr e, TokenHandle) { error = e; });
   env.run_for(31s);
@@ -235,18 +219,17 @@ TEST_CASE("a coroutine fetcher is cancelled through its slot when the fetch time
   CHECK(aborted);
 }
 
-TEST_CASE("the blocking fetcher style runs off the credential's executor") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(OnDemand, "the blocking fetcher style runs off the credential's executor") {
   asio::thread_pool pool(1);
   auto clock = env.clock;
   std::thread::id fetch_thread;
-  auto fetcher = Fetcher::blocking(
+  auto blocking = Fetcher::blocking(
       [&](const FetchContext&) {
         fetch_thread = std::this_thread::get_id();
         return make_jwt(clock->now() + 1h);  // a string: expiry parsed from the token
       },
       pool.get_executor());
-  auto cred = TokenCredential::create(env.io.get_executor(), on_demand(env, fetcher));
+  auto cred = create_on_demand(blocking);
   auto fut = cred->async_get_token(asio::use_future);
   // The fetch runs on the pool; its completion is posted back to env.io. The waiter keeps
   // env.io busy until then, so run() returns as soon as the token is delivered.

@@ -1,7 +1,7 @@
 // TokenCredential in virtual time: every timing of the refresh policy, through the Asio layer.
 #include <doctest/doctest.h>
 
-#include "support/test_tokens.hpp"
+#include "support/credential_fixture.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
@@ -13,27 +13,19 @@ using namespace credkit;
 using namespace credkit::test;
 using namespace std::chrono;
 using namespace std::chrono_literals;
+using Credential = SeededCredentialFixture<7>;  // the seed these schedules were checked with
 
 namespace {
-
-TokenCredentialOptions options_for(VirtualEnv& env, RefreshMode mode = RefreshMode::proactive) {
-  TokenCredentialOptions o;
-  o.mode = mode;
-  o.clock = env.clock;
-  o.random_seed = 7;
-  return o;
-}
 
 errc code_of(const std::exception_ptr& e) { return static_cast<errc>(error_code_of(e).value()); }
 
 }  // namespace
 
-TEST_CASE("a static token is returned as is, even expired, and token_expired still fires once") {
-  VirtualEnv env;
-  auto o = options_for(env);
+TEST_CASE_FIXTURE(Credential, "a static token is returned as is, even expired, and token_expired still fires once") {
+  auto o = options_without_fetcher();
   const AccessToken initial{make_jwt(env.now() + 5min), env.now() + 5min};
   o.initial_token = initial;
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   int expired = 0;
   auto sub = cred->on_token_expired([&](TokenCredential&, const TokenEvent& e) {
     ++expired;
@@ -48,9 +40,8 @@ TEST_CASE("a static token is returned as is, even expired, and token_expired sti
   CHECK(expired == 1);
 }
 
-TEST_CASE("no token and no way to get one is a clear no_token error") {
-  VirtualEnv env;
-  auto cred = TokenCredential::create(env.io.get_executor(), options_for(env));
+TEST_CASE_FIXTURE(Credential, "no token and no way to get one is a clear no_token error") {
+  auto cred = create(options_without_fetcher());
   try {
     (void)cred->get_token();
     FAIL("expected no_token");
@@ -59,43 +50,35 @@ TEST_CASE("no token and no way to get one is a clear no_token error") {
   }
 }
 
-TEST_CASE("on demand: the first fetch is lazy, and no timer is ever armed while idle") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  auto o = options_for(env, RefreshMode::on_demand);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "on demand: the first fetch is lazy, and no timer is ever armed while idle") {
+  auto cred = create(RefreshMode::on_demand);
   env.run_for(10min);
-  CHECK(f.calls() == 0);
+  CHECK(fetcher.calls() == 0);
   CHECK(env.clock->pending_timers() == 0);
   auto t = get_now(*cred, env);
-  CHECK(f.calls() == 1);
-  CHECK(f.history()[0].reason == FetchReason::initial);
+  CHECK(fetcher.calls() == 1);
+  CHECK(fetcher.history()[0].reason == FetchReason::initial);
   CHECK(env.clock->pending_timers() == 0);
   env.run_for(57min);
   CHECK(get_now(*cred, env) == t);  // 3 min left: still above the 2 min minimum validity
-  CHECK(f.calls() == 1);
+  CHECK(fetcher.calls() == 1);
   env.run_for(2min);
   auto t2 = get_now(*cred, env);  // 1 min left: fetch
-  CHECK(f.calls() == 2);
-  CHECK(f.history()[1].reason == FetchReason::on_demand);
+  CHECK(fetcher.calls() == 2);
+  CHECK(fetcher.history()[1].reason == FetchReason::on_demand);
   CHECK_FALSE(t2 == t);
   CHECK(env.clock->pending_timers() == 0);
 }
 
-TEST_CASE("proactive: a 60-minute token is refreshed at 50 minutes and again at 100") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "proactive: a 60-minute token is refreshed at 50 minutes and again at 100") {
+  auto cred = create();
   int will_expire = 0, refreshed = 0;
   auto s1 = cred->on_token_will_expire([&](TokenCredential&, const TokenEvent&) { ++will_expire; });
   auto s2 = cred->on_token_refreshed([&](TokenCredential&, const TokenEvent&) { ++refreshed; });
   env.run_for(1s);
-  REQUIRE(f.calls() == 1);  // initial fetch at once
+  REQUIRE(fetcher.calls() == 1);  // initial fetch at once
   env.run_for(110min);
-  auto h = f.history();
+  auto h = fetcher.history();
   REQUIRE(h.size() == 3);
   CHECK(h[0].elapsed == 0s);
   CHECK(h[1].elapsed == 50min);
@@ -105,29 +88,22 @@ TEST_CASE("proactive: a 60-minute token is refreshed at 50 minutes and again at 
   CHECK(refreshed >= 2);  // the first refresh may precede the subscription
 }
 
-TEST_CASE("proactive: a 20-minute token is refreshed at 10 minutes") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 20min);
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "proactive: a 20-minute token is refreshed at 10 minutes") {
+  fetcher.set_lifetime(20min);
+  auto cred = create();
   env.run_for(25min);
-  auto h = f.history();
+  auto h = fetcher.history();
   REQUIRE(h.size() >= 3);
   CHECK(h[1].elapsed == 10min);
   CHECK(h[2].elapsed == 20min);
 }
 
-TEST_CASE("short tokens back off by halves, a refresh lead before fresh_until, a 1 s floor: no refresh loop") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock);
+TEST_CASE_FIXTURE(Credential, "short tokens back off by halves, a refresh lead before fresh_until, a 1 s floor: no refresh loop") {
   const auto fixed = env.now() + 8min;  // the service keeps returning a token that ends at the same time
-  f.set_fixed_expiry(fixed);
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  fetcher.set_fixed_expiry(fixed);
+  auto cred = create();
   env.run_for(8min - 1ms);
-  auto h = f.history();
+  auto h = fetcher.history();
   REQUIRE(h.size() >= 8);
   // Half of what is left (R6): 4 min. The next token has 4 min left and stops being fresh
   // after 2 min (R2), so the point moves a 30 s lead before that: 90 s. Then 2.5 min left,
@@ -144,13 +120,9 @@ TEST_CASE("short tokens back off by halves, a refresh lead before fresh_until, a
   CHECK(h.size() < 30);
 }
 
-TEST_CASE("10 000 concurrent async callers share one fetch") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock);
-  f.script({ScriptedFetcher::Step::hold});
-  auto o = options_for(env, RefreshMode::on_demand);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "10 000 concurrent async callers share one fetch") {
+  fetcher.script({ScriptedFetcher::Step::hold});
+  auto cred = create(RefreshMode::on_demand);
   int ok = 0;
   std::set<const AccessToken*> distinct;
   for (int i = 0; i < 10000; ++i) {
@@ -161,33 +133,31 @@ TEST_CASE("10 000 concurrent async callers share one fetch") {
     });
   }
   env.drain();
-  CHECK(f.calls() == 1);
-  CHECK(f.held() == 1);
+  CHECK(fetcher.calls() == 1);
+  CHECK(fetcher.held() == 1);
   CHECK(ok == 0);
-  f.release_all();
+  fetcher.release_all();
   env.drain();
   CHECK(ok == 10000);
   CHECK(distinct.size() == 1);  // everyone got the same token
-  CHECK(f.calls() == 1);
+  CHECK(fetcher.calls() == 1);
 }
 
-TEST_CASE("a token already expired on arrival is an error that names it") {
-  VirtualEnv env;
-  auto o = options_for(env, RefreshMode::on_demand);
+TEST_CASE_FIXTURE(Credential, "a token already expired on arrival is an error that names it") {
+  auto o = options_without_fetcher(RefreshMode::on_demand);
   auto clock = env.clock;
   o.fetcher = Fetcher::async([clock](FetchContext, FetchCompletion done) {
     done.succeed(AccessToken{make_jwt(clock->now() - 1s), clock->now() - 1s});
   });
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   auto e = get_error_now(*cred, env);
   REQUIRE(e);
   CHECK(code_of(e) == errc::token_expired_on_arrival);
   CHECK(message_of(e).find("already expired") != std::string::npos);
 }
 
-TEST_CASE("an empty or malformed fetched token is an error") {
-  VirtualEnv env;
-  auto o = options_for(env, RefreshMode::on_demand);
+TEST_CASE_FIXTURE(Credential, "an empty or malformed fetched token is an error") {
+  auto o = options_without_fetcher(RefreshMode::on_demand);
   int n = 0;
   o.fetcher = Fetcher::async([&n](FetchContext, FetchCompletion done) {
     if (n++ == 0) {
@@ -197,19 +167,15 @@ TEST_CASE("an empty or malformed fetched token is an error") {
     }
   });
   o.policy.min_refresh_interval = 1ms;
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   CHECK(code_of(get_error_now(*cred, env)) == errc::invalid_token);
   env.run_for(1s);
   CHECK(code_of(get_error_now(*cred, env)) == errc::invalid_token);
 }
 
-TEST_CASE("a fetcher error reaches callers with its cause, is reported, and is retried with back-off") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  f.script({ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail});
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "a fetcher error reaches callers with its cause, is reported, and is retried with back-off") {
+  fetcher.script({ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail});
+  auto cred = create();
   std::vector<TokenEvent> failures;
   auto sub = cred->on_refresh_failed([&](TokenCredential&, const TokenEvent& e) { failures.push_back(e); });
 
@@ -226,7 +192,7 @@ TEST_CASE("a fetcher error reaches callers with its cause, is reported, and is r
     CHECK(message_of(err.cause()) == "token service unavailable");
   }
   env.run_for(2min);
-  auto h = f.history();
+  auto h = fetcher.history();
   REQUIRE(h.size() == 4);  // three failures, then success
   CHECK(h[1].attempt == 2);
   CHECK(h[2].attempt == 3);
@@ -242,28 +208,23 @@ TEST_CASE("a fetcher error reaches callers with its cause, is reported, and is r
   CHECK(get_now(*cred, env));
 }
 
-TEST_CASE("a failed proactive refresh keeps the old token in use while retrying") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "a failed proactive refresh keeps the old token in use while retrying") {
+  auto cred = create();
   env.run_for(1s);
   auto first = cred->get_token();
-  f.script({ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail,
-            ScriptedFetcher::Step::fail});
+  fetcher.script({ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail, ScriptedFetcher::Step::fail,
+                  ScriptedFetcher::Step::fail});
   env.run_for(50min);
   CHECK(cred->get_token() == first);  // refresh failing, 9+ minutes left
   env.run_for(5min);
   CHECK_FALSE(cred->get_token() == first);  // a retry succeeded
 }
 
-TEST_CASE("no fetcher: a token_will_expire listener renews with update_token") {
-  VirtualEnv env;
-  auto o = options_for(env);
+TEST_CASE_FIXTURE(Credential, "no fetcher: a token_will_expire listener renews with update_token") {
+  auto o = options_without_fetcher();
   o.initial_token = AccessToken{make_jwt(env.now() + 60min), env.now() + 60min};
   auto clock = env.clock;
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   std::vector<nanoseconds> renewals;
   auto sub = cred->on_token_will_expire([&](TokenCredential& c, const TokenEvent& e) {
     renewals.push_back(clock->elapsed());
@@ -277,10 +238,8 @@ TEST_CASE("no fetcher: a token_will_expire listener renews with update_token") {
   CHECK(cred->get_token().expires_on() > env.now() + 40min);
 }
 
-TEST_CASE("update_token completes waiting callers and rejects expired tokens") {
-  VirtualEnv env;
-  auto o = options_for(env, RefreshMode::on_demand);
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "update_token completes waiting callers and rejects expired tokens") {
+  auto cred = create(options_without_fetcher(RefreshMode::on_demand));
   auto sub = cred->on_token_will_expire([](TokenCredential&, const TokenEvent&) {});
   TokenHandle got;
   cred->async_get_token([&](std::exception_ptr e, TokenHandle t) {
@@ -296,10 +255,8 @@ TEST_CASE("update_token completes waiting callers and rejects expired tokens") {
   CHECK(got.token() == "x0123456789abcdefg");
 }
 
-TEST_CASE("a listener-driven refresh that gets no update times out and retries") {
-  VirtualEnv env;
-  auto o = options_for(env);
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "a listener-driven refresh that gets no update times out and retries") {
+  auto cred = create(options_without_fetcher());
   int asked = 0, failed = 0;
   auto s1 = cred->on_token_will_expire([&](TokenCredential&, const TokenEvent&) { ++asked; });
   auto s2 = cred->on_refresh_failed([&](TokenCredential&, const TokenEvent& e) {
@@ -311,23 +268,19 @@ TEST_CASE("a listener-driven refresh that gets no update times out and retries")
   CHECK(failed >= 1);
 }
 
-TEST_CASE("close during a fetch completes waiters with credential_closed; the late result is harmless") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock);
-  f.script({ScriptedFetcher::Step::hold});
-  auto o = options_for(env, RefreshMode::on_demand);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "close during a fetch completes waiters with credential_closed; the late result is harmless") {
+  fetcher.script({ScriptedFetcher::Step::hold});
+  auto cred = create(RefreshMode::on_demand);
   std::exception_ptr error;
   cred->async_get_token([&](std::exception_ptr e, TokenHandle) { error = e; });
   env.drain();
-  REQUIRE(f.held() == 1);
+  REQUIRE(fetcher.held() == 1);
   cred->close();
   cred->close();  // idempotent
   env.drain();
   REQUIRE(error);
   CHECK(code_of(error) == errc::credential_closed);
-  f.release_all();  // completes after close
+  fetcher.release_all();  // completes after close
   env.drain();
   CHECK(code_of(get_error_now(*cred, env)) == errc::credential_closed);
   CHECK_THROWS_AS(cred->update_token(AccessToken{"x0123456789abcdefg", env.now() + 1h}), Error);
@@ -338,30 +291,23 @@ TEST_CASE("close during a fetch completes waiters with credential_closed; the la
   CHECK(env.clock->pending_timers() == 0);
 }
 
-TEST_CASE("a fetch that completes after the credential is destroyed is harmless") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock);
-  f.script({ScriptedFetcher::Step::hold});
-  auto o = options_for(env, RefreshMode::on_demand);
-  o.fetcher = f.fetcher();
+TEST_CASE_FIXTURE(Credential, "a fetch that completes after the credential is destroyed is harmless") {
+  fetcher.script({ScriptedFetcher::Step::hold});
+  auto o = options(RefreshMode::on_demand);
   std::exception_ptr error;
   {
-    auto cred = TokenCredential::create(env.io.get_executor(), o);
+    auto cred = create(o);
     cred->async_get_token([&](std::exception_ptr e, TokenHandle) { error = e; });
     env.drain();
   }
   env.drain();
   CHECK(code_of(error) == errc::credential_closed);
-  f.release_all();
+  fetcher.release_all();
   env.drain();
 }
 
-TEST_CASE("a handler may call close(), and events after it stop") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "a handler may call close(), and events after it stop") {
+  auto cred = create();
   int will = 0;
   auto sub = cred->on_token_will_expire([&](TokenCredential& c, const TokenEvent&) {
     ++will;
@@ -374,12 +320,8 @@ TEST_CASE("a handler may call close(), and events after it stop") {
   CHECK(env.clock->pending_timers() == 0);
 }
 
-TEST_CASE("a handler may call any member: get_token with a fresh token, cached_token, invalidate") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "a handler may call any member: get_token with a fresh token, cached_token, invalidate") {
+  auto cred = create();
   int seen = 0;
   auto sub = cred->on_token_refreshed([&](TokenCredential& c, const TokenEvent& e) {
     ++seen;
@@ -390,13 +332,9 @@ TEST_CASE("a handler may call any member: get_token with a fresh token, cached_t
   CHECK(seen == 1);
 }
 
-TEST_CASE("get_token that would have to wait on the credential's own executor fails with would_deadlock") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  f.script({ScriptedFetcher::Step::hold});
-  auto o = options_for(env, RefreshMode::on_demand);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "get_token that would have to wait on the credential's own executor fails with would_deadlock") {
+  fetcher.script({ScriptedFetcher::Step::hold});
+  auto cred = create(RefreshMode::on_demand);
   bool checked = false;
   boost::asio::post(env.io, [&] {
     try {
@@ -410,13 +348,9 @@ TEST_CASE("get_token that would have to wait on the credential's own executor fa
   CHECK(checked);
 }
 
-TEST_CASE("a throwing listener is caught and logged; other listeners still run") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(Credential, "a throwing listener is caught and logged; other listeners still run") {
   LogCapture logs;
-  ScriptedFetcher f(env.clock, 60min);
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create();
   int second = 0;
   auto s1 = cred->on_token_will_expire([](TokenCredential&, const TokenEvent&) { throw std::runtime_error("boom"); });
   auto s2 = cred->on_token_will_expire([&](TokenCredential&, const TokenEvent&) { ++second; });
@@ -425,15 +359,12 @@ TEST_CASE("a throwing listener is caught and logged; other listeners still run")
   bool logged = false;
   for (auto& [level, line] : logs.lines()) logged |= level == LogLevel::error && line.find("boom") != std::string::npos;
   CHECK(logged);
-  CHECK(f.calls() == 2);  // the refresh went ahead
+  CHECK(fetcher.calls() == 2);  // the refresh went ahead
 }
 
-TEST_CASE("subscriptions are RAII: a reset listener is not called again") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "subscriptions are RAII: a reset listener is not called again") {
+  auto o = options();
+  auto cred = create(o);
   int calls = 0;
   {
     auto sub = cred->on_token_will_expire([&](TokenCredential&, const TokenEvent&) { ++calls; });
@@ -444,41 +375,33 @@ TEST_CASE("subscriptions are RAII: a reset listener is not called again") {
   CHECK(calls == 1);
   Subscription outlives;
   {
-    auto c2 = TokenCredential::create(env.io.get_executor(), o);
+    auto c2 = create(o);
     outlives = c2->on_token_refreshed([](TokenCredential&, const TokenEvent&) {});
   }
   outlives.reset();  // after the credential is gone: harmless
 }
 
-TEST_CASE("machine sleep and wall-clock jumps are noticed within the wake-check interval") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "machine sleep and wall-clock jumps are noticed within the wake-check interval") {
+  auto cred = create();
   env.run_for(1s);
-  REQUIRE(f.calls() == 1);
+  REQUIRE(fetcher.calls() == 1);
   env.run_for(10min);
   // The machine sleeps for 55 minutes: wall time moves, elapsed (timer) time does not.
   env.clock->jump(55min);
   int expired = 0;
   auto sub = cred->on_token_expired([&](TokenCredential&, const TokenEvent&) { ++expired; });
   env.run_for(29s);  // after waking, the credential re-reads the wall clock within 30 s
-  CHECK(f.calls() == 2);
-  CHECK(f.history()[1].reason == FetchReason::expired);
+  CHECK(fetcher.calls() == 2);
+  CHECK(fetcher.history()[1].reason == FetchReason::expired);
   CHECK(expired == 1);
   // A backwards step just delays: no extra fetch, no crash.
   env.clock->jump(-2h);
   env.run_for(2min);
-  CHECK(f.calls() == 2);
+  CHECK(fetcher.calls() == 2);
 }
 
-TEST_CASE("get_token after a wake with an expired token fetches instead of handing it out") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "get_token after a wake with an expired token fetches instead of handing it out") {
+  auto cred = create();
   env.run_for(1s);
   auto old = cred->cached_token();
   env.clock->jump(2h);  // no timer has fired yet
@@ -487,54 +410,47 @@ TEST_CASE("get_token after a wake with an expired token fetches instead of handi
   CHECK(fresh.expires_on() > env.now());
 }
 
-TEST_CASE("10 clients invalidating the same rejected token cause one fetch; a stale report none") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  auto o = options_for(env, RefreshMode::on_demand);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "10 clients invalidating the same rejected token cause one fetch; a stale report none") {
+  auto cred = create(RefreshMode::on_demand);
   auto rejected = get_now(*cred, env);
-  REQUIRE(f.calls() == 1);
+  REQUIRE(fetcher.calls() == 1);
   int accepted = 0;
   for (int i = 0; i < 10; ++i) accepted += cred->invalidate(rejected);
   CHECK(accepted == 1);
   env.drain();
-  CHECK(f.calls() == 1);  // R7: not within min_refresh_interval (1 s) of the first fetch
+  CHECK(fetcher.calls() == 1);  // R7: not within min_refresh_interval (1 s) of the first fetch
   env.run_for(1s);
-  CHECK(f.calls() == 2);
-  CHECK(f.history()[1].reason == FetchReason::invalidated);
+  CHECK(fetcher.calls() == 2);
+  CHECK(fetcher.history()[1].reason == FetchReason::invalidated);
   auto fresh = get_now(*cred, env);
   CHECK_FALSE(fresh == rejected);
   CHECK_FALSE(cred->invalidate(rejected));  // stale
   env.drain();
-  CHECK(f.calls() == 2);
+  CHECK(fetcher.calls() == 2);
   CHECK_FALSE(cred->invalidate(std::string_view("some-other-token-entirely")));
 }
 
-TEST_CASE("the lifetime-fraction schedule refreshes at 80 % like Agora Chat") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 100min);
-  auto o = options_for(env);
-  o.fetcher = f.fetcher();
+TEST_CASE_FIXTURE(Credential, "the lifetime-fraction schedule refreshes at 80 % like Agora Chat") {
+  fetcher.set_lifetime(100min);
+  auto o = options();
   o.policy.schedule = RefreshSchedule::lifetime_fraction;
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   env.run_for(170min);
-  auto h = f.history();
+  auto h = fetcher.history();
   REQUIRE(h.size() == 3);
   CHECK(h[1].elapsed == 80min);
   CHECK(h[2].elapsed == 160min);
 }
 
-TEST_CASE("a fetcher that never answers times out with fetch_timeout and is cancelled") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(Credential, "a fetcher that never answers times out with fetch_timeout and is cancelled") {
   std::atomic<bool> saw_cancel{false};
-  auto o = options_for(env, RefreshMode::on_demand);
+  auto o = options_without_fetcher(RefreshMode::on_demand);
   std::vector<FetchCompletion> kept;
   o.fetcher = Fetcher::async([&](FetchContext ctx, FetchCompletion done) {
     ctx.cancellation_slot().assign([&](boost::asio::cancellation_type) { saw_cancel = true; });
     kept.push_back(std::move(done));
   });
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   std::exception_ptr error;
   cred->async_get_token([&](std::exception_ptr e, TokenHandle) { error = e; });
   env.run_for(31s);
@@ -545,27 +461,24 @@ TEST_CASE("a fetcher that never answers times out with fetch_timeout and is canc
   env.drain();
 }
 
-TEST_CASE("an async fetcher that drops its completion fails the fetch instead of hanging") {
-  VirtualEnv env;
-  auto o = options_for(env, RefreshMode::on_demand);
+TEST_CASE_FIXTURE(Credential, "an async fetcher that drops its completion fails the fetch instead of hanging") {
+  auto o = options_without_fetcher(RefreshMode::on_demand);
   o.fetcher = Fetcher::async([](FetchContext, FetchCompletion) {});
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   CHECK(code_of(get_error_now(*cred, env)) == errc::fetcher_abandoned);
 }
 
-TEST_CASE("a fetcher that throws synchronously fails the fetch with its exception as cause") {
-  VirtualEnv env;
-  auto o = options_for(env, RefreshMode::on_demand);
+TEST_CASE_FIXTURE(Credential, "a fetcher that throws synchronously fails the fetch with its exception as cause") {
+  auto o = options_without_fetcher(RefreshMode::on_demand);
   o.fetcher = Fetcher::async([](FetchContext, FetchCompletion) { throw std::logic_error("misconfigured"); });
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   auto e = get_error_now(*cred, env);
   CHECK(code_of(e) == errc::fetch_failed);
   CHECK(message_of(e).find("misconfigured") != std::string::npos);
 }
 
-TEST_CASE("jitter spreads the refreshes of many credentials") {
-  VirtualEnv env;
-  auto o = options_for(env);
+TEST_CASE_FIXTURE(Credential, "jitter spreads the refreshes of many credentials") {
+  auto o = options_without_fetcher();
   o.policy.jitter = 1.0;
   const auto expiry = env.now() + 60min;
   std::vector<std::shared_ptr<TokenCredential>> creds;
@@ -578,7 +491,7 @@ TEST_CASE("jitter spreads the refreshes of many credentials") {
       times.push_back(clock->elapsed());
       done.succeed(AccessToken{"tok0123456789abcdef", clock->now() + 60min});
     });
-    creds.push_back(TokenCredential::create(env.io.get_executor(), o));
+    creds.push_back(create(o));
   }
   env.run_for(51min);
   REQUIRE(times.size() == 200);

@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "core/refresh_machine.hpp"
-#include "support/test_tokens.hpp"
+#include "support/credential_fixture.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
@@ -14,16 +14,9 @@ using namespace credkit;
 using namespace credkit::test;
 using namespace std::chrono;
 using namespace std::chrono_literals;
+using Credential = SeededCredentialFixture<11>;  // the seed these schedules were checked with
 
 namespace {
-
-TokenCredentialOptions options_for(VirtualEnv& env, RefreshMode mode) {
-  TokenCredentialOptions o;
-  o.mode = mode;
-  o.clock = env.clock;
-  o.random_seed = 11;
-  return o;
-}
 
 // A fetcher whose token service runs on a clock `skew` away from the local (virtual) one: it
 // reports its clock like an HTTP source reports `Date`, and mints `lifetime` tokens in its time.
@@ -54,27 +47,22 @@ TEST_CASE("regression: the on-demand refresh storm (120 s tokens, 100 callers ov
   // every get_token fetched (100 fetches; ACS JS: 1). R2 makes the cut-off continuous.
   for (auto lifetime : {119s, 120s, 121s, 240s, 30s, 2s}) {
     CAPTURE(lifetime.count());
-    VirtualEnv env;
-    ScriptedFetcher f(env.clock, lifetime);
-    auto o = options_for(env, RefreshMode::on_demand);
-    o.fetcher = f.fetcher();
-    auto cred = TokenCredential::create(env.io.get_executor(), o);
+    Credential setup;
+    setup.fetcher.set_lifetime(lifetime);
+    auto cred = setup.create(RefreshMode::on_demand);
     for (int i = 0; i < 100; ++i) {
-      (void)get_now(*cred, env);
-      env.run_for(10ms);
+      (void)get_now(*cred, setup.env);
+      setup.env.run_for(10ms);
     }
-    CHECK(f.calls() == 1);
+    CHECK(setup.fetcher.calls() == 1);
   }
 }
 
-TEST_CASE("regression: caller-triggered fetches respect min_refresh_interval (R7)") {
+TEST_CASE_FIXTURE(Credential, "regression: caller-triggered fetches respect min_refresh_interval (R7)") {
   // Tokens of 1 s are fresh for 500 ms: callers arriving every 10 ms would have fetched every
   // 500 ms; the fetch starts stay min_refresh_interval (1 s) apart, and callers wait.
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 1s);
-  auto o = options_for(env, RefreshMode::on_demand);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  fetcher.set_lifetime(1s);
+  auto cred = create(RefreshMode::on_demand);
   int served = 0;
   for (int i = 0; i < 500; ++i) {
     cred->async_get_token([&](std::exception_ptr e, TokenHandle t) {
@@ -84,7 +72,7 @@ TEST_CASE("regression: caller-triggered fetches respect min_refresh_interval (R7
   }
   env.run_for(2s);
   CHECK(served == 500);
-  const auto h = f.history();
+  const auto h = fetcher.history();
   REQUIRE(h.size() >= 2);
   for (std::size_t i = 1; i < h.size(); ++i) CHECK(h[i].elapsed - h[i - 1].elapsed >= 1s);
   CHECK(h.size() <= 6);  // 5 s of callers, one start per second at most
@@ -94,68 +82,56 @@ TEST_CASE("initial tokens: the cut-off is continuous in the time left, and uses 
   // Before: 121, 119, 60 and 31 s were handed out but exactly 120 s started a fetch.
   for (auto left : {121s, 120s, 119s, 60s, 31s, 2s}) {
     CAPTURE(left.count());
-    VirtualEnv env;
-    ScriptedFetcher f(env.clock, 60min);
-    auto o = options_for(env, RefreshMode::on_demand);
-    o.fetcher = f.fetcher();
-    o.initial_token = AccessToken{make_jwt(env.now() + left), env.now() + left};
-    auto cred = TokenCredential::create(env.io.get_executor(), o);
-    CHECK(get_now(*cred, env).token() == o.initial_token->token);  // L = left, mv = left / 2
-    CHECK(f.calls() == 0);
+    Credential setup;
+    auto o = setup.options(RefreshMode::on_demand);
+    o.initial_token = AccessToken{make_jwt(setup.env.now() + left), setup.env.now() + left};
+    auto cred = setup.create(o);
+    CHECK(get_now(*cred, setup.env).token() == o.initial_token->token);  // L = left, mv = left / 2
+    CHECK(setup.fetcher.calls() == 0);
   }
   for (auto [left, fetches] : {std::pair{121s, 0}, std::pair{120s, 1}, std::pair{119s, 1}}) {
     CAPTURE(left.count());
-    VirtualEnv env;
-    ScriptedFetcher f(env.clock, 60min);
-    auto o = options_for(env, RefreshMode::on_demand);
-    o.fetcher = f.fetcher();
+    Credential setup;
+    auto o = setup.options(RefreshMode::on_demand);
     // A 24 h token issued 24 h - left ago: its minimum validity is the full 2 min.
-    o.initial_token = AccessToken{"initial-24h-token-0123456789", env.now() + left, env.now() + left - 24h};
-    auto cred = TokenCredential::create(env.io.get_executor(), o);
-    (void)get_now(*cred, env);
-    CHECK(f.calls() == fetches);
+    o.initial_token = AccessToken{"initial-24h-token-0123456789", setup.env.now() + left, setup.env.now() + left - 24h};
+    auto cred = setup.create(o);
+    (void)get_now(*cred, setup.env);
+    CHECK(setup.fetcher.calls() == fetches);
   }
 }
 
-TEST_CASE("the guide's example holds: a 3-minute token is served until 1.5 min before expiry (R2)") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 3min);
-  auto o = options_for(env, RefreshMode::on_demand);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(Credential, "the guide's example holds: a 3-minute token is served until 1.5 min before expiry (R2)") {
+  fetcher.set_lifetime(3min);
+  auto cred = create(RefreshMode::on_demand);
   auto first = get_now(*cred, env);
   env.run_for(90s - 1ms);
   CHECK(get_now(*cred, env) == first);
   env.run_for(1ms);
   CHECK_FALSE(get_now(*cred, env) == first);
-  CHECK(f.calls() == 2);
+  CHECK(fetcher.calls() == 2);
 }
 
 TEST_CASE("regression: an initial token expiring at time_point::min() is not handed out when a fetcher exists (R18)") {
   for (auto expiry : {test::time_point::min(), test::time_point::min() + 1ns, test::time_point{}, test::time_point::max()}) {
-    VirtualEnv env;
-    ScriptedFetcher f(env.clock, 60min);
-    auto o = options_for(env, RefreshMode::on_demand);
-    o.fetcher = f.fetcher();
+    Credential setup;
+    auto o = setup.options(RefreshMode::on_demand);
     o.initial_token = AccessToken{"initial-extreme-token-0123456789", expiry};
-    auto cred = TokenCredential::create(env.io.get_executor(), o);
-    auto t = get_now(*cred, env);
+    auto cred = setup.create(o);
+    auto t = get_now(*cred, setup.env);
     if (expiry == test::time_point::max()) {
       CHECK(t.token() == o.initial_token->token);  // far future: fresh
-      CHECK(f.calls() == 0);
+      CHECK(setup.fetcher.calls() == 0);
     } else {
       CHECK(t.token() != o.initial_token->token);
-      CHECK(f.calls() == 1);
+      CHECK(setup.fetcher.calls() == 1);
     }
   }
 }
 
-TEST_CASE("regression: fetch_timeout = duration::max() is no limit, not an instant failure (R11, R18)") {
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  f.script({ScriptedFetcher::Step::hold});
-  auto o = options_for(env, RefreshMode::proactive);
-  o.fetcher = f.fetcher();
+TEST_CASE_FIXTURE(Credential, "regression: fetch_timeout = duration::max() is no limit, not an instant failure (R11, R18)") {
+  fetcher.script({ScriptedFetcher::Step::hold});
+  auto o = options(RefreshMode::proactive);
   o.policy.fetch_timeout = milliseconds::max();
   o.policy.retry_max = 24h;
   o.policy.min_validity = milliseconds::max();  // every token: half its lifetime
@@ -163,7 +139,7 @@ TEST_CASE("regression: fetch_timeout = duration::max() is no limit, not an insta
   o.policy.wake_check_interval = milliseconds::max();
   o.policy.max_clock_skew = milliseconds::max();
   o.policy.clock_skew_tolerance = milliseconds::max();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   bool done = false;
   std::exception_ptr error;
   cred->async_get_token([&](std::exception_ptr e, TokenHandle) {
@@ -172,7 +148,7 @@ TEST_CASE("regression: fetch_timeout = duration::max() is no limit, not an insta
   });
   env.run_for(365 * 24h);
   CHECK_FALSE(done);  // still waiting: no limit
-  f.release_all();
+  fetcher.release_all();
   env.drain();
   REQUIRE(done);
   CHECK_FALSE(error);
@@ -180,9 +156,9 @@ TEST_CASE("regression: fetch_timeout = duration::max() is no limit, not an insta
   // left (refresh_before_expiry = max), moved a lead of min(fetch_timeout = max, 15 min) before
   // the end of the fresh period (R6): at 15 min.
   env.run_for(15min - 1ms);
-  CHECK(f.calls() == 1);
+  CHECK(fetcher.calls() == 1);
   env.run_for(1ms);
-  CHECK(f.calls() == 2);
+  CHECK(fetcher.calls() == 2);
 }
 
 TEST_CASE("get_token(duration::max()) waits without a limit (R18)") {
@@ -211,37 +187,34 @@ TEST_CASE("get_token(duration::max()) waits without a limit (R18)") {
 TEST_CASE("a fetcher returning the same token again is asked a bounded number of times (R14)") {
   for (seconds left : {30s, seconds(5min), seconds(24h)}) {
     CAPTURE(left.count());
-    VirtualEnv env;
-    ScriptedFetcher f(env.clock, 60min);
-    const auto fixed = env.now() + left;
-    f.set_fixed_expiry(fixed);
-    auto o = options_for(env, RefreshMode::proactive);
-    o.fetcher = f.fetcher();
-    auto cred = TokenCredential::create(env.io.get_executor(), o);
+    Credential setup;
+    auto& env = setup.env;
+    auto& fetcher = setup.fetcher;
+    fetcher.set_fixed_expiry(env.now() + left);
+    auto cred = setup.create(RefreshMode::proactive);
     env.run_for(left - 1ms);
     // Each refresh comes with at most 3/4 of the remaining time left (half of it, or a lead of a
     // quarter before the fresh period ends, R6): about log_{4/3}(left / 1 s) fetches before the
     // expiry, plus the floor's tail; never a loop.
     const double bound = std::log(duration<double>(left).count()) / std::log(4.0 / 3.0) + 3;
-    MESSAGE("same token, " << left.count() << " s left: " << f.calls() << " fetches before expiry (bound " << bound << ")");
-    CHECK(f.calls() <= bound);
-    CHECK(f.calls() >= 2);
+    MESSAGE("same token, " << left.count() << " s left: " << fetcher.calls() << " fetches before expiry (bound " << bound << ")");
+    CHECK(fetcher.calls() <= bound);
+    CHECK(fetcher.calls() >= 2);
     // After the expiry every answer is expired on arrival: retried with full-jitter back-off
     // (R9, mean delay 30 s once capped), never faster than min_refresh_interval.
-    const int at_expiry = f.calls();
+    const int at_expiry = fetcher.calls();
     env.run_for(10min);
-    CHECK(f.calls() - at_expiry <= 40);
-    const auto h = f.history();
+    CHECK(fetcher.calls() - at_expiry <= 40);
+    const auto h = fetcher.history();
     for (std::size_t i = 1; i < h.size(); ++i) CHECK(h[i].elapsed - h[i - 1].elapsed >= 1s);
   }
 }
 
-TEST_CASE("skew: a clock 2 h ahead of the service accepts its tokens and refreshes 10 min before service-time expiry (R16)") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(Credential, "skew: a clock 2 h ahead of the service accepts its tokens and refreshes 10 min before service-time expiry (R16)") {
   SkewedService service{env.clock, -2h};  // the local clock is 2 h ahead: service = local - 2 h
-  auto o = options_for(env, RefreshMode::proactive);
+  auto o = options_without_fetcher(RefreshMode::proactive);
   o.fetcher = service.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   env.run_for(1s);
   CHECK(cred->clock_offset() == -2h);
   auto t = get_now(*cred, env);  // before: token_expired_on_arrival for every token, never connected
@@ -253,14 +226,13 @@ TEST_CASE("skew: a clock 2 h ahead of the service accepts its tokens and refresh
   CHECK(times[2] - times[1] == 50min);
 }
 
-TEST_CASE("skew: a clock 2 h behind hands out no token the service already rejects (R16)") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(Credential, "skew: a clock 2 h behind hands out no token the service already rejects (R16)") {
   SkewedService service{env.clock, 2h};  // the local clock is 2 h behind: service = local + 2 h
-  auto o = options_for(env, RefreshMode::on_demand);
+  auto o = options_without_fetcher(RefreshMode::on_demand);
   o.fetcher = service.fetcher();
   // A token the service issued and that expired in its time 30 min ago, but is 90 min from
   // expiry by the local clock. Before: handed out (the service rejects it).
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   (void)get_now(*cred, env);
   CHECK(cred->clock_offset() == 2h);
   env.run_for(59min);
@@ -269,17 +241,16 @@ TEST_CASE("skew: a clock 2 h behind hands out no token the service already rejec
   CHECK(service.fetch_times->size() == 2);  // 1 min left in service time: refreshed
 }
 
-TEST_CASE("skew: small offsets are ignored, changes within the tolerance keep the offset, implausible ones are dropped (R16)") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(Credential, "skew: small offsets are ignored, changes within the tolerance keep the offset, implausible ones are dropped (R16)") {
   auto clock = env.clock;
   auto reading = std::make_shared<nanoseconds>(0s);
-  auto o = options_for(env, RefreshMode::on_demand);
+  auto o = options_without_fetcher(RefreshMode::on_demand);
   o.fetcher = Fetcher::async([clock, reading](FetchContext ctx, FetchCompletion done) {
     ctx.report_service_time(clock->now() + *reading);
     const auto exp = ctx.now() + 10min;
     done.succeed(AccessToken{make_jwt(exp), exp});
   });
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   LogCapture logs;
   struct Step {
     nanoseconds reading;
@@ -315,23 +286,21 @@ TEST_CASE("skew: small offsets are ignored, changes within the tolerance keep th
   CHECK(dropped_lines == 2);
 }
 
-TEST_CASE("skew: clock_skew_tolerance = duration::max() turns correction off (R16)") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(Credential, "skew: clock_skew_tolerance = duration::max() turns correction off (R16)") {
   SkewedService service{env.clock, 2h};
-  auto o = options_for(env, RefreshMode::on_demand);
+  auto o = options_without_fetcher(RefreshMode::on_demand);
   o.fetcher = service.fetcher();
   o.policy.clock_skew_tolerance = milliseconds::max();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   (void)get_now(*cred, env);
   CHECK(cred->clock_offset() == 0s);
 }
 
-TEST_CASE("update_token judges expiry in service time (R4, R16)") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(Credential, "update_token judges expiry in service time (R4, R16)") {
   SkewedService service{env.clock, -2h};
-  auto o = options_for(env, RefreshMode::on_demand);
+  auto o = options_without_fetcher(RefreshMode::on_demand);
   o.fetcher = service.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   (void)get_now(*cred, env);
   REQUIRE(cred->clock_offset() == -2h);
   // Expires 1 h from now in service time, i.e. 1 h before now by the local clock: accepted.
@@ -348,12 +317,11 @@ TEST_CASE("update_token judges expiry in service time (R4, R16)") {
   }
 }
 
-TEST_CASE("the hot path honours the offset: fresh_until is compared in local time (R16)") {
-  VirtualEnv env;
+TEST_CASE_FIXTURE(Credential, "the hot path honours the offset: fresh_until is compared in local time (R16)") {
   SkewedService service{env.clock, 2h};
-  auto o = options_for(env, RefreshMode::on_demand);
+  auto o = options_without_fetcher(RefreshMode::on_demand);
   o.fetcher = service.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  auto cred = create(o);
   auto first = get_now(*cred, env);
   env.run_for(58min - 1s);
   CHECK(cred->get_token() == first);  // the lock-free path: 2 min + 1 s left in service time
@@ -367,28 +335,25 @@ TEST_CASE("the hot path honours the offset: fresh_until is compared in local tim
 
 // Counterexamples the properties found (tests/properties), kept as named regressions.
 
-TEST_CASE("regression (property P1): a wall clock stepped back by days does not stretch the retry and spacing waits (R17)") {
+TEST_CASE_FIXTURE(Credential, "regression (property P1): a wall clock stepped back by days does not stretch the retry and spacing waits (R17)") {
   // Before: the failure window, the retry and the R7 deferral were times measured from an
   // earlier "now"; after a step back of 3 days they lay 3 days ahead and callers got the last
   // error (or waited) for 3 days.
-  VirtualEnv env;
-  ScriptedFetcher f(env.clock, 60min);
-  f.script({ScriptedFetcher::Step::fail});
-  auto o = options_for(env, RefreshMode::proactive);
-  o.fetcher = f.fetcher();
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+  fetcher.script({ScriptedFetcher::Step::fail});
+  auto o = options(RefreshMode::proactive);
+  auto cred = create(o);
   env.drain();
-  REQUIRE(f.calls() == 1);  // failed: retry within retry_initial (1 s)
+  REQUIRE(fetcher.calls() == 1);  // failed: retry within retry_initial (1 s)
   env.clock->jump(-72h);
   env.run_for(o.policy.wake_check_interval + 1s);
-  CHECK(f.calls() == 2);  // the retry came after its 1 s, not 3 days later
+  CHECK(fetcher.calls() == 2);  // the retry came after its 1 s, not 3 days later
   auto t = get_now(*cred, env);
   CHECK(t.expires_on() > env.now());
   // Spacing after a step back: an invalidation right after is deferred by 1 s, not 3 days.
   env.clock->jump(-72h);
   cred->invalidate(t);
   env.run_for(o.policy.wake_check_interval + 1s);
-  CHECK(f.calls() == 3);
+  CHECK(fetcher.calls() == 3);
 }
 
 TEST_CASE("regression (property P2): a learned offset re-judges the token installed before it (R16)") {

@@ -17,6 +17,7 @@
 #include "sources/http/http_client.hpp"
 #include "support/async_helpers.hpp"
 #include "support/loopback_http_server.hpp"
+#include "support/loopback_listener.hpp"
 #include "token_server.hpp"
 
 #include <boost/asio/ssl.hpp>
@@ -100,31 +101,18 @@ class EnvGuard {
 class CountingProxy {
  public:
   explicit CountingProxy(bool tunnel = false) : tunnel_(tunnel) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd_ >= 0);
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(fd_, 64) == 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
     thread_ = std::thread([this] { accept_loop(); });
   }
   ~CountingProxy() {
     stop_ = true;
     thread_.join();
     for (auto& t : sessions_) t.join();
-    ::close(fd_);
   }
   CountingProxy(const CountingProxy&) = delete;
   CountingProxy& operator=(const CountingProxy&) = delete;
 
-  unsigned short port() const { return port_; }
-  std::string hostport() const { return "127.0.0.1:" + std::to_string(port_); }
+  unsigned short port() const { return listener_.port(); }
+  std::string hostport() const { return "127.0.0.1:" + std::to_string(port()); }
   int connections() const { return connections_.load(); }
   /// Everything received outside tunnels, all connections concatenated.
   std::string received() const {
@@ -135,9 +123,7 @@ class CountingProxy {
  private:
   void accept_loop() {
     while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      const int c = ::accept(fd_, nullptr, nullptr);
+      const int c = listener_.accept_within(20ms);
       if (c < 0) continue;
       ++connections_;
       sessions_.emplace_back([this, c] { session(c); });
@@ -170,12 +156,8 @@ class CountingProxy {
     const bool complete = head.find("\r\n\r\n") != std::string::npos;
     if (tunnel_ && complete && head.starts_with("CONNECT 127.0.0.1:")) {
       const auto port = std::atoi(head.c_str() + std::strlen("CONNECT 127.0.0.1:"));
-      const int up = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      a.sin_port = htons(static_cast<unsigned short>(port));
-      if (up >= 0 && ::connect(up, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      const int up = test::connect_loopback(static_cast<unsigned short>(port));
+      if (up >= 0) {
         send_all(c, "HTTP/1.1 200 Connection established\r\n\r\n");
         relay(c, up);
       } else {
@@ -203,8 +185,7 @@ class CountingProxy {
   }
 
   bool tunnel_;
-  int fd_ = -1;
-  unsigned short port_ = 0;
+  test::LoopbackListener listener_;
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
   mutable std::mutex m_;

@@ -261,6 +261,13 @@ TEST_CASE("hostile executors (a): the default executor (no executor given)") {
 
 namespace {
 
+// A callback_case configuration: the first fetch succeeds, later ones are held.
+void one_token_then_hold(std::shared_ptr<credkit::TokenCredential>&, std::shared_ptr<Stash>& stash,
+                         credkit::TokenCredentialOptions& options) {
+  stash->succeed_first = 1;
+  options.fetcher = stashing_fetcher(stash);
+}
+
 // Runs `setup(cred, record)` on a credential over `io` run by `threads` threads; `record` is
 // called once by the callback under test with the outcome of its blocking get_token().
 Outcome callback_case(int threads,
@@ -301,10 +308,7 @@ TEST_CASE("hostile executors (a): from inside listeners, an async fetcher's body
       std::weak_ptr<credkit::TokenCredential> weak;
       const Outcome out = callback_case(
           threads,
-          [](auto&, auto& stash, auto& options) {
-            stash->succeed_first = 1;
-            options.fetcher = stashing_fetcher(stash);
-          },
+          one_token_then_hold,
           [](const auto& cred, auto record) {
             std::vector<credkit::Subscription> subs;
             subs.push_back(cred->on_token_refreshed([record](credkit::TokenCredential& c, const credkit::TokenEvent& e) {
@@ -354,10 +358,7 @@ TEST_CASE("hostile executors (a): from inside listeners, an async fetcher's body
     {
       const Outcome out = callback_case(
           threads,
-          [](auto&, auto& stash, auto& options) {
-            stash->succeed_first = 1;
-            options.fetcher = stashing_fetcher(stash);
-          },
+          one_token_then_hold,
           [](const auto& cred, auto record) {
             std::weak_ptr<credkit::TokenCredential> weak = cred;
             cred->async_get_token([weak, record](std::exception_ptr, credkit::TokenHandle t) {

@@ -8,6 +8,7 @@
 
 #include "caches/cache_test_support.hpp"
 #include "caches/io_pool.hpp"
+#include "support/temp_files.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
@@ -33,29 +34,9 @@ namespace {
 constexpr auto watchdog = 10s;  // far above any normal call; a hang fails the test instead
 constexpr std::size_t max_file = EncryptedFileTokenCacheOptions::max_file_bytes;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/credkit-hostile-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-CacheEncryptionKey key_of(unsigned char fill) {
-  std::vector<unsigned char> k(32, fill);
-  return CacheEncryptionKey::from_raw(k);
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using cachetest::key_of;
+using test::read_file;
+using test::TempDir;
 
 void sparse_file(const fs::path& p, off_t size) {
   const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

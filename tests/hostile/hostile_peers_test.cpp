@@ -8,6 +8,7 @@
 
 #include "caches/cache_test_support.hpp"
 #include "caches/redis_connection.hpp"
+#include "support/loopback_listener.hpp"
 
 #include <token_server.hpp>
 
@@ -48,27 +49,15 @@ struct Script {
 class FakeRespPeer {
  public:
   FakeRespPeer() {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const int one = 1;
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(listen_fd_, 64) == 0);
-    socklen_t len = sizeof a;
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
     thread_ = std::thread([this] { accept_loop(); });
   }
   ~FakeRespPeer() {
     stop_ = true;
-    ::shutdown(listen_fd_, SHUT_RDWR);
+    listener_.shutdown();
     thread_.join();
     for (auto& t : conns_) t.join();
-    ::close(listen_fd_);
   }
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
   void set(Script s) {
     std::lock_guard lock(mutex_);
     script_ = std::move(s);
@@ -77,9 +66,7 @@ class FakeRespPeer {
  private:
   void accept_loop() {
     while (!stop_) {
-      pollfd p{listen_fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      const int fd = listener_.accept_within(50ms);
       if (fd < 0) continue;
       Script s;
       {
@@ -137,8 +124,7 @@ class FakeRespPeer {
     ::close(fd);
   }
 
-  int listen_fd_ = -1;
-  int port_ = 0;
+  test::LoopbackListener listener_;
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   Script script_;
@@ -217,10 +203,7 @@ std::vector<Script> hostile_scripts() {
   return out;
 }
 
-CacheEncryptionKey key_of(unsigned char fill) {
-  std::vector<unsigned char> k(32, fill);
-  return CacheEncryptionKey::from_raw(k);
-}
+using cachetest::key_of;
 
 }  // namespace
 
@@ -358,26 +341,24 @@ int highest_fd() {
   return hi;
 }
 
-/// Connects to the loopback `port` (blocking); -1 on failure.
-int connect_to(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
+/// Reads from `fd` until the first line has arrived (or the peer closed, or the receive timeout
+/// passed); that line without its CRLF, "" when none came.
+std::string read_status_line(int fd) {
+  std::string resp;
+  char buf[2048];
+  while (resp.find("\r\n") == std::string::npos) {
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    resp.append(buf, static_cast<std::size_t>(n));
   }
-  return fd;
+  return resp.substr(0, resp.find("\r\n"));
 }
 
 /// Sends `request` raw and returns the status line ("" when the server closed without one);
 /// `elapsed` receives how long the answer took (bounded by a 5 s receive timeout).
 std::string raw_status(int port, const std::string& request, std::chrono::milliseconds& elapsed) {
   const auto start = std::chrono::steady_clock::now();
-  const int fd = connect_to(port);
+  const int fd = test::connect_loopback(static_cast<unsigned short>(port));
   if (fd < 0) return "";
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -386,16 +367,10 @@ std::string raw_status(int port, const std::string& request, std::chrono::millis
     if (n <= 0) break;  // the server may close as soon as it has seen too much
     sent += static_cast<std::size_t>(n);
   }
-  std::string resp;
-  char buf[2048];
-  while (resp.find("\r\n") == std::string::npos) {
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    resp.append(buf, static_cast<std::size_t>(n));
-  }
+  const std::string status = read_status_line(fd);
   ::close(fd);
   elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
-  return resp.substr(0, resp.find("\r\n"));
+  return status;
 }
 
 /// One GET; the status line, or "" on failure.
@@ -439,11 +414,8 @@ TEST_CASE("hostile peers: the token server keeps accepting after accept fails wi
     fill();
     // The connection completes in the kernel's backlog; the server's accept then finds it
     // and no descriptor for it (EMFILE), and backs off. Wait (bounded) until it has, twice.
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    const bool connected = ::connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    const sockaddr_in a = test::loopback_address(static_cast<unsigned short>(port));
+    const bool connected = ::connect(client, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
     const auto deadline = std::chrono::steady_clock::now() + 5s;
     while (server.request_count("accept_backoff") < backoffs_before + 2 && std::chrono::steady_clock::now() < deadline) {
       fill();
@@ -463,15 +435,9 @@ TEST_CASE("hostile peers: the token server keeps accepting after accept fails wi
     timeval tv{5, 0};
     ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     CHECK(::send(client, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
-    std::string resp;
-    char buf[2048];
-    while (resp.find("\r\n") == std::string::npos) {
-      const auto n = ::recv(client, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      resp.append(buf, static_cast<std::size_t>(n));
-    }
+    const std::string status = read_status_line(client);
     ::close(client);
-    CHECK_MESSAGE(resp.substr(0, resp.find("\r\n")) == "HTTP/1.1 200 OK", context_text);
+    CHECK_MESSAGE(status == "HTTP/1.1 200 OK", context_text);
     // ...and so is a new one.
     CHECK(http_status(port, "/chat/user/bob/token") == "HTTP/1.1 200 OK");
   }

@@ -5,7 +5,8 @@
 #include <doctest/doctest.h>
 
 #include "caches/cache_test_support.hpp"
-#include "support/test_tokens.hpp"
+#include "support/credential_fixture.hpp"
+#include "support/temp_files.hpp"
 #include "token_server.hpp"
 
 #include <credkit/caches/cached_token_source.hpp>
@@ -21,10 +22,12 @@
 
 #include <boost/asio/use_future.hpp>
 
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 using namespace credkit;
@@ -73,8 +76,14 @@ class FaultyTokenServer {
     if (listener_ >= 0) ::close(listener_);
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/token"; }
+  /// Switches the fault and returns once the server thread has applied it (for "refused": its
+  /// listener is closed, or open again), so the next connection sees the new behaviour.
   void set(Fault f) {
+    std::unique_lock lock(state_mutex_);
     fault_ = f;
+    const auto wanted = ++switches_requested_;
+    if (!switch_applied_.wait_for(lock, 5s, [&] { return switches_applied_ >= wanted; }))
+      throw std::runtime_error("the fault server did not apply the fault switch within 5 s");
   }
   int requests() const { return requests_; }
 
@@ -96,12 +105,20 @@ class FaultyTokenServer {
 
   void run() {
     while (!stop_) {
+      std::uint64_t switches_seen = 0;
+      Fault fault = Fault::none;
+      {
+        std::lock_guard lock(state_mutex_);
+        switches_seen = switches_requested_;
+        fault = fault_;
+      }
       // "Connection refused": no listener while the fault lasts, the same port afterwards.
-      if (fault_ == Fault::refused && listener_ >= 0) {
+      if (fault == Fault::refused && listener_ >= 0) {
         ::close(listener_);
         listener_ = -1;
       }
-      if (fault_ != Fault::refused && listener_ < 0) listen_on(port_);
+      if (fault != Fault::refused && listener_ < 0) listen_on(port_);
+      acknowledge(switches_seen);
       if (listener_ < 0) {
         std::this_thread::sleep_for(5ms);
         continue;
@@ -111,10 +128,23 @@ class FaultyTokenServer {
       const int fd = ::accept(listener_, nullptr, nullptr);
       if (fd < 0) continue;
       ++requests_;
+      {
+        std::lock_guard lock(state_mutex_);
+        ++active_;  // counted before the thread starts, so the destructor's wait cannot miss it
+      }
       std::thread([this, fd] { serve(fd); }).detach();
       // Detached per-connection threads end by themselves within their bounded waits.
     }
-    while (active_ > 0) std::this_thread::sleep_for(5ms);
+    std::unique_lock lock(state_mutex_);
+    connection_ended_.wait(lock, [&] { return active_ == 0; });
+  }
+
+  void acknowledge(std::uint64_t switches_seen) {
+    {
+      std::lock_guard lock(state_mutex_);
+      switches_applied_ = switches_seen;
+    }
+    switch_applied_.notify_all();
   }
 
   static void send_all(int fd, const std::string& s) {
@@ -133,7 +163,6 @@ class FaultyTokenServer {
   }
 
   void serve(int fd) {
-    ++active_;
     std::string req;
     char buf[4096];
     const auto until = std::chrono::steady_clock::now() + 2s;
@@ -192,7 +221,10 @@ class FaultyTokenServer {
         break;
     }
     ::close(fd);
+    // Notified under the lock: once the count reaches 0 the server may be destroyed.
+    std::lock_guard lock(state_mutex_);
     --active_;
+    connection_ended_.notify_all();
   }
 
   int listener_ = -1;
@@ -200,7 +232,10 @@ class FaultyTokenServer {
   std::atomic<Fault> fault_{Fault::none};
   std::atomic<bool> stop_{false};
   std::atomic<int> requests_{0};
-  std::atomic<int> active_{0};
+  int active_ = 0;  // connections being served; guarded by state_mutex_
+  std::mutex state_mutex_;
+  std::uint64_t switches_requested_ = 0, switches_applied_ = 0;
+  std::condition_variable switch_applied_, connection_ended_;
   std::thread thread_;
 };
 
@@ -243,8 +278,6 @@ using steady = std::chrono::steady_clock;
 
 double since(steady::time_point t) { return std::chrono::duration<double>(steady::now() - t).count(); }
 
-CacheEncryptionKey raw_key(unsigned char fill) { return CacheEncryptionKey::from_raw(std::vector<unsigned char>(32, fill)); }
-
 /// The sample token server's app endpoint behind an `HttpTokenSource`; its request counter is
 /// the number of fetches that reached the service.
 struct ServiceFixture {
@@ -272,7 +305,7 @@ struct ServiceFixture {
 };
 
 /// The log lines written since `mark` (a previous `all().size()`), on one line.
-std::string lines_since(const cachetest::LogCapture& logs, std::size_t mark) {
+std::string lines_since(const test::LogCapture& logs, std::size_t mark) {
   std::string text = logs.all().substr(mark);
   for (char& c : text) c = c == '\n' ? ' ' : c;
   return text;
@@ -320,8 +353,7 @@ TEST_CASE("token service faults: bounded, cached token kept, cause named, recove
   for (const auto& c : cases) {
     const std::string fault = fault_name(c.fault);
     CAPTURE(fault);
-    server.set(c.fault);
-    std::this_thread::sleep_for(30ms);  // the server thread applies "refused"
+    server.set(c.fault);  // returns once the server thread has applied it
 
     // A caller with no token yet: the error names the cause, within a bounded time.
     auto cold = TokenCredential::create(io.get_executor(), credential_options(source));
@@ -379,10 +411,10 @@ TEST_CASE("token service faults: bounded, cached token kept, cause named, recove
 TEST_CASE("cache faults: Redis killed and restarted mid-run: tokens keep flowing, Redis used again") {
   ServiceFixture f;
   cachetest::RedisServer redis;
-  cachetest::LogCapture logs;
+  test::LogCapture logs;
   RedisTokenCacheOptions ro;
   ro.port = redis.port();
-  ro.keys.push_back(raw_key(7));  // connect/command timeouts 500 ms, retry_after_failure 1 s
+  ro.keys.push_back(cachetest::key_of(7));  // connect/command timeouts 500 ms, retry_after_failure 1 s
   auto cache = RedisTokenCache::create(f.io.get_executor(), ro);
 
   auto warm = f.credential(cache);
@@ -439,15 +471,14 @@ TEST_CASE("cache faults: Redis killed and restarted mid-run: tokens keep flowing
 
 TEST_CASE("cache faults: cache file truncated, corrupted, or encrypted with another key") {
   ServiceFixture f;
-  cachetest::LogCapture logs;
+  test::LogCapture logs;
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("credkit-faults-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const fs::path path = dir / "tokens.bin";
+  const TempDir dir;
+  const fs::path path = dir.path / "tokens.bin";
   auto file_cache = [&](unsigned char key) {
     EncryptedFileTokenCacheOptions o;
     o.path = path.string();
-    o.keys.push_back(raw_key(key));
+    o.keys.push_back(cachetest::key_of(key));
     return EncryptedFileTokenCache::create(f.io.get_executor(), o);
   };
   const TokenCacheKey key("alice");
@@ -516,16 +547,11 @@ TEST_CASE("cache faults: cache file truncated, corrupted, or encrypted with anot
                 served, warning.substr(0, 200).c_str(), recovery);
   }
   std::fflush(stdout);
-  fs::remove_all(dir);
 }
 
-TEST_CASE("clock jumps: forward past expiry refreshes before serving, backward keeps the token") {
-  VirtualEnv env;
-  ScriptedFetcher fetcher(env.clock, 60min);
-  TokenCredentialOptions o;
-  o.fetcher = fetcher.fetcher();
-  o.clock = env.clock;
-  auto cred = TokenCredential::create(env.io.get_executor(), o);
+TEST_CASE_FIXTURE(CredentialFixture, "clock jumps: forward past expiry refreshes before serving, backward keeps the token") {
+  const auto o = options();
+  auto cred = create(o);
   env.run_for(1s);
   const auto first = cred->cached_token();
   REQUIRE(first);

@@ -136,6 +136,17 @@ void count_error(Counters& c, const std::exception_ptr& e) {
   }
 }
 
+/// One blocking get_token, counted: a read (and whether it served an expired token) or an error.
+void read_token(TokenCredential& cred, Counters& c, std::chrono::milliseconds timeout) {
+  try {
+    auto tok = cred.get_token(timeout);
+    ++c.reads;
+    if (tok.expires_on() <= sys::now()) ++c.expired_served;
+  } catch (...) {
+    count_error(c, std::current_exception());
+  }
+}
+
 /// Starts one async get_token whose completion is counted exactly once; when `cancel` is set
 /// the call is cancelled from the credential's executor right away.
 void start_async_call(const std::shared_ptr<TokenCredential>& cred, Counters& c, bool cancel,
@@ -203,14 +214,7 @@ TEST_CASE("soak: readers, cancelling async callers, 100 ms refreshes with inject
     workers.emplace_back([&, t] {
       int i = 0;
       while (!stop) {
-        auto& cred = shared[(i++ + t) % shared.size()];
-        try {
-          auto tok = cred->get_token(2000ms);
-          ++c.reads;
-          if (tok.expires_on() <= sys::now()) ++c.expired_served;
-        } catch (...) {
-          count_error(c, std::current_exception());
-        }
+        read_token(*shared[(i++ + t) % shared.size()], c, 2000ms);
       }
     });
   }
@@ -271,13 +275,7 @@ TEST_CASE("soak: readers, cancelling async callers, 100 ms refreshes with inject
       ++c.credentials_created;
       auto sub = cred->on_token_refreshed([&](TokenCredential&, const TokenEvent&) { ++c.refreshes; });
       for (int k = 0; k < 4; ++k) start_async_call(cred, c, k == 3, in_flight);
-      try {
-        auto tok = cred->get_token(1000ms);
-        ++c.reads;
-        if (tok.expires_on() <= sys::now()) ++c.expired_served;
-      } catch (...) {
-        count_error(c, std::current_exception());
-      }
+      read_token(*cred, c, 1000ms);
       start_async_call(cred, c, false, in_flight);
       if (i % 3 != 0) cred->close();
       cred.reset();  // the last owner: destruction closes it

@@ -6,6 +6,7 @@
 #include <credkit/testing/manual_clock.hpp>
 
 #include "core/base64.hpp"
+#include "support/log_capture.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -180,39 +181,6 @@ class ScriptedFetcher {
     mutable int minted = 0;
   };
   std::shared_ptr<Shared> s_;
-};
-
-/// Captures credkit's log lines for the lifetime of the object.
-class LogCapture {
- public:
-  LogCapture() {
-    previous_level_ = log_level();
-    set_log_level(LogLevel::debug);
-    previous_ = set_log_handler([this](LogLevel level, std::string_view msg) {
-      std::lock_guard l(m_);
-      lines_.emplace_back(level, std::string(msg));
-    });
-  }
-  ~LogCapture() {
-    set_log_handler(previous_);
-    set_log_level(previous_level_);
-  }
-  std::vector<std::pair<LogLevel, std::string>> lines() const {
-    std::lock_guard l(m_);
-    return lines_;
-  }
-  std::size_t count(LogLevel level) const {
-    std::lock_guard l(m_);
-    std::size_t n = 0;
-    for (auto& [lv, _] : lines_) n += lv == level;
-    return n;
-  }
-
- private:
-  mutable std::mutex m_;
-  std::vector<std::pair<LogLevel, std::string>> lines_;
-  LogHandler previous_;
-  LogLevel previous_level_;
 };
 
 }  // namespace credkit::test
