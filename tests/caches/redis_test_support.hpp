@@ -55,11 +55,15 @@ inline std::shared_ptr<testing::ManualClock> redis_test_clock() {
 
 /// Redis killed mid-run, then restarted on its port: while it is down every call fetches
 /// directly with one warning per outage and reads fail with cache_unavailable; once it is back
-/// (`clock`, the cache's clock, is moved 250 ms: past `retry_after_failure`, which must be
-/// under that) tokens are stored in it again. `cache` must be connected to `redis`, with
+/// (the cache's clock, a `redis_test_clock`, moved 250 ms: past `retry_after_failure`, which
+/// must be under that) tokens are stored in it again. `options` connect to `redis`, with
 /// nothing stored under `k`.
-inline void check_outage_and_recovery(RedisServer& redis, TokenCache& cache, testing::ManualClock& clock,
-                                      const TokenCacheKey& k) {
+inline void check_outage_and_recovery(RedisServer& redis, RedisTokenCacheOptions options, const TokenCacheKey& k) {
+  boost::asio::thread_pool pool(1);
+  const auto clock = redis_test_clock();
+  options.clock = clock;
+  auto cache_ptr = RedisTokenCache::create(pool.get_executor(), std::move(options));
+  auto& cache = *cache_ptr;
   CountingTokenService service(std::chrono::hours(1), std::chrono::milliseconds(5));
   boost::asio::thread_pool workers(2);
   auto fetch = service_fetch(workers, service.port());
@@ -80,13 +84,14 @@ inline void check_outage_and_recovery(RedisServer& redis, TokenCache& cache, tes
   CHECK((get_error(cache, k, std::chrono::seconds(10)).code() == make_error_code(errc::cache_unavailable)));
 
   redis.start();  // same port, empty data
-  clock.advance(std::chrono::milliseconds(250));  // past retry_after_failure
+  clock->advance(std::chrono::milliseconds(250));  // past retry_after_failure
   const auto refetched = get_or_fetch(cache, k, fetch);
   CHECK(service.requests() == 7);
   CHECK(logs.count("reachable again") == 1);
   CHECK(get_or_fetch(cache, k, fetch) == refetched);  // stored in the restarted Redis
   CHECK(service.requests() == 7);
   workers.join();
+  pool.join();
 }
 
 }  // namespace credkit::cachetest

@@ -245,11 +245,5 @@ TEST_CASE("RedisTokenCache TLS: client certificates (tls-auth-clients yes / no),
 
 TEST_CASE("RedisTokenCache TLS: Redis killed mid-run -> direct fetches, one warning; restarted -> used again") {
   RedisServer redis(tls_server_args(), true);
-  boost::asio::thread_pool pool(1);
-  auto o = tls_options(redis.port());
-  const auto clock = cachetest::redis_test_clock();
-  o.clock = clock;
-  auto cache = RedisTokenCache::create(pool.get_executor(), o);
-  cachetest::check_outage_and_recovery(redis, *cache, *clock, TokenCacheKey("tls-outage-user"));
-  pool.join();
+  cachetest::check_outage_and_recovery(redis, tls_options(redis.port()), TokenCacheKey("tls-outage-user"));
 }
