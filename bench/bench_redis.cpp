@@ -3,8 +3,12 @@
 // The bare loop runs inline on the benchmark thread; a credkit hit hands the wait for Redis to
 // a cache I/O thread and its completion back (the async contract), so a second bare variant
 // makes the same two thread hand-offs (post to a pool thread, fulfil a promise) for a fair ratio.
+// The other caches' hits (memory, sync and async; encrypted file of 100 entries) are measured
+// beside it, for the "Choosing a cache" comparison in docs/caches.md.
 #include "bench_support.hpp"
 
+#include <credkit/caches/encrypted_file_token_cache.hpp>
+#include <credkit/caches/memory_token_cache.hpp>
 #include <credkit/caches/redis_token_cache.hpp>
 
 #include <benchmark/benchmark.h>
@@ -23,6 +27,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <future>
 #include <cstdio>
 #include <stdexcept>
@@ -192,10 +198,75 @@ void BM_Redis_BareHiredisGetSameHops(benchmark::State& state) {
   report_percentiles(state, us);
 }
 
+// A MemoryTokenCache hit through the synchronous `get` (a shard lock, no hand-off).
+void BM_Memory_CacheHitSync(benchmark::State& state) {
+  auto& f = fixture();
+  auto memory = credkit::MemoryTokenCache::create(f.io.get_executor());
+  memory->put(f.key, credkit::bench::make_token(std::chrono::system_clock::now() + 1h, 7));
+  for (auto _ : state) {
+    auto t = memory->get(f.key);
+    if (!t) {
+      state.SkipWithError("cache miss");
+      break;
+    }
+    benchmark::DoNotOptimize(t);
+  }
+}
+
+// The same hit through `async_get` with a future: the completion's thread hop dominates.
+void BM_Memory_CacheHitAsync(benchmark::State& state) {
+  auto& f = fixture();
+  auto memory = credkit::MemoryTokenCache::create(f.io.get_executor());
+  memory->put(f.key, credkit::bench::make_token(std::chrono::system_clock::now() + 1h, 7));
+  std::vector<double> us;
+  us.reserve(1 << 16);
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto t = memory->async_get(f.key, asio::use_future).get();
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    if (!t) {
+      state.SkipWithError("cache miss");
+      break;
+    }
+  }
+  report_percentiles(state, us);
+}
+
+// An EncryptedFileTokenCache hit in a file of 100 entries (a stat, then one AES-GCM decryption).
+void BM_File_CacheHit100Entries(benchmark::State& state) {
+  auto& f = fixture();
+  char dir_template[] = "/tmp/credkit-bench-file-XXXXXX";
+  const std::string dir = ::mkdtemp(dir_template);
+  credkit::EncryptedFileTokenCacheOptions o;
+  o.path = dir + "/tokens.bin";
+  o.keys.push_back(credkit::CacheEncryptionKey::generate());
+  auto file = credkit::EncryptedFileTokenCache::create(f.io.get_executor(), std::move(o));
+  const auto token = credkit::bench::make_token(std::chrono::system_clock::now() + 1h, 7);
+  for (int i = 0; i < 100; ++i)
+    file->async_put(credkit::TokenCacheKey("user-" + std::to_string(i)), token, asio::use_future).get();
+  const credkit::TokenCacheKey hit("user-7");
+  std::vector<double> us;
+  us.reserve(1 << 16);
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto t = file->async_get(hit, asio::use_future).get();
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    if (!t) {
+      state.SkipWithError("cache miss");
+      break;
+    }
+  }
+  report_percentiles(state, us);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 
 BENCHMARK(BM_Redis_CredkitCacheHit)->UseRealTime();
 BENCHMARK(BM_Redis_BareHiredisGet)->UseRealTime();
 BENCHMARK(BM_Redis_BareHiredisGetSameHops)->UseRealTime();
+BENCHMARK(BM_Memory_CacheHitSync);
+BENCHMARK(BM_Memory_CacheHitAsync)->UseRealTime();
+BENCHMARK(BM_File_CacheHit100Entries)->UseRealTime();
 
 BENCHMARK_MAIN();

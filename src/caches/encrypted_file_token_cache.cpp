@@ -371,24 +371,22 @@ EncryptedFileTokenCache::EncryptedFileTokenCache(executor_type executor, Encrypt
 
 EncryptedFileTokenCache::~EncryptedFileTokenCache() = default;
 
-void EncryptedFileTokenCache::do_get(std::string key,
-                                     std::function<void(std::exception_ptr, std::optional<AccessToken>)> done) {
-  auto* lane = impl_->lane.get();
-  detail::run_blocking([impl = impl_, key = std::move(key)] { return impl->get(key); }, std::move(done), lane);
+void EncryptedFileTokenCache::do_get(std::string key, GetDone done) {
+  detail::run_blocking(*impl_->lane, [impl = impl_, key = std::move(key)] { return impl->get(key); }, std::move(done));
 }
 
 void EncryptedFileTokenCache::do_put(std::string key, AccessToken value, std::optional<std::chrono::milliseconds> ttl,
-                                     std::function<void(std::exception_ptr)> done) {
-  auto* lane = impl_->lane.get();
+                                     WriteDone done) {
   detail::run_blocking(
+      *impl_->lane,
       [impl = impl_, key = std::move(key), value = std::move(value), ttl] { impl->modify(key, value, ttl); },
-      std::move(done), lane);
+      std::move(done));
 }
 
-void EncryptedFileTokenCache::do_erase(std::string key, std::function<void(std::exception_ptr)> done) {
-  auto* lane = impl_->lane.get();
-  detail::run_blocking([impl = impl_, key = std::move(key)] { impl->modify(key, std::nullopt, std::nullopt); },
-                       std::move(done), lane);
+void EncryptedFileTokenCache::do_erase(std::string key, WriteDone done) {
+  detail::run_blocking(*impl_->lane,
+                       [impl = impl_, key = std::move(key)] { impl->modify(key, std::nullopt, std::nullopt); },
+                       std::move(done));
 }
 
 }  // namespace credkit

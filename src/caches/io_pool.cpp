@@ -39,7 +39,7 @@ void IoLane::run_one() {
     job = std::move(queue_.front());
     queue_.pop_front();
   }
-  job->run();  // run_blocking's jobs never throw (failures go to `done`)
+  job->run();  // lane jobs never throw: run_blocking sends failures to `done`, the Redis flight catches its own
   job.reset();
   // Keep this slot, but go to the back of the pool's queue so other lanes' jobs interleave.
   boost::asio::post(cache_io_executor(), [self = shared_from_this()] { self->run_one(); });

@@ -61,12 +61,12 @@ void post_on(IoLane& lane, F f) {
   lane.post(std::make_unique<io_pool_detail::FnJob<F>>(std::move(f)));
 }
 
-/// Runs `fn()` on the cache I/O threads, then completes there with `done(error)` (when `fn`
-/// returns void) or `done(error, result)` (a default-constructed result on failure).
-/// With a `lane`, the work runs within that lane's share of the threads.
+/// The one way a cache runs a blocking call: `fn()` runs on `lane` (its share of the cache I/O
+/// threads), then completes there with `done(error)` (when `fn` returns void) or
+/// `done(error, result)` (a default-constructed result on failure).
 template <class Fn, class Done>
-void run_blocking(Fn fn, Done done, IoLane* lane = nullptr) {
-  auto job = [fn = std::move(fn), done = std::move(done)]() mutable {
+void run_blocking(IoLane& lane, Fn fn, Done done) {
+  post_on(lane, [fn = std::move(fn), done = std::move(done)]() mutable {
     using Result = std::invoke_result_t<Fn&>;
     std::exception_ptr failure;
     // Completed outside the catch blocks: `done` may hand the result to another thread at once.
@@ -86,11 +86,7 @@ void run_blocking(Fn fn, Done done, IoLane* lane = nullptr) {
       }
       done(std::move(failure), std::move(result));
     }
-  };
-  if (lane)
-    post_on(*lane, std::move(job));
-  else
-    boost::asio::post(cache_io_executor(), std::move(job));
+  });
 }
 
 }  // namespace credkit::detail

@@ -52,11 +52,7 @@ struct MemoryTokenCache::Impl {
     const auto stale_at = detail::stale_point(token.expires_on, options.expiry_margin, now, ttl);
     auto& s = shard_for(key);
     std::lock_guard lock(s.mutex);
-    if (auto it = s.index.find(key); it != s.index.end()) {
-      auto entry = it->second;
-      s.index.erase(it);
-      s.lru.erase(entry);
-    }
+    remove_locked(s, key);
     if (stale_at <= now) return;  // already inside the margin: nothing worth keeping
     s.lru.push_front(Entry{std::move(key), std::move(token), stale_at});
     s.index.emplace(s.lru.front().key, s.lru.begin());
@@ -69,6 +65,11 @@ struct MemoryTokenCache::Impl {
   void erase(const std::string& key) {
     auto& s = shard_for(key);
     std::lock_guard lock(s.mutex);
+    remove_locked(s, key);
+  }
+
+  /// Drops `key`'s entry from `s`, whose mutex the caller holds.
+  static void remove_locked(Shard& s, const std::string& key) {
     if (auto it = s.index.find(key); it != s.index.end()) {
       auto entry = it->second;
       s.index.erase(it);

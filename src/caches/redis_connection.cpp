@@ -377,7 +377,8 @@ bool RedisConnection::idle_alive() const noexcept {
   if (fd_ < 0 || start_failure_) return false;
   // A connection that answered moments ago is trusted without a system call (two on this
   // path cost more than the rest of a cache hit): idle timeouts are seconds long.
-  if (std::chrono::steady_clock::now() - last_reply_ < kTrustedIdle) return true;
+  const auto since_reply = where_->clock->now() - last_reply_;
+  if (since_reply >= Clock::time_point::duration::zero() && since_reply < trusted_idle) return true;
   pollfd p{fd_, POLLIN, 0};
   const int n = ::poll(&p, 1, 0);
   if (n == 0) return true;  // nothing to read: open and idle
@@ -426,7 +427,7 @@ RedisReply RedisConnection::finish() {
       throw_error(errc::cache_unavailable,
                   "Redis at " + where_->endpoint + " sent a malformed reply (" + std::string(reader_->errstr) + ")");
     if (reply) {
-      last_reply_ = std::chrono::steady_clock::now();
+      last_reply_ = where_->clock->now();
       return RedisReply(static_cast<redisReply*>(reply));
     }
     read_some();

@@ -4,6 +4,8 @@
 // hiredis 0.14 has no TLS, and owning the socket gives every wait a deadline.
 #pragma once
 
+#include <credkit/core/clock.hpp>
+
 #include <openssl/ssl.h>
 
 #include <hiredis/hiredis.h>
@@ -63,6 +65,8 @@ struct RedisEndpoint {
   std::shared_ptr<SSL_CTX> tls;
   std::string server_name;  // checked against the certificate and sent as SNI (names only)
   bool verify_peer = true;
+  /// The cache's clock (not null): when the last reply arrived, for trusting an idle connection.
+  std::shared_ptr<Clock> clock = Clock::system();
 };
 
 /// One connection. Not thread-safe: one thread at a time (hand-offs through a post).
@@ -89,8 +93,11 @@ class RedisConnection {
   /// Whether an idle connection still looks open: no end-of-stream or error waiting on it.
   /// Redis closes idle clients (`timeout` in redis.conf, `CLIENT KILL`, a restart); a pooled
   /// connection found closed is dropped instead of failing the next command as an outage.
-  /// Connections that answered within the last 250 ms are not probed (no system call).
+  /// Connections that answered within the last 250 ms (by the endpoint's clock; a clock that
+  /// stepped back counts as past) are not probed (no system call).
   bool idle_alive() const noexcept;
+  /// How long a connection that just answered is trusted without a probe.
+  static constexpr std::chrono::milliseconds trusted_idle{250};
 
  private:
   explicit RedisConnection(std::shared_ptr<const RedisEndpoint> where);
@@ -112,8 +119,7 @@ class RedisConnection {
   std::size_t out_done_ = 0;
   std::exception_ptr start_failure_;
   std::chrono::steady_clock::time_point deadline_;
-  std::chrono::steady_clock::time_point last_reply_{};  // when the last reply arrived
-  static constexpr std::chrono::milliseconds kTrustedIdle{250};
+  Clock::time_point last_reply_{};  // when the last reply arrived (the endpoint's clock)
 };
 
 }  // namespace credkit::detail

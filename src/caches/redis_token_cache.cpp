@@ -6,16 +6,16 @@
 #include "caches/io_pool.hpp"
 #include "caches/record_crypto.hpp"
 #include "caches/redis_connection.hpp"
+#include "caches/redis_flight.hpp"
+#include "caches/redis_outage.hpp"
 #include "caches/redis_tls.hpp"
 #include "core/secret_scrubber.hpp"
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <initializer_list>
 #include <mutex>
-#include <random>
+#include <cstring>
 #include <string_view>
 #include <unordered_map>
 
@@ -24,7 +24,6 @@ namespace credkit {
 namespace {
 
 using detail::Keyring;
-using steady = std::chrono::steady_clock;
 
 constexpr const char* release_script =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
@@ -61,8 +60,7 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   std::mutex pool_mutex;
   std::vector<std::unique_ptr<RedisConnection>> idle;
 
-  std::atomic<std::int64_t> down_until{0};  // steady ns; Redis skipped until then
-  std::atomic<bool> outage{false};
+  std::unique_ptr<detail::RedisOutage> outage;  // retry_after_failure
   std::atomic<bool> warned_decrypt{false};
 
   static constexpr std::size_t max_names = 4096;
@@ -89,9 +87,7 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
     return c;
   }
 
-  bool skipping() const {
-    return steady::now().time_since_epoch().count() < down_until.load(std::memory_order_acquire);
-  }
+  bool skipping() const { return outage->skipping(options.clock->now()); }
 
   /// Starts `args` on an idle pooled connection from the calling thread, without waiting
   /// (see RedisConnection::start); null when Redis is being skipped or no connection is idle.
@@ -138,14 +134,12 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
         std::lock_guard lock(pool_mutex);
         if (idle.size() < options.pool_size) idle.push_back(std::move(c));
       }
-      if (outage.exchange(false, std::memory_order_acq_rel))
+      if (outage->on_success())
         log(LogLevel::warning, "Redis token cache at " + endpoint + " is reachable again; using it");
       return r;
     } catch (const Error& e) {
       c.reset();  // a failed connection is never reused
-      down_until.store(detail::add_sat(steady::now(), options.retry_after_failure).time_since_epoch().count(),
-                       std::memory_order_release);
-      if (!outage.exchange(true, std::memory_order_acq_rel))
+      if (outage->on_failure(options.clock->now()))
         log(LogLevel::warning, std::string(e.what()) +
                                    "; the Redis token cache is bypassed (tokens are fetched directly) until it answers");
       throw;
@@ -223,105 +217,146 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-/// One distributed single-flight for one key (see the class comment).
+/// One distributed single-flight for one key (see the class comment): performs the actions
+/// of its `RedisFlight` machine and feeds back their results. Redis commands run on the
+/// cache's I/O lane (within its share of the cache I/O threads); the poll timer is the cache
+/// clock's.
 struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
+  using Action = detail::RedisFlight::Action;
+  using Kind = Action::Kind;
+
+  Flight(std::shared_ptr<Impl> impl, std::shared_ptr<TokenCache> keep_alive, std::string key,
+         detail::RedisFlight::Config config, TokenCache::UpstreamFetch fetch, TokenCache::FetchDone done)
+      : impl(std::move(impl)), keep_alive(std::move(keep_alive)), key(std::move(key)), machine(config),
+        fetch(std::move(fetch)), done(std::move(done)) {}
+
   std::shared_ptr<RedisTokenCache::Impl> impl;
   std::shared_ptr<TokenCache> keep_alive;
   std::string key;
-  std::chrono::milliseconds min_validity;
+  detail::RedisFlight machine;
   TokenCache::UpstreamFetch fetch;
   TokenCache::FetchDone done;
   std::string owner;
-  steady::time_point give_up;
-  std::shared_ptr<boost::asio::steady_timer> timer;
-  std::minstd_rand rng{std::random_device{}()};
+  std::unique_ptr<Timer> timer;
   std::unique_ptr<RedisConnection> started;  // the first GET, begun by the caller
+  std::optional<AccessToken> read;           // the token the last GET returned
+  std::exception_ptr redis_failure;          // why the flight goes direct, for the warning
+  std::exception_ptr fetch_error;            // the upstream fetch's result
+  AccessToken fetched;
 
-  bool fresh(const std::optional<AccessToken>& t) const {
-    return t && detail::has_validity_left(t->expires_on, impl->options.clock->now(), min_validity);
-  }
+  Clock::time_point now() const { return impl->options.clock->now(); }
 
-  void start() {
-    try {
-      auto cached = impl->get_lenient(key, std::move(started));
-      if (fresh(cached)) return done(nullptr, std::move(*cached));
-      if (impl->try_lock(key, owner)) return lead();
-      schedule_poll();
-    } catch (...) {
-      fall_back(std::current_exception());
-    }
-  }
-
-  void lead() {
-    try {
-      // The token may have landed between our GET and the lock.
-      auto cached = impl->get_lenient(key);
-      if (fresh(cached)) {
-        impl->unlock(key, owner);
-        return done(nullptr, std::move(*cached));
+  /// Performs `a` and the actions that follow it, until one waits for an asynchronous answer
+  /// (the upstream fetch, the poll timer) or the caller is completed.
+  void run(Action a) {
+    while (true) {
+      switch (a.kind) {
+        case Kind::read_token:
+          a = read_token();
+          break;
+        case Kind::try_lock:
+          a = try_lock();
+          break;
+        case Kind::fetch_upstream:
+          return start_fetch();
+        case Kind::store_and_release:
+          store();
+          impl->unlock(key, owner);
+          a = machine.on_stored(now());
+          break;
+        case Kind::release_lock:
+          impl->unlock(key, owner);
+          a = machine.on_stored(now());
+          break;
+        case Kind::wait:
+          return arm_timer(a.until);
+        case Kind::release_then_complete_read:
+          impl->unlock(key, owner);
+          [[fallthrough]];
+        case Kind::complete_read:
+          return done(nullptr, std::move(*read));
+        case Kind::complete_fetched:
+          return done(std::move(fetch_error), std::move(fetched));
+        case Kind::release_then_fetch_direct:
+          impl->unlock(key, owner);
+          [[fallthrough]];
+        case Kind::fetch_direct:
+          warn_direct(a.why);
+          return start_fetch();
       }
-    } catch (...) {
-      impl->unlock(key, owner);
-      return fall_back(std::current_exception());
     }
-    auto self = shared_from_this();
-    run_fetch([self](std::exception_ptr e, AccessToken token) {
-      boost::asio::post(detail::cache_io_executor(), [self, e = std::move(e), token = std::move(token)]() mutable {
-        if (!e) {
-          try {
-            self->impl->put(self->key, token, std::nullopt);
-          } catch (...) {
-            log(LogLevel::debug, "Redis token cache: could not store the fetched token (" +
-                                     message_of(std::current_exception()) + ")");
-          }
-        }
-        self->impl->unlock(self->key, self->owner);
-        self->done(std::move(e), std::move(token));
-      });
+  }
+
+  Action read_token() {
+    try {
+      read = impl->get_lenient(key, std::move(started));
+      return machine.on_read(now(), read ? std::optional(read->expires_on) : std::nullopt);
+    } catch (...) {
+      redis_failure = std::current_exception();
+    }
+    return machine.on_failed(now());
+  }
+
+  Action try_lock() {
+    try {
+      const bool acquired = impl->try_lock(key, owner);
+      return machine.on_lock(now(), acquired);
+    } catch (...) {
+      redis_failure = std::current_exception();
+    }
+    return machine.on_failed(now());
+  }
+
+  void store() {
+    try {
+      impl->put(key, fetched, std::nullopt);
+    } catch (...) {
+      log(LogLevel::debug, "Redis token cache: could not store the fetched token (" +
+                               message_of(std::current_exception()) + ")");
+    }
+  }
+
+  void warn_direct(detail::RedisFlight::DirectReason why) {
+    if (why == detail::RedisFlight::DirectReason::wait_timeout)
+      log(LogLevel::warning, "Redis token cache: waited " + std::to_string(impl->options.wait_timeout.count()) +
+                                 " ms for another instance's fetch; fetching directly");
+    else if (!is_unavailable(redis_failure))
+      log(LogLevel::warning, "Redis token cache failed (" + message_of(redis_failure) + "); fetching the token directly");
+  }
+
+  void arm_timer(Clock::time_point until) {
+    const auto wait = std::max(detail::sub_sat(until, now()), Clock::time_point::duration::zero());
+    timer->async_wait_for(wait, [self = shared_from_this()](bool) {
+      detail::post_on(*self->impl->lane, [self] { self->run(self->machine.on_timer(self->now())); });
     });
   }
 
-  void schedule_poll() {
-    if (steady::now() >= give_up) {
-      log(LogLevel::warning, "Redis token cache: waited " + std::to_string(impl->options.wait_timeout.count()) +
-                                 " ms for another instance's fetch; fetching directly");
-      return run_fetch(done);
-    }
-    // ±25 % jitter, clamped; never past give_up (so a huge poll_interval is one wait until
-    // wait_timeout, and expires_after never sees a duration it cannot add to now).
-    const auto base = impl->options.poll_interval;
-    std::uniform_int_distribution<long long> jitter(detail::scale_sat(base, 0.75).count(),
-                                                    detail::scale_sat(base, 1.25).count());
-    const auto wait = std::min(detail::saturate_cast<steady::duration>(std::chrono::milliseconds(jitter(rng))),
-                               detail::sub_sat(give_up, steady::now()));
-    timer->expires_after(std::max(wait, steady::duration::zero()));
-    timer->async_wait([self = shared_from_this()](boost::system::error_code) { self->poll(); });
-  }
-
-  void poll() {
+  /// Runs the upstream fetch; its answer is fed back once (a fetch that throws after
+  /// reporting, or reports twice, is answered by its first report).
+  void start_fetch() {
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    // The leader stores and releases on the cache I/O threads; a direct fetch completes the
+    // caller from wherever the fetch reports, as before the machine.
+    const bool leading = machine.state() == detail::RedisFlight::State::fetching;
+    auto on_done = [self = shared_from_this(), answered, leading](std::exception_ptr e, AccessToken token) {
+      if (answered->exchange(true)) return;
+      auto finish = [self, e = std::move(e), token = std::move(token)]() mutable {
+        self->fetch_error = std::move(e);
+        self->fetched = std::move(token);
+        self->run(self->machine.on_fetched(self->now(), !self->fetch_error));
+      };
+      if (leading)
+        detail::post_on(*self->impl->lane, std::move(finish));
+      else
+        finish();
+    };
+    std::exception_ptr thrown;
     try {
-      auto cached = impl->get_lenient(key);
-      if (fresh(cached)) return done(nullptr, std::move(*cached));
-      // The holder released (failed fetch) or died and its lock expired: take over.
-      if (impl->try_lock(key, owner)) return lead();
-      schedule_poll();
+      fetch(on_done);
     } catch (...) {
-      fall_back(std::current_exception());
+      thrown = std::current_exception();
     }
-  }
-
-  void fall_back(std::exception_ptr why) {
-    if (!is_unavailable(why))
-      log(LogLevel::warning, "Redis token cache failed (" + message_of(why) + "); fetching the token directly");
-    run_fetch(done);
-  }
-
-  void run_fetch(TokenCache::FetchDone on_done) {
-    try {
-      fetch(std::move(on_done));
-    } catch (...) {
-      done(std::current_exception(), {});
-    }
+    if (thrown) on_done(std::move(thrown), {});  // outside the catch block
   }
 };
 
@@ -370,6 +405,7 @@ RedisTokenCache::RedisTokenCache(executor_type executor, RedisTokenCacheOptions 
   where->endpoint = impl_->endpoint;
   where->connect_timeout = options.connect_timeout;
   where->command_timeout = options.command_timeout;
+  where->clock = options.clock;
   if (options.tls) {
     where->tls = detail::make_redis_tls_context(options);  // CA and client files are read now, once
     where->server_name = options.tls_server_name;
@@ -380,46 +416,51 @@ RedisTokenCache::RedisTokenCache(executor_type executor, RedisTokenCacheOptions 
                                  "the path can impersonate Redis");
   }
   impl_->where = std::move(where);
+  impl_->outage = std::make_unique<detail::RedisOutage>(options.retry_after_failure);
   impl_->options = std::move(options);
 }
 
 RedisTokenCache::~RedisTokenCache() = default;
 
-void RedisTokenCache::do_get(std::string key, std::function<void(std::exception_ptr, std::optional<AccessToken>)> done) {
+void RedisTokenCache::do_get(std::string key, GetDone done) {
   auto started = impl_->try_start({"GET", impl_->token_name(key)});
-  detail::run_blocking([impl = impl_, key = std::move(key), started = std::move(started)]() mutable {
-    return impl->get(key, std::move(started));
-  }, std::move(done), impl_->lane.get());
+  detail::run_blocking(
+      *impl_->lane,
+      [impl = impl_, key = std::move(key), started = std::move(started)]() mutable {
+        return impl->get(key, std::move(started));
+      },
+      std::move(done));
 }
 
 void RedisTokenCache::do_put(std::string key, AccessToken value, std::optional<std::chrono::milliseconds> ttl,
-                             std::function<void(std::exception_ptr)> done) {
+                             WriteDone done) {
   detail::run_blocking(
+      *impl_->lane,
       [impl = impl_, key = std::move(key), value = std::move(value), ttl] { impl->put(key, value, ttl); },
-      std::move(done), impl_->lane.get());
+      std::move(done));
 }
 
-void RedisTokenCache::do_erase(std::string key, std::function<void(std::exception_ptr)> done) {
-  detail::run_blocking([impl = impl_, key = std::move(key)] { impl->erase(key); }, std::move(done),
-                       impl_->lane.get());
+void RedisTokenCache::do_erase(std::string key, WriteDone done) {
+  detail::run_blocking(*impl_->lane, [impl = impl_, key = std::move(key)] { impl->erase(key); }, std::move(done));
 }
 
 void RedisTokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds min_validity, UpstreamFetch fetch,
                                       FetchDone done) {
-  auto flight = std::make_shared<Impl::Flight>();
-  flight->impl = impl_;
-  flight->keep_alive = shared_from_this();
-  flight->key = std::move(key);
-  flight->min_validity = min_validity;
-  flight->fetch = std::move(fetch);
-  flight->done = std::move(done);
+  detail::RedisFlight::Config config;
+  config.min_validity = min_validity;
+  config.poll_interval = impl_->options.poll_interval;
+  config.wait_timeout = impl_->options.wait_timeout;
+  unsigned char seed[8];
+  detail::random_bytes(seed);
+  std::memcpy(&config.seed, seed, sizeof seed);
+  auto flight = std::make_shared<Impl::Flight>(impl_, shared_from_this(), std::move(key), config, std::move(fetch),
+                                               std::move(done));
   unsigned char owner[16];
   detail::random_bytes(owner);
   flight->owner = detail::to_hex(owner);
-  flight->give_up = detail::add_sat(steady::now(), impl_->options.wait_timeout);  // max(): never
-  flight->timer = std::make_shared<boost::asio::steady_timer>(detail::cache_io_executor());
+  flight->timer = impl_->options.clock->make_timer(detail::cache_io_executor());
   flight->started = impl_->try_start({"GET", impl_->token_name(flight->key)});
-  boost::asio::post(detail::cache_io_executor(), [flight] { flight->start(); });
+  detail::post_on(*impl_->lane, [flight] { flight->run(flight->machine.start(flight->now())); });
 }
 
 }  // namespace credkit

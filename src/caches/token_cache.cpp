@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -33,57 +34,61 @@ bool TokenCache::fresh_enough(const AccessToken& token, std::chrono::millisecond
   return detail::has_validity_left(token.expires_on, clock_->now(), min_validity);
 }
 
-void TokenCache::start_get(std::shared_ptr<TokenCache> self, std::string key,
-                           boost::asio::any_completion_handler<GetSignature> handler) {
+namespace {
+
+/// The one way a cache operation starts: `done` posts the user's handler on `executor` (after
+/// `check` looked at the results, if given); `call(done)` runs the backend hook, and an
+/// exception it throws completes the operation with that exception and empty results.
+template <class... Results, class Call>
+void start_operation(TokenCache::executor_type executor,
+                     boost::asio::any_completion_handler<void(std::exception_ptr, Results...)> handler, Call call,
+                     std::type_identity_t<void (*)(std::exception_ptr&, Results&...)> check = nullptr) {
   auto h = std::make_shared<decltype(handler)>(std::move(handler));
-  auto ex = self->executor_;
-  auto done = [h, ex](std::exception_ptr e, std::optional<AccessToken> t) {
-    // A record read back passes the token gate like any other token (token_admission.hpp).
-    if (!e && t) {
-      if (auto bad = detail::admission_error(t->token, "token cache record")) e = std::move(bad), t.reset();
-    }
-    detail::post_completion(ex, std::move(*h), std::move(e), std::move(t));
+  std::function<void(std::exception_ptr, Results...)> done = [h, executor = std::move(executor), check](
+                                                                 std::exception_ptr e, Results... results) {
+    if (check) check(e, results...);
+    detail::post_completion(executor, std::move(*h), std::move(e), std::move(results)...);
   };
   std::exception_ptr failure;
   try {
-    self->do_get(std::move(key), done);
+    call(done);
   } catch (...) {
     failure = std::current_exception();
   }
-  if (failure) done(std::move(failure), std::nullopt);  // outside the catch block
+  if (failure) done(std::move(failure), Results{}...);  // outside the catch block
+}
+
+/// A record read back passes the token gate like any other token (token_admission.hpp).
+void admit_record(std::exception_ptr& e, std::optional<AccessToken>& t) {
+  if (!e && t) {
+    if (auto bad = detail::admission_error(t->token, "token cache record")) e = std::move(bad), t.reset();
+  }
+}
+
+}  // namespace
+
+void TokenCache::start_get(std::shared_ptr<TokenCache> self, std::string key,
+                           boost::asio::any_completion_handler<GetSignature> handler) {
+  start_operation(self->executor_, std::move(handler),
+                  [&](const auto& done) { self->do_get(std::move(key), done); }, &admit_record);
 }
 
 void TokenCache::start_put(std::shared_ptr<TokenCache> self, std::string key, AccessToken value,
                            std::optional<std::chrono::milliseconds> ttl,
                            boost::asio::any_completion_handler<PutSignature> handler) {
-  auto h = std::make_shared<decltype(handler)>(std::move(handler));
-  auto ex = self->executor_;
-  auto done = [h, ex](std::exception_ptr e) { detail::post_completion(ex, std::move(*h), std::move(e)); };
-  std::exception_ptr failure;
-  try {
+  start_operation(self->executor_, std::move(handler), [&](const auto& done) {
     if (ttl && ttl->count() < 0)
       throw_error(errc::invalid_argument, "TokenCache::async_put: ttl must be >= 0 ms (milliseconds::max(): no "
                                           "explicit limit) (got " + detail::describe(*ttl) + ")");
     detail::admit_token_text(value.token, "TokenCache::async_put");
     self->do_put(std::move(key), std::move(value), ttl, done);
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  if (failure) done(std::move(failure));  // outside the catch block
+  });
 }
 
 void TokenCache::start_erase(std::shared_ptr<TokenCache> self, std::string key,
                              boost::asio::any_completion_handler<EraseSignature> handler) {
-  auto h = std::make_shared<decltype(handler)>(std::move(handler));
-  auto ex = self->executor_;
-  auto done = [h, ex](std::exception_ptr e) { detail::post_completion(ex, std::move(*h), std::move(e)); };
-  std::exception_ptr failure;
-  try {
-    self->do_erase(std::move(key), done);
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  if (failure) done(std::move(failure));  // outside the catch block
+  start_operation(self->executor_, std::move(handler),
+                  [&](const auto& done) { self->do_erase(std::move(key), done); });
 }
 
 void TokenCache::start_get_or_fetch(std::shared_ptr<TokenCache> self, std::string key,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <credkit/caches/redis_token_cache.hpp>
+#include <credkit/testing/manual_clock.hpp>
 
 #include "caches/cache_test_support.hpp"
 
@@ -46,11 +47,23 @@ inline Error get_error(TokenCache& cache, const TokenCacheKey& k,
   return Error(errc::no_token, "unreachable");
 }
 
+/// A cache clock for the Redis tests: virtual, starting at the real time (the token service's
+/// tokens expire by the real clock), moved by the tests past retry_after_failure and idle trust.
+inline std::shared_ptr<testing::ManualClock> redis_test_clock() {
+  return std::make_shared<testing::ManualClock>(std::chrono::system_clock::now());
+}
+
 /// Redis killed mid-run, then restarted on its port: while it is down every call fetches
 /// directly with one warning per outage and reads fail with cache_unavailable; once it is back
-/// (past `retry_after_failure`, which must be under 250 ms) tokens are stored in it again.
-/// `cache` must be connected to `redis`, with nothing stored under `k`.
-inline void check_outage_and_recovery(RedisServer& redis, TokenCache& cache, const TokenCacheKey& k) {
+/// (the cache's clock, a `redis_test_clock`, moved 250 ms: past `retry_after_failure`, which
+/// must be under that) tokens are stored in it again. `options` connect to `redis`, with
+/// nothing stored under `k`.
+inline void check_outage_and_recovery(RedisServer& redis, RedisTokenCacheOptions options, const TokenCacheKey& k) {
+  boost::asio::thread_pool pool(1);
+  const auto clock = redis_test_clock();
+  options.clock = clock;
+  auto cache_ptr = RedisTokenCache::create(pool.get_executor(), std::move(options));
+  auto& cache = *cache_ptr;
   CountingTokenService service(std::chrono::hours(1), std::chrono::milliseconds(5));
   boost::asio::thread_pool workers(2);
   auto fetch = service_fetch(workers, service.port());
@@ -71,13 +84,14 @@ inline void check_outage_and_recovery(RedisServer& redis, TokenCache& cache, con
   CHECK((get_error(cache, k, std::chrono::seconds(10)).code() == make_error_code(errc::cache_unavailable)));
 
   redis.start();  // same port, empty data
-  std::this_thread::sleep_for(std::chrono::milliseconds(250));  // past retry_after_failure (real time: a real outage)
+  clock->advance(std::chrono::milliseconds(250));  // past retry_after_failure
   const auto refetched = get_or_fetch(cache, k, fetch);
   CHECK(service.requests() == 7);
   CHECK(logs.count("reachable again") == 1);
   CHECK(get_or_fetch(cache, k, fetch) == refetched);  // stored in the restarted Redis
   CHECK(service.requests() == 7);
   workers.join();
+  pool.join();
 }
 
 }  // namespace credkit::cachetest

@@ -145,6 +145,8 @@ TEST_CASE("RedisTokenCache TLS: an unknown CA and a host name mismatch fail clea
 
   auto untrusted_o = tls_options(redis.port());
   untrusted_o.tls_ca_file = pki().file("other-ca.crt");
+  const auto clock = cachetest::redis_test_clock();
+  untrusted_o.clock = clock;
   auto untrusted = RedisTokenCache::create(pool.get_executor(), untrusted_o);
   {
     const auto e = get_error(*untrusted, k);
@@ -154,7 +156,7 @@ TEST_CASE("RedisTokenCache TLS: an unknown CA and a host name mismatch fail clea
     CHECK(what.find("tls_ca_file") != std::string::npos);  // says what to do
     CHECK(what.find("127.0.0.1:" + std::to_string(redis.port())) != std::string::npos);
     // The cache-aside path does not use the unverified server: it fetches directly.
-    std::this_thread::sleep_for(250ms);  // past retry_after_failure, so Redis is tried again
+    clock->advance(250ms);  // past retry_after_failure, so Redis is tried again
     const auto t = get_or_fetch(*untrusted, k, service_fetch(workers, service.port()));
     CHECK(t.token.rfind("tok-", 0) == 0);
     CHECK(service.requests() == 1);
@@ -243,8 +245,5 @@ TEST_CASE("RedisTokenCache TLS: client certificates (tls-auth-clients yes / no),
 
 TEST_CASE("RedisTokenCache TLS: Redis killed mid-run -> direct fetches, one warning; restarted -> used again") {
   RedisServer redis(tls_server_args(), true);
-  boost::asio::thread_pool pool(1);
-  auto cache = RedisTokenCache::create(pool.get_executor(), tls_options(redis.port()));
-  cachetest::check_outage_and_recovery(redis, *cache, TokenCacheKey("tls-outage-user"));
-  pool.join();
+  cachetest::check_outage_and_recovery(redis, tls_options(redis.port()), TokenCacheKey("tls-outage-user"));
 }

@@ -152,16 +152,16 @@ TEST_CASE("RedisTokenCache: AUTH with password and with user + password; bad TLS
 
 TEST_CASE("RedisTokenCache: Redis killed mid-test -> direct fetches, one warning; restarted -> used again") {
   RedisServer redis;
-  boost::asio::thread_pool pool(1);
-  auto cache = RedisTokenCache::create(pool.get_executor(), options_for(redis.port()));
-  cachetest::check_outage_and_recovery(redis, *cache, TokenCacheKey("outage-user"));
-  pool.join();
+  cachetest::check_outage_and_recovery(redis, options_for(redis.port()), TokenCacheKey("outage-user"));
 }
 
 TEST_CASE("RedisTokenCache: pooled connections Redis closed while idle are replaced, not an outage") {
   RedisServer redis;
   boost::asio::thread_pool pool(1);
-  auto cache = RedisTokenCache::create(pool.get_executor(), options_for(redis.port()));
+  auto o = options_for(redis.port());
+  const auto clock = cachetest::redis_test_clock();
+  o.clock = clock;
+  auto cache = RedisTokenCache::create(pool.get_executor(), o);
   const TokenCacheKey k("idle-user");
   const AccessToken t{"eyJidle-connection-token-0123456789", exp_in(10min)};
   cachetest::LogCapture logs;
@@ -172,7 +172,9 @@ TEST_CASE("RedisTokenCache: pooled connections Redis closed while idle are repla
   // (The command's own connection is excluded from the kill: SKIPME yes.)
   const auto killed = redis.command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
   CHECK(killed != "0");
-  std::this_thread::sleep_for(300ms);  // the FINs arrive, and the pool's 250 ms of trust pass
+  // Redis closed them before answering the kill, so their FINs are queued; the pool's 250 ms
+  // of trust (RedisConnection::trusted_idle) pass on the cache's clock.
+  clock->advance(300ms);
 
   for (int i = 0; i < 3; ++i) CHECK(cachetest::get_within(cache->async_get(k, boost::asio::use_future)) == t);
   CHECK(logs.count("bypassed") == 0);  // no outage was declared
@@ -202,26 +204,8 @@ TEST_CASE("RedisTokenCache: a closed cached credential releases its fetcher (no 
   pool.join();
 }
 
-TEST_CASE("RedisTokenCache: a dead lock holder blocks others only until the lock TTL") {
-  RedisServer redis;
-  cachetest::CountingTokenService service(1h, 5ms);
-  boost::asio::thread_pool pool(1), workers(2);
-  auto o = options_for(redis.port());
-  auto cache = RedisTokenCache::create(pool.get_executor(), o);
-  const TokenCacheKey k("dead-holder");
-  // A crashed instance left its lock behind.
-  CHECK(redis.command({"SET", redis_name(o, k, "lock:"), "dead-owner", "NX", "PX", "700"}) == "OK");
-  const auto start = std::chrono::steady_clock::now();
-  const auto t = get_or_fetch(*cache, k, service_fetch(workers, service.port()));
-  const auto waited = std::chrono::steady_clock::now() - start;
-  CHECK(t.token.rfind("tok-1-", 0) == 0);
-  CHECK(service.requests() == 1);
-  CHECK(waited >= 600ms);  // it respected the lock...
-  CHECK(waited < 5s);      // ...and took over once it expired
-  CHECK(redis.command({"EXISTS", redis_name(o, k, "lock:")}) == "0");  // released after the fetch
-  pool.join();
-  workers.join();
-}
+// "A dead lock holder blocks others only until the lock TTL" runs in virtual time:
+// redis_flight_test.cpp, "RedisFlight: lock TTL: a dead holder's lock blocks others only until it expires".
 
 TEST_CASE("RedisTokenCache: a holder whose lock expired does not delete the next holder's lock") {
   RedisServer redis;
@@ -234,7 +218,10 @@ TEST_CASE("RedisTokenCache: a holder whose lock expired does not delete the next
   std::string stolen;
   TokenCache::UpstreamFetch slow = [&](TokenCache::FetchDone done) {
     boost::asio::post(workers, [&, done] {
-      std::this_thread::sleep_for(400ms);  // the lock (200 ms) expires meanwhile
+      // Redis expires the lock (200 ms) while the fetch runs; the next holder then takes it.
+      const auto until = std::chrono::steady_clock::now() + 10s;
+      while (redis.command({"EXISTS", lock}) != "0" && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(5ms);
       stolen = redis.command({"SET", lock, "next-owner", "NX", "PX", "10000"});
       done(nullptr, AccessToken{"slow-token-0123456789abcdef", exp_in(1h)});
     });
@@ -330,41 +317,4 @@ int redis_bot_child() {
   return failures ? 1 : 0;
 }
 
-TEST_CASE("cache hit latency (figures only; run with --no-skip)" * doctest::skip()) {
-  RedisServer redis;
-  boost::asio::thread_pool pool(1);
-  auto cache = RedisTokenCache::create(pool.get_executor(), options_for(redis.port()));
-  const TokenCacheKey k("latency");
-  cachetest::get_within(cache->async_put(k, AccessToken{"latency-token-0123456789abcdef", exp_in(1h)}, boost::asio::use_future));
-  const int n = 2000;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i) cachetest::get_within(cache->async_get(k, boost::asio::use_future));
-  const auto per = (std::chrono::steady_clock::now() - t0) / n;
-  auto us = [](auto d) { return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count() / 1000.0; };
-  MESSAGE("RedisTokenCache async_get hit: " << us(per) << " us");
-
-  auto memory = MemoryTokenCache::create(pool.get_executor());
-  memory->put(k, AccessToken{"latency-token-0123456789abcdef", exp_in(1h)});
-  const int m = 200000;
-  auto t1 = std::chrono::steady_clock::now();
-  for (int i = 0; i < m; ++i) CHECK_UNARY(memory->get(k).has_value());
-  MESSAGE("MemoryTokenCache::get hit (sync): " << us((std::chrono::steady_clock::now() - t1) / m) << " us");
-  t1 = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i) cachetest::get_within(memory->async_get(k, boost::asio::use_future));
-  MESSAGE("MemoryTokenCache async_get hit (use_future, thread hop): " << us((std::chrono::steady_clock::now() - t1) / n) << " us");
-
-  char tmpl[] = "/tmp/credkit-latency-XXXXXX";
-  const std::string dir = ::mkdtemp(tmpl);
-  EncryptedFileTokenCacheOptions fo;
-  fo.path = dir + "/tokens.bin";
-  fo.keys = {test_key()};
-  auto file = EncryptedFileTokenCache::create(pool.get_executor(), fo);
-  for (int i = 0; i < 100; ++i)
-    cachetest::get_within(file->async_put(TokenCacheKey("user-" + std::to_string(i)),
-                                          AccessToken{"latency-token-0123456789abcdef", exp_in(1h)}, boost::asio::use_future));
-  t1 = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i) cachetest::get_within(file->async_get(TokenCacheKey("user-7"), boost::asio::use_future));
-  MESSAGE("EncryptedFileTokenCache async_get hit (100 entries): " << us((std::chrono::steady_clock::now() - t1) / n) << " us");
-  std::filesystem::remove_all(dir);
-  pool.join();
-}
+// The hit latency figures (Redis, memory, file) are bench/bench_redis.cpp's.

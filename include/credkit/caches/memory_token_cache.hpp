@@ -61,10 +61,10 @@ class MemoryTokenCache final : public TokenCache {
   ~MemoryTokenCache() override;
 
  protected:
-  void do_get(std::string key, std::function<void(std::exception_ptr, std::optional<AccessToken>)> done) override;
+  void do_get(std::string key, GetDone done) override;
   void do_put(std::string key, AccessToken value, std::optional<std::chrono::milliseconds> ttl,
-              std::function<void(std::exception_ptr)> done) override;
-  void do_erase(std::string key, std::function<void(std::exception_ptr)> done) override;
+              WriteDone done) override;
+  void do_erase(std::string key, WriteDone done) override;
 
  private:
   struct Impl;
