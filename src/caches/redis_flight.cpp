@@ -35,16 +35,16 @@ std::chrono::milliseconds RedisFlight::jittered_interval() noexcept {
   return std::chrono::milliseconds(low + static_cast<long long>(z % span));
 }
 
-RedisFlight::Action RedisFlight::start(time_point now) {
+RedisFlight::Action RedisFlight::start(Now now) {
   expect(State::idle);
-  give_up_ = add_sat(now, config_.wait_timeout);  // milliseconds::max(): never
+  give_up_ = add_sat(now.steady, config_.wait_timeout);  // milliseconds::max(): never
   state_ = State::reading;
   return {Kind::read_token};
 }
 
-RedisFlight::Action RedisFlight::on_read(time_point now, std::optional<time_point> expires_on) {
+RedisFlight::Action RedisFlight::on_read(Now now, std::optional<time_point> expires_on) {
   if (state_ == State::confirming) {
-    if (fresh(now, expires_on)) {
+    if (fresh(now.wall, expires_on)) {
       leader_ = false;
       state_ = State::done;
       return {Kind::release_then_complete_read};
@@ -52,7 +52,7 @@ RedisFlight::Action RedisFlight::on_read(time_point now, std::optional<time_poin
     return fetch_under_lock();
   }
   expect(State::reading);
-  if (fresh(now, expires_on)) {
+  if (fresh(now.wall, expires_on)) {
     state_ = State::done;
     return {Kind::complete_read};
   }
@@ -62,7 +62,7 @@ RedisFlight::Action RedisFlight::on_read(time_point now, std::optional<time_poin
   return {Kind::try_lock};
 }
 
-RedisFlight::Action RedisFlight::on_lock(time_point now, bool acquired) {
+RedisFlight::Action RedisFlight::on_lock(Now now, bool acquired) {
   expect(State::locking);
   if (!acquired) return follow(now);
   leader_ = true;
@@ -70,7 +70,7 @@ RedisFlight::Action RedisFlight::on_lock(time_point now, bool acquired) {
   return {Kind::read_token};
 }
 
-RedisFlight::Action RedisFlight::on_failed(time_point) {
+RedisFlight::Action RedisFlight::on_failed(Now) {
   if (state_ == State::confirming) {
     leader_ = false;
     state_ = State::direct;
@@ -81,7 +81,7 @@ RedisFlight::Action RedisFlight::on_failed(time_point) {
   return go_direct(DirectReason::redis_failed);
 }
 
-RedisFlight::Action RedisFlight::on_fetched(time_point, bool succeeded) {
+RedisFlight::Action RedisFlight::on_fetched(Now, bool succeeded) {
   if (state_ == State::fetching) {
     // A failed fetch stores nothing; it releases the lock and fails this caller only.
     state_ = State::storing;
@@ -92,24 +92,24 @@ RedisFlight::Action RedisFlight::on_fetched(time_point, bool succeeded) {
   return {Kind::complete_fetched};
 }
 
-RedisFlight::Action RedisFlight::on_stored(time_point) {
+RedisFlight::Action RedisFlight::on_stored(Now) {
   expect(State::storing);
   leader_ = false;
   state_ = State::done;
   return {Kind::complete_fetched};
 }
 
-RedisFlight::Action RedisFlight::on_timer(time_point) {
+RedisFlight::Action RedisFlight::on_timer(Now) {
   expect(State::waiting);
   state_ = State::reading;
   return {Kind::read_token};
 }
 
-RedisFlight::Action RedisFlight::follow(time_point now) {
-  if (now >= give_up_) return go_direct(DirectReason::wait_timeout);
+RedisFlight::Action RedisFlight::follow(Now now) {
+  if (now.steady >= give_up_) return go_direct(DirectReason::wait_timeout);
   // Never past give_up, so a huge poll_interval is one wait until wait_timeout.
   state_ = State::waiting;
-  return {Kind::wait, std::min(add_sat(now, jittered_interval()), give_up_)};
+  return {Kind::wait, std::min(add_sat(now.steady, jittered_interval()), give_up_)};
 }
 
 RedisFlight::Action RedisFlight::go_direct(DirectReason why) {

@@ -19,8 +19,19 @@ namespace credkit::detail {
 
 class RedisFlight {
  public:
-  /// The flight's clock: the cache's `Clock` (wall time, which token expiries are compared with).
   using time_point = std::chrono::system_clock::time_point;
+
+  /// When an event happens, on two timelines. `wall` is the cache's `Clock::now()`, which token
+  /// expiries are compared with. `steady` carries the flight's deadlines: the driver anchors it
+  /// at the flight's start (`steady == wall` there) and moves it by `Clock::elapsed()`, so a
+  /// wall-clock step moves no deadline and no follower waits past `wait_timeout`. A clock that
+  /// never steps passes one time point for both.
+  struct Now {
+    Now(time_point both) noexcept : wall(both), steady(both) {}  // NOLINT: implicit on purpose
+    Now(time_point wall_time, time_point steady_time) noexcept : wall(wall_time), steady(steady_time) {}
+    time_point wall;
+    time_point steady;
+  };
 
   struct Config {
     std::chrono::milliseconds min_validity{0};  ///< a read token needs more than this left
@@ -64,37 +75,38 @@ class RedisFlight {
       release_then_fetch_direct,   ///< release the lock, then as fetch_direct
     };
     Kind kind;
-    time_point until{};  ///< wait: when the timer fires (never past the wait deadline)
+    time_point until{};  ///< wait: when the timer fires, on the steady timeline (never past the wait deadline)
     DirectReason why = DirectReason::redis_failed;  ///< fetch_direct*
   };
 
   explicit RedisFlight(Config config);
 
-  /// The flight begins at `now`: its wait deadline is `now + wait_timeout` (saturated).
-  Action start(time_point now);
+  /// The flight begins at `now`: its wait deadline is `now.steady + wait_timeout` (saturated).
+  Action start(Now now);
   /// A GET answered: `expires_on` of the decrypted token, or none (absent, or undecryptable).
-  Action on_read(time_point now, std::optional<time_point> expires_on);
+  Action on_read(Now now, std::optional<time_point> expires_on);
   /// SET NX answered: `acquired` false when another instance holds the lock.
-  Action on_lock(time_point now, bool acquired);
+  Action on_lock(Now now, bool acquired);
   /// A Redis command (GET or SET NX) failed.
-  Action on_failed(time_point now);
+  Action on_failed(Now now);
   /// The fetch (leader's or direct) finished, successfully or not.
-  Action on_fetched(time_point now, bool succeeded);
+  Action on_fetched(Now now, bool succeeded);
   /// The leader's store and/or release finished (their own failures are the driver's to log:
   /// an unreleased lock expires after lock_ttl).
-  Action on_stored(time_point now);
+  Action on_stored(Now now);
   /// The poll timer fired.
-  Action on_timer(time_point now);
+  Action on_timer(Now now);
 
   State state() const noexcept { return state_; }
   bool leader() const noexcept { return leader_; }
+  /// On the steady timeline.
   time_point wait_deadline() const noexcept { return give_up_; }
   /// Upstream fetches started (leader or direct): at most one per flight.
   int fetches() const noexcept { return fetches_; }
 
  private:
   bool fresh(time_point now, std::optional<time_point> expires_on) const noexcept;
-  Action follow(time_point now);
+  Action follow(Now now);
   Action go_direct(DirectReason why);
   Action fetch_under_lock();
   void expect(State s) const;

@@ -244,7 +244,15 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
   std::exception_ptr fetch_error;            // the upstream fetch's result
   AccessToken fetched;
 
-  Clock::time_point now() const { return impl->options.clock->now(); }
+  // The flight's steady timeline starts at its creation's wall time and moves by elapsed time.
+  Clock::time_point anchor_wall = impl->options.clock->now();
+  std::chrono::nanoseconds anchor_elapsed = impl->options.clock->elapsed();
+
+  detail::RedisFlight::Now now() const {
+    const Clock& clock = *impl->options.clock;
+    const auto wall = clock.now();
+    return {wall, detail::add_sat(anchor_wall, detail::sub_sat(clock.elapsed(), anchor_elapsed))};
+  }
 
   /// Performs `a` and the actions that follow it, until one waits for an asynchronous answer
   /// (the upstream fetch, the poll timer) or the caller is completed.
@@ -325,7 +333,7 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
   }
 
   void arm_timer(Clock::time_point until) {
-    const auto wait = std::max(detail::sub_sat(until, now()), Clock::time_point::duration::zero());
+    const auto wait = std::max(detail::sub_sat(until, now().steady), Clock::time_point::duration::zero());
     timer->async_wait_for(wait, [self = shared_from_this()](bool) {
       detail::post_on(*self->impl->lane, [self] { self->run(self->machine.on_timer(self->now())); });
     });

@@ -31,6 +31,10 @@ class SystemClock final : public Clock {
 
 }  // namespace
 
+std::chrono::nanoseconds Clock::elapsed() const {
+  return std::chrono::steady_clock::now().time_since_epoch();  // what steady_timer measures
+}
+
 std::shared_ptr<Clock> Clock::system() {
   static const std::shared_ptr<Clock> instance = std::make_shared<SystemClock>();
   return instance;

@@ -310,6 +310,41 @@ TEST_CASE("RedisFlight: wait timeout: a follower fetches directly once wait_time
   CHECK(m.fetches() == 1);
 }
 
+TEST_CASE("RedisFlight: wall-clock steps move no deadline; freshness is judged on wall time") {
+  using Now = RedisFlight::Now;
+  const auto t0 = testing::ManualClock::default_start();
+  for (const std::chrono::seconds step : std::initializer_list<std::chrono::seconds>{-48h, -1h, -1s, 1s, 1h, 48h}) {
+    CAPTURE(step.count());
+    RedisFlight m(flight_config(2min, 20ms, 1s));
+    m.start(Now{t0, t0});
+    m.on_read(Now{t0, t0}, std::nullopt);
+    auto a = m.on_lock(Now{t0, t0}, false);
+    REQUIRE(a.kind == Kind::wait);
+    CHECK(m.wait_deadline() == t0 + 1s);
+    // The wall clock steps while the follower waits; elapsed time moves on normally.
+    const Now early{t0 + step + 100ms, t0 + 100ms};
+    CHECK(m.on_timer(early).kind == Kind::read_token);
+    CHECK(m.on_read(early, std::nullopt).kind == Kind::try_lock);
+    a = m.on_lock(early, false);
+    CHECK(a.kind == Kind::wait);  // a forward step does not end the wait early
+    CHECK(a.until <= t0 + 1s);
+    CHECK(m.wait_deadline() == t0 + 1s);
+    const Now late{t0 + step + 1s, t0 + 1s};
+    CHECK(m.on_timer(late).kind == Kind::read_token);
+    // A token read now is fresh or not by wall time: valid 1 min past the stepped wall clock.
+    CHECK(m.on_read(late, t0 + step + 1s + 1min).kind == Kind::try_lock);  // 2 min min_validity: stale
+    a = m.on_lock(late, false);
+    CHECK(a.kind == Kind::fetch_direct);  // a backward step does not stretch the wait
+    CHECK(a.why == RedisFlight::DirectReason::wait_timeout);
+  }
+  {
+    RedisFlight m(flight_config(2min, 20ms, 1s));
+    m.start(Now{t0, t0});
+    const Now stepped{t0 - 1h, t0 + 10ms};
+    CHECK(m.on_read(stepped, t0 - 1h + 3min).kind == Kind::complete_read);  // 3 min left by wall time
+  }
+}
+
 TEST_CASE("RedisFlight: poll_interval max() is one wait until wait_timeout; wait_timeout max() never gives up") {
   {
     RedisFlight m(flight_config(2min, std::chrono::milliseconds::max(), 3s));

@@ -37,6 +37,10 @@ class Clock {
   /// Wall-clock now, possibly a few milliseconds stale; used on the hot path of
   /// `get_token` where a precise reading costs more than the rest of the call.
   virtual time_point coarse_now() const noexcept { return now(); }
+  /// Elapsed (monotonic) time since an arbitrary origin: what timers measure. It never steps
+  /// with the wall clock, so timeouts are measured with it. The default reads
+  /// `std::chrono::steady_clock`; a clock with its own timers should override it to match them.
+  virtual std::chrono::nanoseconds elapsed() const;
   /// A timer whose handlers run on `executor`.
   virtual std::unique_ptr<Timer> make_timer(const boost::asio::any_io_executor& executor) = 0;
 

@@ -55,8 +55,8 @@ class ManualClock final : public Clock, public std::enable_shared_from_this<Manu
   std::optional<std::chrono::nanoseconds> next_deadline() const;
   /// Number of pending timer waits (for tests asserting that nothing is scheduled).
   std::size_t pending_timers() const;
-  /// Elapsed virtual time since construction.
-  std::chrono::nanoseconds elapsed() const;
+  /// Elapsed virtual time since construction (what its timers measure; `jump` does not move it).
+  std::chrono::nanoseconds elapsed() const override;
 
   /// 2026-01-01T00:00:00Z.
   static time_point default_start() noexcept;
