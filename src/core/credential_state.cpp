@@ -394,15 +394,17 @@ void CredentialState::update(AccessToken token) {
     std::lock_guard lock(mutex_);
     if (machine_.closed()) throw Error(errc::credential_closed, "update_token: the credential is closed");
     const auto now = service_now();
-    if (RefreshMachine::expired_on_arrival(now, token.expires_on)) {
-      throw Error(errc::token_expired_on_arrival, "update_token: the token is already expired (it expired at " +
-                                                      format_time(token.expires_on) + ", service time " +
-                                                      format_time(now) + ")");
-    }
     const auto expires_on = token.expires_on;
     const auto issued_at = token.issued_at;
-    token_ = TokenHandle::make(std::move(token));
-    apply_locked(machine_.on_update(now, expires_on, issued_at), fx);
+    TokenHandle handle = TokenHandle::make(std::move(token));  // allocated before the machine changes
+    const auto a = machine_.on_update(now, expires_on, issued_at);
+    if (a.expired_on_arrival) {
+      throw Error(errc::token_expired_on_arrival, "update_token: the token is already expired (it expired at " +
+                                                      format_time(expires_on) + ", service time " +
+                                                      format_time(now) + ")");
+    }
+    token_ = std::move(handle);
+    apply_locked(a, fx);
   }
   run_effects(fx);
 }
@@ -544,17 +546,21 @@ void CredentialState::on_fetch_done(std::uint64_t seq, std::exception_ptr error,
     fetch_op_.reset();
     const auto now = service_now();
     if (!error) error = admission_error(token.token, "the token fetcher's result");
-    if (!error && RefreshMachine::expired_on_arrival(now, token.expires_on)) {
-      error = make_error(errc::token_expired_on_arrival,
-                         "the token returned by the fetcher is already expired (it expired at " +
-                             format_time(token.expires_on) + ", service time " + format_time(now) + ")");
-    }
     if (!error) {
       const auto expires_on = token.expires_on;
       const auto issued_at = token.issued_at;
-      token_ = TokenHandle::make(std::move(token));
-      last_error_ = nullptr;
-      apply_locked(machine_.on_fetch_succeeded(now, expires_on, issued_at), fx);
+      TokenHandle handle = TokenHandle::make(std::move(token));  // allocated before the machine changes
+      // The machine judges the token (R4): one expired on arrival fails the fetch, retryably.
+      const auto a = machine_.on_fetch_succeeded(now, expires_on, issued_at);
+      if (a.expired_on_arrival) {
+        last_error_ = make_error(errc::token_expired_on_arrival,
+                                 "the token returned by the fetcher is already expired (it expired at " +
+                                     format_time(expires_on) + ", service time " + format_time(now) + ")");
+      } else {
+        token_ = std::move(handle);
+        last_error_ = nullptr;
+      }
+      apply_locked(a, fx);
     } else {
       ErrorDetails details;
       bool is_credkit_error = false;
