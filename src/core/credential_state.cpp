@@ -732,7 +732,7 @@ void CredentialState::run_effects(Effects& fx) {
       op->starting.store(true, std::memory_order_release);
       std::exception_ptr thrown;
       try {
-        self->fetcher_(FetchContext(op), FetchCompletion(op));
+        FetchOpAccess::invoke(self->fetcher_, op);
       } catch (...) {
         thrown = std::current_exception();
       }

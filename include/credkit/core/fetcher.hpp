@@ -39,9 +39,6 @@ std::string_view to_string(FetchReason reason) noexcept;
 /// refer to the same fetch.
 class FetchContext {
  public:
-  /// Made by the credential for each fetch.
-  explicit FetchContext(std::shared_ptr<detail::FetchOp> op) noexcept : op_(std::move(op)) {}
-
   /// Why this fetch runs.
   FetchReason reason() const noexcept;
   /// 1 for the first attempt, 2 and up for retries after consecutive failures.
@@ -72,7 +69,8 @@ class FetchContext {
   void report_service_time(std::chrono::system_clock::time_point service_now) const noexcept;
 
  private:
-  friend struct detail::FetchOpAccess;
+  friend struct detail::FetchOpAccess;  // credkit makes one for each fetch
+  explicit FetchContext(std::shared_ptr<detail::FetchOp> op) noexcept : op_(std::move(op)) {}
   std::shared_ptr<detail::FetchOp> op_;
 };
 
@@ -81,8 +79,6 @@ class FetchContext {
 /// fetcher that loses its completion never leaves callers waiting.
 class FetchCompletion {
  public:
-  /// Made by the credential for each fetch.
-  explicit FetchCompletion(std::shared_ptr<detail::FetchOp> op) noexcept : op_(std::move(op)) {}
   /// Moves the obligation to complete.
   FetchCompletion(FetchCompletion&&) noexcept = default;
   /// Moves the obligation to complete; an uncalled completion it replaces counts as dropped.
@@ -102,6 +98,8 @@ class FetchCompletion {
   void fail(errc code, const std::string& message, ErrorDetails details = {});
 
  private:
+  friend struct detail::FetchOpAccess;  // credkit makes one for each fetch
+  explicit FetchCompletion(std::shared_ptr<detail::FetchOp> op) noexcept : op_(std::move(op)) {}
   std::shared_ptr<detail::FetchOp> op_;
 };
 
