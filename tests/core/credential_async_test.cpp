@@ -4,6 +4,8 @@
 
 #include "support/test_tokens.hpp"
 
+#include <credkit/core/coroutine_fetcher.hpp>
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
@@ -203,7 +205,7 @@ TEST_CASE("the coroutine fetcher style") {
   VirtualEnv env;
   auto clock = env.clock;
   std::atomic<int> calls{0};
-  auto fetcher = Fetcher::coroutine([clock, &calls](FetchContext ctx) -> asio::awaitable<AccessToken> {
+  auto fetcher = coroutine_fetcher([clock, &calls](FetchContext ctx) -> asio::awaitable<AccessToken> {
     ++calls;
     CHECK(ctx.reason() == FetchReason::initial);
     co_return AccessToken{make_jwt(clock->now() + 1h), clock->now() + 1h};
@@ -218,7 +220,7 @@ TEST_CASE("the coroutine fetcher style") {
 TEST_CASE("a coroutine fetcher is cancelled through its slot when the fetch times out") {
   VirtualEnv env;
   std::atomic<bool> aborted{false};
-  auto fetcher = Fetcher::coroutine([&aborted](FetchContext ctx) -> asio::awaitable<AccessToken> {
+  auto fetcher = coroutine_fetcher([&aborted](FetchContext ctx) -> asio::awaitable<AccessToken> {
     asio::steady_timer forever(ctx.executor(), std::chrono::hours(24));
     boost::system::error_code ec;
     co_await forever.async_wait(asio::redirect_error(asio::use_awaitable, ec));
