@@ -1,5 +1,6 @@
 // credkit — umbrella header: the core credential and its helpers. The token sources and the
-// caches have their own: <credkit/sources.hpp>, <credkit/caches.hpp>.
+// caches have their own: <credkit/sources.hpp>, <credkit/caches.hpp>. The coroutine fetcher
+// is opt-in, <credkit/core/coroutine_fetcher.hpp>: it alone pulls in <boost/asio/awaitable.hpp>.
 #pragma once
 
 #include <credkit/core/access_token.hpp>

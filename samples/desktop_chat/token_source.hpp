@@ -7,6 +7,7 @@
 #include "timeline.hpp"
 
 #include <credkit/credkit.hpp>
+#include <credkit/core/coroutine_fetcher.hpp>
 #include <credkit/sources/http_token_source.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -55,7 +56,7 @@ inline boost::asio::awaitable<credkit::AccessToken> mint_after_round_trip(std::s
 /// Style 3 of 3: a C++20 coroutine fetcher.
 inline credkit::Fetcher make_minting_fetcher(MintingSource source) {
   auto src = std::make_shared<const MintingSource>(std::move(source));
-  return credkit::Fetcher::coroutine(
+  return credkit::coroutine_fetcher(
       [src](credkit::FetchContext ctx) { return mint_after_round_trip(src, std::move(ctx)); });
 }
 
@@ -78,7 +79,7 @@ inline credkit::Fetcher make_http_fetcher(std::string url, credkit::HttpTokenRes
   options.url = std::move(url);
   options.response = std::move(response);
   credkit::HttpTokenSource source(std::move(options));  // throws invalid_argument / insecure_url
-  return credkit::Fetcher::coroutine([source, t = &timeline, s = &stats](credkit::FetchContext ctx) {
+  return credkit::coroutine_fetcher([source, t = &timeline, s = &stats](credkit::FetchContext ctx) {
     return fetch_over_http(source, t, s, std::move(ctx));
   });
 }

@@ -6,6 +6,7 @@
 // Tokens live 3 s, so each credential refreshes a few times in the 6 s run.
 
 #include <credkit/credkit.hpp>
+#include <credkit/core/coroutine_fetcher.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -81,7 +82,7 @@ asio::awaitable<credkit::AccessToken> fetch_with_coroutine(std::atomic<int>* cou
   co_return issue("coroutine", ++*count);
 }
 credkit::Fetcher coroutine_style(std::atomic<int>& count) {
-  return credkit::Fetcher::coroutine([&count](credkit::FetchContext) { return fetch_with_coroutine(&count); });
+  return credkit::coroutine_fetcher([&count](credkit::FetchContext) { return fetch_with_coroutine(&count); });
 }
 
 std::shared_ptr<credkit::TokenCredential> make(asio::io_context& io, credkit::Fetcher fetcher) {

@@ -43,7 +43,7 @@ void run_inner(const Fetcher& inner, const FetchContext& ctx, const ParseOptions
     op->starting.store(true, std::memory_order_release);
     std::exception_ptr thrown;
     try {
-      inner(FetchContext(op), FetchCompletion(op));
+      detail::FetchOpAccess::invoke(inner, op);
     } catch (...) {
       thrown = std::current_exception();
     }

@@ -7,19 +7,15 @@
 #include "core/callback_scope.hpp"
 #include "core/coarse_clock.hpp"
 #include "core/completion.hpp"
+#include "core/credential_strand.hpp"
 #include "core/saturating_time.hpp"
+#include "core/thread_read_cache.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
-#include <boost/asio/execution/context.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/query.hpp>
 
 #include <algorithm>
-#include <array>
 #include <random>
 
 namespace credkit::detail {
@@ -31,16 +27,6 @@ using std::chrono::nanoseconds;
 namespace {
 
 std::atomic<std::uint64_t> g_next_id{1};
-
-// A strand over the type-erased executor. (A strand<io_context::executor_type> would fit inside
-// any_io_executor's buffer and save an allocation, but completions through it lost the
-// blocking.never preference and ran inline: handlers must always be posted.) The inner
-// executor is made untracked: a work-tracked executor given by the user would otherwise keep
-// its io_context's run() going for as long as the credential lives, and touch the context when
-// the credential is destroyed after it.
-asio::any_io_executor make_credential_strand(const asio::any_io_executor& inner) {
-  return asio::make_strand(asio::prefer(inner, asio::execution::outstanding_work.untracked));
-}
 
 std::uint64_t random_seed() {
   std::random_device rd;
@@ -68,37 +54,6 @@ std::exception_ptr copy_for_one(const std::exception_ptr& error) {
   } catch (...) {
   }
   return error;
-}
-
-// Per-thread cache of the tokens this thread read recently, keyed by credential id and
-// version. Each entry owns its own copy of the token, so handing out a handle touches only a
-// reference count private to this thread: readers on different cores share no written
-// cache line. A refresh bumps the credential's version; the next read here copies again.
-struct ThreadEntry {
-  std::uint64_t id = 0;
-  std::uint64_t version = 0;
-  std::chrono::system_clock::time_point fresh_until{};
-  std::shared_ptr<const AccessToken> token;
-  int foreign_misses = 0;  // reads of another credential that maps to this slot
-};
-constexpr std::size_t kThreadEntries = 64;
-using ThreadEntries = std::array<ThreadEntry, kThreadEntries>;
-
-// A trivially destructible initial-exec pointer: reading it costs one TLS load, with no
-// __tls_get_addr call and no init guard. The array behind it is created on the slow path by
-// an owner whose destructor frees it at thread exit.
-[[gnu::tls_model("initial-exec")]] thread_local ThreadEntries* t_entries = nullptr;
-
-struct ThreadEntriesOwner {
-  std::unique_ptr<ThreadEntries> entries = std::make_unique<ThreadEntries>();
-  ThreadEntriesOwner() { t_entries = entries.get(); }
-  ~ThreadEntriesOwner() { t_entries = nullptr; }
-};
-
-ThreadEntries& thread_entries() {
-  if (t_entries) return *t_entries;
-  thread_local ThreadEntriesOwner owner;
-  return *owner.entries;
 }
 
 }  // namespace
@@ -281,14 +236,10 @@ void CredentialState::report_service_time(time_point service) noexcept {
 
 TokenHandle CredentialState::try_fresh() const noexcept {
   const std::uint64_t v = version_.load(std::memory_order_acquire);
-  ThreadEntries* entries = t_entries;
-  if (entries) {
-    const ThreadEntry& e = (*entries)[id_ % kThreadEntries];
-    if (e.id == id_ && e.version == v) {
-      const auto now = system_clock_ ? coarse_system_now() : clock_->coarse_now();
-      if (now < e.fresh_until) return TokenHandle(e.token);
-      return {};
-    }
+  if (const ThreadReadEntry* e = find_thread_read(id_, v)) {
+    const auto now = system_clock_ ? coarse_system_now() : clock_->coarse_now();
+    if (now < e->fresh_until) return TokenHandle(e->token);
+    return {};
   }
   return refill_thread_entry();
 }
@@ -303,16 +254,7 @@ TokenHandle CredentialState::refill_thread_entry() const noexcept {
       pv = version_.load(std::memory_order_relaxed);
     }
     if (!pub || !pub->token || !(clock_->coarse_now() < pub->fresh_until)) return {};
-    ThreadEntry& e = thread_entries()[id_ % kThreadEntries];
-    // A slot held by another credential is taken over only after repeated reads of this one,
-    // so a thread cycling through many credentials does not copy a token on every read.
-    if (e.id != 0 && e.id != id_ && ++e.foreign_misses < 4) return pub->token;
-    e.token = std::make_shared<const AccessToken>(*pub->token);
-    e.id = id_;
-    e.version = pv;
-    e.fresh_until = pub->fresh_until;
-    e.foreign_misses = 0;
-    return TokenHandle(e.token);
+    return remember_thread_read(id_, pv, pub->fresh_until, pub->token);
   } catch (...) {
     return {};
   }
@@ -376,16 +318,8 @@ void CredentialState::get_async(Handler handler) {
 }
 
 // Keeps the executor's run() going while a waiter waits: outstanding work on the executor the
-// credential was created with (the strand's inner one; tracking through the strand would copy
-// the strand, and its shared implementation, for every waiter).
-asio::any_io_executor CredentialState::tracked_work() const {
-  using asio::execution::outstanding_work;
-  const auto ex = executor();
-  if (!ex) return {};
-  if (auto* strand = ex.target<asio::strand<asio::any_io_executor>>())
-    return asio::prefer(strand->get_inner_executor(), outstanding_work.tracked);
-  return asio::prefer(ex, outstanding_work.tracked);
-}
+// credential was created with.
+asio::any_io_executor CredentialState::tracked_work() const { return tracked_inner_work(executor()); }
 
 // Would a blocking wait on this thread stall the handlers that must deliver the token? True on
 // every thread running the credential's execution context, whatever executor shape reached it
@@ -393,10 +327,7 @@ asio::any_io_executor CredentialState::tracked_work() const {
 // several threads (all of them could be blocked); in a credkit callback (CallbackScope); and on
 // the credential's own strand (for contexts ExecutorAffinity cannot ask).
 bool CredentialState::on_own_executor() const noexcept {
-  if (affinity_.running_in_this_thread()) return true;
-  const auto ex = executor();
-  if (auto* strand = ex.target<asio::strand<asio::any_io_executor>>()) return strand->running_in_this_thread();
-  return false;
+  return affinity_.running_in_this_thread() || running_on_strand(executor());
 }
 
 TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
@@ -463,15 +394,17 @@ void CredentialState::update(AccessToken token) {
     std::lock_guard lock(mutex_);
     if (machine_.closed()) throw Error(errc::credential_closed, "update_token: the credential is closed");
     const auto now = service_now();
-    if (RefreshMachine::expired_on_arrival(now, token.expires_on)) {
-      throw Error(errc::token_expired_on_arrival, "update_token: the token is already expired (it expired at " +
-                                                      format_time(token.expires_on) + ", service time " +
-                                                      format_time(now) + ")");
-    }
     const auto expires_on = token.expires_on;
     const auto issued_at = token.issued_at;
-    token_ = TokenHandle::make(std::move(token));
-    apply_locked(machine_.on_update(now, expires_on, issued_at), fx);
+    TokenHandle handle = TokenHandle::make(std::move(token));  // allocated before the machine changes
+    const auto a = machine_.on_update(now, expires_on, issued_at);
+    if (a.expired_on_arrival) {
+      throw Error(errc::token_expired_on_arrival, "update_token: the token is already expired (it expired at " +
+                                                      format_time(expires_on) + ", service time " +
+                                                      format_time(now) + ")");
+    }
+    token_ = std::move(handle);
+    apply_locked(a, fx);
   }
   run_effects(fx);
 }
@@ -613,17 +546,21 @@ void CredentialState::on_fetch_done(std::uint64_t seq, std::exception_ptr error,
     fetch_op_.reset();
     const auto now = service_now();
     if (!error) error = admission_error(token.token, "the token fetcher's result");
-    if (!error && RefreshMachine::expired_on_arrival(now, token.expires_on)) {
-      error = make_error(errc::token_expired_on_arrival,
-                         "the token returned by the fetcher is already expired (it expired at " +
-                             format_time(token.expires_on) + ", service time " + format_time(now) + ")");
-    }
     if (!error) {
       const auto expires_on = token.expires_on;
       const auto issued_at = token.issued_at;
-      token_ = TokenHandle::make(std::move(token));
-      last_error_ = nullptr;
-      apply_locked(machine_.on_fetch_succeeded(now, expires_on, issued_at), fx);
+      TokenHandle handle = TokenHandle::make(std::move(token));  // allocated before the machine changes
+      // The machine judges the token (R4): one expired on arrival fails the fetch, retryably.
+      const auto a = machine_.on_fetch_succeeded(now, expires_on, issued_at);
+      if (a.expired_on_arrival) {
+        last_error_ = make_error(errc::token_expired_on_arrival,
+                                 "the token returned by the fetcher is already expired (it expired at " +
+                                     format_time(expires_on) + ", service time " + format_time(now) + ")");
+      } else {
+        token_ = std::move(handle);
+        last_error_ = nullptr;
+      }
+      apply_locked(a, fx);
     } else {
       ErrorDetails details;
       bool is_credkit_error = false;
@@ -795,7 +732,7 @@ void CredentialState::run_effects(Effects& fx) {
       op->starting.store(true, std::memory_order_release);
       std::exception_ptr thrown;
       try {
-        self->fetcher_(FetchContext(op), FetchCompletion(op));
+        FetchOpAccess::invoke(self->fetcher_, op);
       } catch (...) {
         thrown = std::current_exception();
       }

@@ -16,7 +16,7 @@
 #include "core/refresh_machine.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/any_io_executor.hpp>
 
 #include <atomic>
 #include <condition_variable>

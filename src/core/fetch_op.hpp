@@ -68,9 +68,15 @@ inline void release_executor(FetchOp& op) noexcept {
   }
 }
 
-/// The op behind a FetchContext, for credkit's own wrappers of fetchers.
+/// The one door between FetchOp and the public fetch types, for credkit's own code: users can
+/// neither see an op nor make a FetchContext or FetchCompletion.
 struct FetchOpAccess {
+  /// The op behind a FetchContext, for credkit's own wrappers of fetchers.
   static const std::shared_ptr<FetchOp>& of(const FetchContext& ctx) noexcept { return ctx.op_; }
+  /// Calls `fetcher` for `op`: the only place a FetchContext and a FetchCompletion are made.
+  static void invoke(const Fetcher& fetcher, const std::shared_ptr<FetchOp>& op) {
+    fetcher(FetchContext(op), FetchCompletion(op));
+  }
 };
 
 }  // namespace credkit::detail

@@ -4,8 +4,6 @@
 #include "core/blocking_runner.hpp"
 #include "core/fetch_op.hpp"
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 
 #include <atomic>
@@ -159,24 +157,6 @@ Fetcher Fetcher::blocking_string(std::function<std::string(const FetchContext&)>
   return Fetcher(on_blocking_executor(
       [f = std::move(function)](const FetchContext& ctx, FetchCompletion& done) { done.succeed(f(ctx)); },
       std::move(executor)));
-}
-
-Fetcher Fetcher::coroutine(CoroutineFunction function) {
-  if (!function) throw_error(errc::invalid_argument, "Fetcher::coroutine: the function is empty");
-  auto shared = std::make_shared<CoroutineFunction>(std::move(function));
-  return Fetcher([shared](FetchContext ctx, FetchCompletion done) {
-    auto slot = ctx.cancellation_slot();
-    auto ex = ctx.executor();
-    boost::asio::co_spawn(
-        ex, (*shared)(std::move(ctx)),
-        boost::asio::bind_cancellation_slot(slot, [done = std::move(done)](std::exception_ptr e, AccessToken t) mutable {
-          if (e) {
-            done.fail(std::move(e));
-          } else {
-            done.succeed(std::move(t));
-          }
-        }));
-  });
 }
 
 void Fetcher::operator()(FetchContext context, FetchCompletion completion) const {

@@ -28,26 +28,41 @@ double RefreshMachine::next_random() noexcept {
 }
 
 RefreshMachine::time_point RefreshMachine::fresh_until() const noexcept {
-  if (closed_ || !token_ || token_->invalidated) return time_point::min();
+  if (closed() || !token_ || token_->invalidated) return time_point::min();
   if (!can_refresh()) return time_point::max();  // static: handed out as is, even expired
   return token_->fresh_until;
 }
 
+RefreshMachine::RefreshState RefreshMachine::refresh_state() const noexcept {
+  if (std::holds_alternative<Deferred>(state_)) return RefreshState::deferred;
+  if (std::holds_alternative<Fetching>(state_)) return RefreshState::fetching;
+  if (std::holds_alternative<AwaitingUpdate>(state_)) return RefreshState::awaiting_update;
+  return RefreshState::idle;  // Idle, Closed
+}
+
+const RefreshMachine::InFlight* RefreshMachine::in_flight() const noexcept {
+  if (const auto* f = std::get_if<Fetching>(&state_)) return f;
+  if (const auto* u = std::get_if<AwaitingUpdate>(&state_)) return u;
+  return nullptr;
+}
+
+std::optional<RefreshMachine::time_point> RefreshMachine::scheduled_retry() const noexcept {
+  if (const auto* i = std::get_if<Idle>(&state_)) return i->retry_at;
+  if (const auto* d = std::get_if<Deferred>(&state_)) return d->retry_at;
+  return std::nullopt;
+}
+
 std::optional<RefreshMachine::time_point> RefreshMachine::next_deadline() const noexcept {
   std::optional<time_point> d;
-  if (closed_) return d;
-  switch (state_) {
-    case RefreshState::idle: break;
-    case RefreshState::deferred: earliest(d, deferred_until_); break;
-    case RefreshState::fetching:
-    case RefreshState::awaiting_update: earliest(d, add_sat(refresh_started_, config_.policy.fetch_timeout)); break;
-  }
+  if (closed()) return d;
+  if (const auto* deferred = std::get_if<Deferred>(&state_)) earliest(d, deferred->until);
+  if (const InFlight* f = in_flight()) earliest(d, add_sat(f->started, config_.policy.fetch_timeout));
   if (config_.mode == RefreshMode::proactive) {
     if (token_) {
       if (!token_->will_expire_fired) earliest(d, token_->will_expire_at);
       if (!token_->expired_fired) earliest(d, token_->expires_on());
     }
-    if (retry_at_ && !refreshing()) earliest(d, *retry_at_);
+    if (const auto* idle = std::get_if<Idle>(&state_); idle && idle->retry_at) earliest(d, *idle->retry_at);
   }
   return d;
 }
@@ -65,18 +80,19 @@ FetchReason RefreshMachine::reason_for(time_point now) const noexcept {
 }
 
 bool RefreshMachine::in_failure_window(time_point now) const noexcept {
-  return last_failed_ && (now < not_before_ || (retry_at_ && now < *retry_at_));
+  if (!failures_) return false;
+  const auto retry_at = scheduled_retry();
+  return now < failures_->not_before || (retry_at && now < *retry_at);
 }
 
 void RefreshMachine::begin_refresh(time_point now, Actions& a) {
-  if (!can_refresh() || refreshing() || closed_) return;
+  const auto* idle = std::get_if<Idle>(&state_);
+  if (!can_refresh() || !idle) return;  // refreshing or closed
   // R7: whoever asks (timer, caller, invalidate, retry), starts are min_refresh_interval apart.
   if (last_start_) {
     const time_point allowed = add_sat(*last_start_, config_.policy.min_refresh_interval);
     if (now < allowed) {
-      state_ = RefreshState::deferred;
-      deferred_until_ = allowed;
-      reason_ = reason_for(now);
+      state_ = Deferred{allowed, idle->retry_at};
       return;
     }
   }
@@ -85,17 +101,15 @@ void RefreshMachine::begin_refresh(time_point now, Actions& a) {
 
 void RefreshMachine::launch(time_point now, Actions& a) {
   last_start_ = now;
-  refresh_started_ = now;
-  reason_ = reason_for(now);
-  retry_at_.reset();
-  a.reason = reason_;
-  a.attempt = failures_ + 1;
+  const FetchReason reason = reason_for(now);
+  a.reason = reason;
+  a.attempt = failures() + 1;
   if (config_.has_fetcher) {
-    state_ = RefreshState::fetching;
+    state_ = Fetching{{now, reason}};
     a.start_fetch = true;
   } else {
     // No fetcher: the will-expire listeners are the fetcher; they answer with update_token.
-    state_ = RefreshState::awaiting_update;
+    state_ = AwaitingUpdate{{now, reason}};
     a.fire_will_expire = true;
   }
 }
@@ -108,32 +122,29 @@ void RefreshMachine::install(RefreshPolicy::TokenTimes times, Actions& a) {
   t.will_expire_at = config_.policy.will_expire_point(times, last_start_.value_or(time_point::min()), next_random());
   token_ = t;
   // A fetch still in flight carries on (its result replaces this one); a deferred or
-  // listener-driven refresh is answered by this token.
-  if (state_ != RefreshState::fetching) state_ = RefreshState::idle;
-  failures_ = 0;
-  last_failed_ = false;
-  retry_at_.reset();
+  // listener-driven refresh is answered by this token, and a scheduled retry is dropped.
+  if (!std::holds_alternative<Fetching>(state_)) state_ = Idle{};
+  failures_.reset();
   a.publish = true;
   a.fire_refreshed = true;
   a.complete = Completion::success;
 }
 
-void RefreshMachine::fail(time_point now, bool retryable, std::optional<ms> retry_after, Actions& a) {
-  state_ = RefreshState::idle;
-  ++failures_;
-  last_failed_ = true;
+void RefreshMachine::fail(time_point now, FetchReason reason, bool retryable, std::optional<ms> retry_after,
+                          Actions& a) {
+  const int count = failures() + 1;
   const auto floor = std::max(config_.policy.min_refresh_interval, retry_after.value_or(ms::zero()));
-  not_before_ = add_sat(now, floor);
+  failures_ = FailureStreak{count, add_sat(now, floor)};
+  std::optional<time_point> retry_at;
   if (config_.mode == RefreshMode::proactive && retryable) {
-    retry_at_ = add_sat(now, std::max(config_.policy.retry_delay(failures_, next_random()), floor));
-  } else {
-    retry_at_.reset();
+    retry_at = add_sat(now, std::max(config_.policy.retry_delay(count, next_random()), floor));
   }
+  state_ = Idle{retry_at};
   a.complete = Completion::failure;
   a.fire_refresh_failed = true;
-  a.reason = reason_;
-  a.attempt = failures_;
-  a.next_retry = retry_at_;
+  a.reason = reason;
+  a.attempt = count;
+  a.next_retry = retry_at;
 }
 
 RefreshMachine::Actions RefreshMachine::start(time_point now, std::optional<time_point> initial_expiry,
@@ -162,11 +173,11 @@ RefreshMachine::Actions RefreshMachine::start(time_point now, std::optional<time
   return finish(a);
 }
 
-std::pair<RefreshMachine::Demand, RefreshMachine::Actions> RefreshMachine::on_demand(time_point now) {
+RefreshMachine::DemandResult RefreshMachine::on_demand(time_point now) {
   Actions a;
   observe(now);
   Demand d = Demand::wait;
-  if (closed_) {
+  if (closed()) {
     d = Demand::fail_closed;
   } else if (token_ && now < fresh_until()) {
     d = Demand::use_cached;
@@ -192,19 +203,18 @@ std::pair<RefreshMachine::Demand, RefreshMachine::Actions> RefreshMachine::on_de
 
 RefreshMachine::Actions RefreshMachine::on_timer(time_point now) {
   Actions a;
-  if (closed_) return a;
+  if (closed()) return a;
   observe(now);
-  if ((state_ == RefreshState::fetching || state_ == RefreshState::awaiting_update) &&
-      now >= add_sat(refresh_started_, config_.policy.fetch_timeout)) {
-    a.cancel_fetch = state_ == RefreshState::fetching;
+  if (const InFlight* f = in_flight(); f && now >= add_sat(f->started, config_.policy.fetch_timeout)) {
+    a.cancel_fetch = std::holds_alternative<Fetching>(state_);
     a.fetch_timed_out = true;
-    fail(now, /*retryable=*/true, std::nullopt, a);
+    fail(now, f->reason, /*retryable=*/true, std::nullopt, a);
   }
-  if (state_ == RefreshState::deferred && now >= deferred_until_) {
+  if (const auto* deferred = std::get_if<Deferred>(&state_); deferred && now >= deferred->until) {
     if (can_refresh()) {
       launch(now, a);
     } else {
-      state_ = RefreshState::idle;  // the last will_expire listener left meanwhile
+      state_ = Idle{deferred->retry_at};  // the last will_expire listener left meanwhile
     }
   }
   if (token_) {
@@ -218,7 +228,8 @@ RefreshMachine::Actions RefreshMachine::on_timer(time_point now) {
       begin_refresh(now, a);
     }
   }
-  if (config_.mode == RefreshMode::proactive && retry_at_ && now >= *retry_at_ && !refreshing()) {
+  if (const auto* idle = std::get_if<Idle>(&state_);
+      config_.mode == RefreshMode::proactive && idle && idle->retry_at && now >= *idle->retry_at) {
     begin_refresh(now, a);
   }
   return finish(a);
@@ -228,13 +239,16 @@ RefreshMachine::Actions RefreshMachine::on_fetch_succeeded(time_point now, time_
                                                            std::optional<time_point> issued_at) {
   Actions a;
   observe(now);
-  if (closed_ || state_ != RefreshState::fetching) return finish(a);
+  const auto* fetching = std::get_if<Fetching>(&state_);
+  if (!fetching) return finish(a);  // closed, or a fetch the machine no longer waits for
+  const FetchReason reason = fetching->reason;
   if (expired_on_arrival(now, expires_on)) {
-    fail(now, /*retryable=*/true, std::nullopt, a);
+    a.expired_on_arrival = true;
+    fail(now, reason, /*retryable=*/true, std::nullopt, a);
     return finish(a);
   }
-  state_ = RefreshState::idle;
-  a.reason = reason_;
+  state_ = Idle{};
+  a.reason = reason;
   install(RefreshPolicy::TokenTimes{now, expires_on, issued_at, /*delivered=*/true}, a);
   return finish(a);
 }
@@ -242,17 +256,23 @@ RefreshMachine::Actions RefreshMachine::on_fetch_succeeded(time_point now, time_
 RefreshMachine::Actions RefreshMachine::on_fetch_failed(time_point now, bool retryable, std::optional<ms> retry_after) {
   Actions a;
   observe(now);
-  if (closed_ || state_ != RefreshState::fetching) return finish(a);
-  fail(now, retryable, retry_after, a);
+  const auto* fetching = std::get_if<Fetching>(&state_);
+  if (!fetching) return finish(a);
+  fail(now, fetching->reason, retryable, retry_after, a);
   return finish(a);
 }
 
 RefreshMachine::Actions RefreshMachine::on_update(time_point now, time_point expires_on,
                                                   std::optional<time_point> issued_at) {
   Actions a;
+  if (expired_on_arrival(now, expires_on)) {
+    a.expired_on_arrival = true;  // refused before it is seen: not even its time is observed
+    return finish(a);
+  }
   observe(now);
-  if (closed_ || expired_on_arrival(now, expires_on)) return finish(a);
-  a.reason = state_ == RefreshState::awaiting_update ? reason_ : reason_for(now);
+  if (closed()) return finish(a);
+  const auto* awaited = std::get_if<AwaitingUpdate>(&state_);
+  a.reason = awaited ? awaited->reason : reason_for(now);
   install(RefreshPolicy::TokenTimes{now, expires_on, issued_at, /*delivered=*/true}, a);
   return finish(a);
 }
@@ -260,7 +280,7 @@ RefreshMachine::Actions RefreshMachine::on_update(time_point now, time_point exp
 RefreshMachine::Actions RefreshMachine::on_invalidate(time_point now, std::uint64_t generation) {
   Actions a;
   observe(now);
-  if (closed_ || !token_ || token_->generation != generation || token_->invalidated) return finish(a);
+  if (closed() || !token_ || token_->generation != generation || token_->invalidated) return finish(a);
   token_->invalidated = true;
   a.accepted = true;
   a.publish = true;
@@ -271,7 +291,7 @@ RefreshMachine::Actions RefreshMachine::on_invalidate(time_point now, std::uint6
 RefreshMachine::Actions RefreshMachine::on_listeners_changed(time_point now, bool has_will_expire_listener) {
   Actions a;
   observe(now);
-  if (closed_ || has_will_listener_ == has_will_expire_listener) return finish(a);
+  if (closed() || has_will_listener_ == has_will_expire_listener) return finish(a);
   has_will_listener_ = has_will_expire_listener;
   a.publish = true;
   if (config_.mode == RefreshMode::proactive && !token_ && !config_.has_fetcher) begin_refresh(now, a);
@@ -289,12 +309,22 @@ void RefreshMachine::on_clock_shift(std::chrono::nanoseconds delta) noexcept {
   auto shift = [delta](time_point& t) {
     if (t != time_point::min() && t != time_point::max()) t = add_sat(t, delta);
   };
-  if (latest_now_) shift(*latest_now_);
-  if (last_start_) shift(*last_start_);
-  if (retry_at_) shift(*retry_at_);
-  shift(refresh_started_);
-  shift(deferred_until_);
-  shift(not_before_);
+  auto shift_optional = [&shift](std::optional<time_point>& t) {
+    if (t) shift(*t);
+  };
+  shift_optional(latest_now_);
+  shift_optional(last_start_);
+  if (failures_) shift(failures_->not_before);
+  if (auto* idle = std::get_if<Idle>(&state_)) {
+    shift_optional(idle->retry_at);
+  } else if (auto* deferred = std::get_if<Deferred>(&state_)) {
+    shift(deferred->until);
+    shift_optional(deferred->retry_at);
+  } else if (auto* fetching = std::get_if<Fetching>(&state_)) {
+    shift(fetching->started);
+  } else if (auto* awaiting = std::get_if<AwaitingUpdate>(&state_)) {
+    shift(awaiting->started);
+  }
   if (token_) {
     // The token's receipt moves with the frame; what derives from it follows (its expiry and
     // issue time are the service's own and stay).
@@ -309,11 +339,9 @@ void RefreshMachine::on_clock_shift(std::chrono::nanoseconds delta) noexcept {
 
 RefreshMachine::Actions RefreshMachine::on_close() {
   Actions a;
-  if (closed_) return a;
-  closed_ = true;
-  a.cancel_fetch = state_ == RefreshState::fetching;
-  state_ = RefreshState::idle;
-  retry_at_.reset();
+  if (closed()) return a;
+  a.cancel_fetch = std::holds_alternative<Fetching>(state_);
+  state_ = Closed{};
   a.complete = Completion::closed;
   a.publish = true;
   return a;

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <variant>
 
 namespace credkit::detail {
 
@@ -37,13 +38,32 @@ class RefreshMachine {
     fail_closed,      ///< the credential is closed
   };
 
-  /// Where the refresh is.
+  /// Where the refresh is (the kind of the FetchState below; a closed machine reports idle).
   enum class RefreshState {
     idle,             ///< nothing running
     deferred,         ///< a refresh is due but waits for min_refresh_interval since the last start (R7)
     fetching,         ///< the fetcher runs
     awaiting_update,  ///< no fetcher: will_expire listeners were asked for update_token
   };
+
+  // The fetch state: one alternative per reachable situation, each holding only the data that
+  // situation has (as gRPC's TokenFetcherCredentials::FetchState), so that, e.g., a retry time
+  // while a fetch runs or a fetch start time while idle cannot be written down.
+  struct Idle {
+    std::optional<time_point> retry_at;  ///< R9: the automatic retry after a failure (proactive mode)
+  };
+  struct Deferred {
+    time_point until;                    ///< R7: when the refresh may start
+    std::optional<time_point> retry_at;  ///< the retry it displaced, back in force if it goes idle
+  };
+  struct InFlight {
+    time_point started;  ///< fetch_timeout counts from here
+    FetchReason reason;
+  };
+  struct Fetching : InFlight {};        ///< the fetcher runs
+  struct AwaitingUpdate : InFlight {};  ///< no fetcher: will_expire listeners were asked for update_token
+  struct Closed {};                     ///< final: nothing runs, nothing starts
+  using FetchState = std::variant<Idle, Deferred, Fetching, AwaitingUpdate, Closed>;
 
   /// How waiting callers complete.
   enum class Completion { none, success, failure, closed };
@@ -75,7 +95,15 @@ class RefreshMachine {
     Completion complete = Completion::none;
     bool publish = false;   ///< the cached token or its freshness changed
     bool accepted = false;  ///< invalidate: the report concerned the current token
+    /// on_fetch_succeeded / on_update: the token was refused as expired on arrival (R4).
+    bool expired_on_arrival = false;
     std::optional<time_point> next_deadline;  ///< when on_timer must run next (none: no timer)
+  };
+
+  /// What on_demand answers: what the caller should do, and the actions to perform.
+  struct DemandResult {
+    Demand demand;
+    Actions actions;
   };
 
   explicit RefreshMachine(Config config);
@@ -83,10 +111,14 @@ class RefreshMachine {
   Actions start(time_point now, std::optional<time_point> initial_expiry,
                 std::optional<time_point> issued_at = std::nullopt);
   /// A caller wants a token: what it should do, and the actions to perform.
-  std::pair<Demand, Actions> on_demand(time_point now);
+  DemandResult on_demand(time_point now);
   Actions on_timer(time_point now);
+  /// The fetch delivered a token. One already expired on arrival (R4) fails the fetch as a
+  /// retryable failure instead (`Actions::expired_on_arrival`).
   Actions on_fetch_succeeded(time_point now, time_point expires_on, std::optional<time_point> issued_at = std::nullopt);
   Actions on_fetch_failed(time_point now, bool retryable, std::optional<std::chrono::milliseconds> retry_after);
+  /// update_token. A token already expired on arrival (R4) is refused and leaves no trace:
+  /// only `Actions::expired_on_arrival` is set (the caller reports the refusal).
   Actions on_update(time_point now, time_point expires_on, std::optional<time_point> issued_at = std::nullopt);
   Actions on_invalidate(time_point now, std::uint64_t generation);
   Actions on_listeners_changed(time_point now, bool has_will_expire_listener);
@@ -97,29 +129,42 @@ class RefreshMachine {
   /// are the service's own times and stay.
   void on_clock_shift(std::chrono::nanoseconds delta) noexcept;
 
-  /// R4: a token that expires at or before `now` is refused on arrival (fetch or update_token).
+  /// R4, the one statement of the rule: a token that expires at or before `now` is refused on
+  /// arrival (fetch or update_token). The machine applies it itself (on_fetch_succeeded,
+  /// on_update); it is public for models of the machine.
   static bool expired_on_arrival(time_point now, time_point expires_on) noexcept { return expires_on <= now; }
 
   const std::optional<Token>& token() const noexcept { return token_; }
   /// Until when the cached token may be handed out without refreshing (min: never).
   time_point fresh_until() const noexcept;
-  RefreshState refresh_state() const noexcept { return state_; }
-  bool refreshing() const noexcept { return state_ != RefreshState::idle; }
-  bool fetch_in_flight() const noexcept { return state_ == RefreshState::fetching; }
-  bool closed() const noexcept { return closed_; }
+  const FetchState& fetch_state() const noexcept { return state_; }
+  RefreshState refresh_state() const noexcept;
+  bool refreshing() const noexcept { return refresh_state() != RefreshState::idle; }
+  bool fetch_in_flight() const noexcept { return std::holds_alternative<Fetching>(state_); }
+  bool closed() const noexcept { return std::holds_alternative<Closed>(state_); }
   bool can_refresh() const noexcept { return config_.has_fetcher || has_will_listener_; }
-  int failures() const noexcept { return failures_; }
-  FetchReason reason() const noexcept { return reason_; }
+  int failures() const noexcept { return failures_ ? failures_->count : 0; }
   /// When the last refresh started (none before the first).
   std::optional<time_point> last_start() const noexcept { return last_start_; }
   std::optional<time_point> next_deadline() const noexcept;
   const Config& config() const noexcept { return config_; }
 
  private:
+  /// The failures since the last token was installed (none: the last refresh did not fail).
+  struct FailureStreak {
+    int count = 0;
+    time_point not_before{};  ///< R10: no caller-triggered start before this
+  };
+
+  const InFlight* in_flight() const noexcept;
+  /// The automatic retry in force (idle) or displaced by a deferral (deferred).
+  std::optional<time_point> scheduled_retry() const noexcept;
   void begin_refresh(time_point now, Actions& a);
   void launch(time_point now, Actions& a);
   void install(RefreshPolicy::TokenTimes times, Actions& a);
-  void fail(time_point now, bool retryable, std::optional<std::chrono::milliseconds> retry_after, Actions& a);
+  /// Ends the refresh in flight (started for `reason`) as failed.
+  void fail(time_point now, FetchReason reason, bool retryable, std::optional<std::chrono::milliseconds> retry_after,
+            Actions& a);
   bool in_failure_window(time_point now) const noexcept;
   void observe(time_point now) noexcept;
   FetchReason reason_for(time_point now) const noexcept;
@@ -129,17 +174,10 @@ class RefreshMachine {
   Config config_;
   std::optional<Token> token_;
   std::uint64_t next_generation_ = 1;
-  RefreshState state_ = RefreshState::idle;
+  FetchState state_ = Idle{};
   bool has_will_listener_ = false;
-  bool closed_ = false;
-  FetchReason reason_ = FetchReason::initial;
-  time_point refresh_started_{};           // fetching / awaiting_update: when it started
-  time_point deferred_until_{};            // deferred: when it may start
   std::optional<time_point> last_start_;   // R7: the last refresh start, whoever triggered it
-  int failures_ = 0;
-  bool last_failed_ = false;
-  time_point not_before_{};                // R10: no caller-triggered start before this after a failure
-  std::optional<time_point> retry_at_;     // R9: the automatic retry (proactive mode)
+  std::optional<FailureStreak> failures_;
   std::optional<time_point> latest_now_;   // R17: the latest time seen, to notice backward steps
   std::uint64_t rng_;
 };

@@ -4,6 +4,8 @@
 
 #include "support/credential_fixture.hpp"
 
+#include <credkit/core/coroutine_fetcher.hpp>
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
@@ -189,7 +191,7 @@ TEST_CASE("partial and total cancellation are honoured too") {
 TEST_CASE_FIXTURE(OnDemand, "the coroutine fetcher style") {
   auto clock = env.clock;
   std::atomic<int> calls{0};
-  auto coroutine = Fetcher::coroutine([clock, &calls](FetchContext ctx) -> asio::awaitable<AccessToken> {
+  auto coroutine = coroutine_fetcher([clock, &calls](FetchContext ctx) -> asio::awaitable<AccessToken> {
     ++calls;
     CHECK(ctx.reason() == FetchReason::initial);
     co_return AccessToken{make_jwt(clock->now() + 1h), clock->now() + 1h};
@@ -203,7 +205,7 @@ TEST_CASE_FIXTURE(OnDemand, "the coroutine fetcher style") {
 
 TEST_CASE_FIXTURE(OnDemand, "a coroutine fetcher is cancelled through its slot when the fetch times out") {
   std::atomic<bool> aborted{false};
-  auto waits_forever = Fetcher::coroutine([&aborted](FetchContext ctx) -> asio::awaitable<AccessToken> {
+  auto waits_forever = coroutine_fetcher([&aborted](FetchContext ctx) -> asio::awaitable<AccessToken> {
     asio::steady_timer forever(ctx.executor(), std::chrono::hours(24));
     boost::system::error_code ec;
     co_await forever.async_wait(asio::redirect_error(asio::use_awaitable, ec));

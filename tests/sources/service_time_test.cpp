@@ -142,7 +142,7 @@ FetchRun run_fetch(boost::asio::io_context& io, const Fetcher& fetcher, std::fun
     run->reports_before_completion = run->reports.size();
     done = true;
   };
-  fetcher(FetchContext(op), FetchCompletion(op));
+  detail::FetchOpAccess::invoke(fetcher, op);
   io.restart();
   while (!done) io.run_one();
   return *run;

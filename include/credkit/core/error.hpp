@@ -108,7 +108,12 @@ std::string message_of(const std::exception_ptr& e);
 /// true for any other exception (an unknown failure may be transient).
 bool is_retryable(const std::exception_ptr& e) noexcept;
 
-/// Throws `Error(code, message, details)`; a helper for terse error paths.
+/// Throws `Error(code, message, details)`. Supported API: a terse error path for fetchers
+/// (an exception thrown by a fetcher fails the fetch with it: `details.retryable` and
+/// `details.retry_after` steer the retry, and the `Error` itself reaches waiting callers and
+/// `refresh_failed` listeners). The message is
+/// scrubbed as every `Error` message is. Never returns; throws `std::bad_alloc` instead when
+/// out of memory. Thread safety: may be called from any thread.
 [[noreturn]] void throw_error(errc code, const std::string& message, ErrorDetails details = {});
 
 }  // namespace credkit

@@ -5,7 +5,6 @@
 #include <credkit/core/error.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 
 #include <chrono>
@@ -39,9 +38,6 @@ std::string_view to_string(FetchReason reason) noexcept;
 /// refer to the same fetch.
 class FetchContext {
  public:
-  /// Made by the credential for each fetch.
-  explicit FetchContext(std::shared_ptr<detail::FetchOp> op) noexcept : op_(std::move(op)) {}
-
   /// Why this fetch runs.
   FetchReason reason() const noexcept;
   /// 1 for the first attempt, 2 and up for retries after consecutive failures.
@@ -72,7 +68,8 @@ class FetchContext {
   void report_service_time(std::chrono::system_clock::time_point service_now) const noexcept;
 
  private:
-  friend struct detail::FetchOpAccess;
+  friend struct detail::FetchOpAccess;  // credkit makes one for each fetch
+  explicit FetchContext(std::shared_ptr<detail::FetchOp> op) noexcept : op_(std::move(op)) {}
   std::shared_ptr<detail::FetchOp> op_;
 };
 
@@ -81,8 +78,6 @@ class FetchContext {
 /// fetcher that loses its completion never leaves callers waiting.
 class FetchCompletion {
  public:
-  /// Made by the credential for each fetch.
-  explicit FetchCompletion(std::shared_ptr<detail::FetchOp> op) noexcept : op_(std::move(op)) {}
   /// Moves the obligation to complete.
   FetchCompletion(FetchCompletion&&) noexcept = default;
   /// Moves the obligation to complete; an uncalled completion it replaces counts as dropped.
@@ -102,6 +97,8 @@ class FetchCompletion {
   void fail(errc code, const std::string& message, ErrorDetails details = {});
 
  private:
+  friend struct detail::FetchOpAccess;  // credkit makes one for each fetch
+  explicit FetchCompletion(std::shared_ptr<detail::FetchOp> op) noexcept : op_(std::move(op)) {}
   std::shared_ptr<detail::FetchOp> op_;
 };
 
@@ -117,8 +114,10 @@ class FetchCompletion {
 ///   thread.
 /// - `Fetcher::async(f)`: `f(FetchContext, FetchCompletion)` starts work and returns; the
 ///   completion is called later, from any thread.
-/// - `Fetcher::coroutine(f)`: `f(FetchContext)` returns `boost::asio::awaitable<AccessToken>`,
-///   spawned on the credential's executor with the fetch's cancellation bound to it.
+/// - `coroutine_fetcher(f)`, in the opt-in header `<credkit/core/coroutine_fetcher.hpp>` (so
+///   that `<boost/asio/awaitable.hpp>` reaches only the builds that use coroutines):
+///   `f(FetchContext)` returns `boost::asio::awaitable<AccessToken>`, spawned on the
+///   credential's executor with the fetch's cancellation bound to it.
 /// An exception thrown by `f` fails the fetch. A default-constructed Fetcher is "none".
 class Fetcher {
  public:
@@ -126,8 +125,6 @@ class Fetcher {
   using AsyncFunction = std::function<void(FetchContext, FetchCompletion)>;
   /// The shape of a blocking fetcher.
   using BlockingFunction = std::function<AccessToken(const FetchContext&)>;
-  /// The shape of a coroutine fetcher.
-  using CoroutineFunction = std::function<boost::asio::awaitable<AccessToken>(FetchContext)>;
 
   /// No fetcher.
   Fetcher() = default;
@@ -146,9 +143,6 @@ class Fetcher {
   static Fetcher blocking(F function, std::optional<boost::asio::any_io_executor> executor = std::nullopt) {
     return blocking_string(std::function<std::string(const FetchContext&)>(std::move(function)), std::move(executor));
   }
-
-  /// A coroutine fetcher.
-  static Fetcher coroutine(CoroutineFunction function);
 
   /// True unless this is "none".
   explicit operator bool() const noexcept { return static_cast<bool>(function_); }

@@ -106,6 +106,10 @@ class TokenCredential {
 
   /// Asynchronously obtains a token (as `get_token`, without blocking a thread).
   ///
+  /// (The format of every credkit async function's documentation: a one-line summary, then
+  /// these `@par` sections in this order: Handler signature, Executor, Cancellation, Errors,
+  /// Thread safety, Lifetimes, Preconditions; "None." where a section has nothing to say.)
+  ///
   /// @par Handler signature
   /// `void(std::exception_ptr error, TokenHandle token)`: `error` is null on success, else
   /// holds an `Error`. Works with any completion token: callbacks, `use_future`,
@@ -113,7 +117,8 @@ class TokenCredential {
   ///
   /// @par Executor
   /// The handler runs on its associated executor, by default the credential's. It is always
-  /// completed by posting: never inline from this call, never under an internal lock.
+  /// completed by posting: never inline from this call, never under an internal lock. Outstanding
+  /// work is held on the credential's executor while the operation waits for a fetch.
   ///
   /// @par Cancellation
   /// Honours the handler's cancellation slot (terminal, partial and total): only this
@@ -121,10 +126,22 @@ class TokenCredential {
   /// Emit the signal from the thread that runs the handler's executor.
   ///
   /// @par Errors
-  /// As `get_token()`, without `would_deadlock`.
+  /// Delivered to the handler: as `get_token()`, without `would_deadlock`; `cancelled`.
+  /// Thrown from the initiating call: `Error(errc::credential_closed)` once the credential's
+  /// execution context was destroyed (no executor is left to complete on); `std::bad_alloc`.
   ///
   /// @par Thread safety
-  /// May be called from any thread, concurrently.
+  /// May be called from any thread, concurrently, including from credkit callbacks.
+  ///
+  /// @par Lifetimes
+  /// The operation holds the credential's state, not the `TokenCredential`: the credential may
+  /// be destroyed (or closed) while it is pending, and the handler then completes with
+  /// `credential_closed`. The handler is moved into the operation and destroyed after it runs;
+  /// if the execution context is destroyed first, pending handlers are destroyed without being
+  /// invoked. The `TokenHandle` delivered keeps its token alive independently of the credential.
+  ///
+  /// @par Preconditions
+  /// None: a closed credential completes the handler with `credential_closed`.
   template <typename CompletionToken>
   auto async_get_token(CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, GetTokenSignature>(

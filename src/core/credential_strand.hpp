@@ -1,0 +1,19 @@
+// credkit detail — the credential's strand: how it is made over the user's executor, and what
+// the credential asks of it (the executor it wraps, whether this thread is inside it).
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+
+namespace credkit::detail {
+
+/// A strand over the type-erased `inner` executor, with `inner` made untracked.
+boost::asio::any_io_executor make_credential_strand(const boost::asio::any_io_executor& inner);
+
+/// Outstanding work on the executor behind `strand` (its inner one; `strand` itself if it is
+/// not one of ours); empty for an empty executor.
+boost::asio::any_io_executor tracked_inner_work(const boost::asio::any_io_executor& strand);
+
+/// True while this thread runs a handler of `strand` (false for an executor that is not one).
+bool running_on_strand(const boost::asio::any_io_executor& strand) noexcept;
+
+}  // namespace credkit::detail
