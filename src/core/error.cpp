@@ -106,37 +106,36 @@ bool Error::retryable() const noexcept {
   return details_.retryable.value_or(retryable_by_default(code(), details_.http_status));
 }
 
-std::error_code error_code_of(const std::exception_ptr& e) noexcept {
-  if (!e) return {};
+namespace {
+/// `on(ex)` when `e` holds an `E`, else `otherwise()`. `e` is not null.
+template <typename E, typename On, typename Otherwise>
+auto inspect(const std::exception_ptr& e, On on, Otherwise otherwise) {
   try {
     std::rethrow_exception(e);
-  } catch (const std::system_error& se) {
-    return se.code();
+  } catch (const E& ex) {
+    return on(ex);
   } catch (...) {
-    return make_error_code(errc::fetch_failed);
+    return otherwise();
   }
+}
+}  // namespace
+
+std::error_code error_code_of(const std::exception_ptr& e) noexcept {
+  if (!e) return {};
+  return inspect<std::system_error>(
+      e, [](const std::system_error& se) { return se.code(); }, [] { return make_error_code(errc::fetch_failed); });
 }
 
 std::string message_of(const std::exception_ptr& e) {
   if (!e) return {};
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown exception (not derived from std::exception)";
-  }
+  return inspect<std::exception>(
+      e, [](const std::exception& ex) { return std::string(ex.what()); },
+      [] { return std::string("unknown exception (not derived from std::exception)"); });
 }
 
 bool is_retryable(const std::exception_ptr& e) noexcept {
   if (!e) return false;
-  try {
-    std::rethrow_exception(e);
-  } catch (const Error& err) {
-    return err.retryable();
-  } catch (...) {
-    return true;
-  }
+  return inspect<Error>(e, [](const Error& err) { return err.retryable(); }, [] { return true; });
 }
 
 void throw_error(errc code, const std::string& message, ErrorDetails details) {

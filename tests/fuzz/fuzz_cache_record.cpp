@@ -5,6 +5,7 @@
 #include <credkit/core/error.hpp>
 
 #include "caches/record_crypto.hpp"
+#include "fuzz_expect.hpp"
 
 #include <array>
 #include <cstddef>
@@ -40,11 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto token = ring.decrypt(cache_key, record);
     (void)token;
   } catch (const credkit::Error& e) {
-    const auto c = e.code();
-    if (c != credkit::make_error_code(credkit::errc::cache_corrupt) &&
-        c != credkit::make_error_code(credkit::errc::cache_wrong_key) &&
-        c != credkit::make_error_code(credkit::errc::crypto_error))
-      __builtin_trap();
+    fuzz::expect_code_in(e, {credkit::errc::cache_corrupt, credkit::errc::cache_wrong_key, credkit::errc::crypto_error});
   }
   return 0;
 }
