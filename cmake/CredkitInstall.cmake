@@ -9,6 +9,12 @@ install(TARGETS credkit EXPORT credkitTargets
 install(DIRECTORY include/credkit DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT credkitTargets NAMESPACE credkit:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/credkit)
 
+# The config file of a static credkit finds every library the archive links.
+if(CREDKIT_SHARED)
+  set(CREDKIT_PACKAGE_STATIC FALSE)
+else()
+  set(CREDKIT_PACKAGE_STATIC TRUE)
+endif()
 configure_package_config_file(${CMAKE_CURRENT_SOURCE_DIR}/cmake/credkitConfig.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/credkitConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/credkit)

@@ -32,8 +32,8 @@ struct IdentityClientImpl;
 /// Typical use on a trusted app server, or in a stateless bot as a credential's fetcher:
 /// @code
 /// acs::IdentityClient identity(io.get_executor(), acs::ConnectionString::parse(cs));
-/// auto credential = std::make_shared<TokenCredential>(io.get_executor(),
-///     identity.fetcher(user_id, {acs::TokenScope::chat}), options);
+/// options.fetcher = identity.fetcher(user_id, {acs::TokenScope::chat});
+/// auto credential = TokenCredential::create(io.get_executor(), std::move(options));
 /// @endcode
 ///
 /// Every async function below has the same shape:

@@ -27,7 +27,7 @@ namespace credkit::testing {
 /// @code
 ///   auto clock = std::make_shared<credkit::testing::ManualClock>();
 ///   boost::asio::io_context io;
-///   auto cred = credkit::TokenCredential::create(io.get_executor(), {.fetcher = ..., .clock = clock});
+///   auto cred = credkit::TokenCredential::create(io.get_executor(), {.fetcher = my_fetcher, .clock = clock});
 ///   clock->run_for(io, std::chrono::minutes(50));  // fires every timer due in those 50 minutes
 /// @endcode
 ///
