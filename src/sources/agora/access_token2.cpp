@@ -7,7 +7,6 @@
 #include "sources/common/crypto.hpp"
 #include "core/secret_scrubber.hpp"
 
-#include <openssl/rand.h>
 #include <zlib.h>
 
 #include <limits>
@@ -313,9 +312,7 @@ std::string AccessToken2::build() const {
     salt = *data_->salt;
   } else {
     std::uint32_t r = 0;
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(&r), sizeof r) != 1) {
-      throw_error(errc::crypto_error, "Agora token: RAND_bytes failed");
-    }
+    credkit::detail::random_bytes(std::span(reinterpret_cast<unsigned char*>(&r), sizeof r));
     salt = 1 + r % 99999999u;
   }
   std::string content;
