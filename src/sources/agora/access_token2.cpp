@@ -5,6 +5,7 @@
 
 #include "core/base64.hpp"
 #include "sources/common/crypto.hpp"
+#include "sources/common/fetch_completion.hpp"
 #include "core/secret_scrubber.hpp"
 
 #include <zlib.h>
@@ -355,8 +356,8 @@ Fetcher local_fetcher(std::string app_id, std::string app_certificate, std::opti
     if (user_uuid) probe.add_chat_user(*user_uuid, expire);
   }
   auto cert = std::make_shared<const credkit::detail::SecretString>(std::move(app_certificate));
-  return Fetcher::async([app_id = std::move(app_id), cert, user_uuid = std::move(user_uuid), expire](
-                            FetchContext, FetchCompletion completion) {
+  return credkit::detail::local_token_fetcher([app_id = std::move(app_id), cert, user_uuid = std::move(user_uuid),
+                                               expire] {
     AccessToken2 t(app_id, cert->get(), expire);
     if (user_uuid) {
       t.add_chat_user(*user_uuid, expire);
@@ -365,7 +366,7 @@ Fetcher local_fetcher(std::string app_id, std::string app_certificate, std::opti
     }
     auto token = t.build();
     const auto expires_on = detail::decode_access_token(token).info.expires_on;
-    completion.succeed(AccessToken{std::move(token), expires_on});
+    return AccessToken{std::move(token), expires_on};
   });
 }
 }  // namespace
