@@ -130,7 +130,7 @@ struct IdentityClientImpl {
   // service time (so a skewed client authenticates once the credential learned the offset
   // from a response's Date); else the system clock.
   std::chrono::system_clock::time_point now(const std::optional<FetchContext>& fetch) const {
-    return options.now ? options.now() : credkit::detail::signing_time(fetch);
+    return options.clock ? options.clock->now() : credkit::detail::signing_time(fetch);
   }
 
   // Sends a signed request; `call.parse` turns a 2xx response into the result (and may throw).

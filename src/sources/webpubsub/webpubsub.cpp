@@ -199,14 +199,14 @@ credkit::detail::HttpRequest make_generate_token_request(const std::string& endp
 
 // ---- ServiceClient ----
 
-ServiceClient::ServiceClient(ConnectionString connection_string, std::string hub,
-                             std::function<std::chrono::system_clock::time_point()> now)
-    : connection_string_(std::move(connection_string)), hub_(std::move(hub)), now_(std::move(now)) {
+ServiceClient::ServiceClient(ConnectionString connection_string, std::string hub, std::shared_ptr<Clock> clock)
+    : connection_string_(std::move(connection_string)), hub_(std::move(hub)),
+      clock_(clock ? std::move(clock) : Clock::system()) {
   detail::validate_hub(hub_);
 }
 
 ClientAccess ServiceClient::client_access(const ClientTokenOptions& options) const {
-  const auto now = now_ ? now_() : std::chrono::system_clock::now();
+  const auto now = clock_->now();
   std::string token =
       detail::make_client_token(connection_string_.endpoint(), hub_, connection_string_.access_key(), options, now);
   ClientAccess access;
