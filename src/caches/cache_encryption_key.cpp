@@ -1,10 +1,10 @@
 #include <credkit/caches/cache_encryption_key.hpp>
 #include <credkit/core/error.hpp>
 
+#include "core/crypto.hpp"
 #include "core/secret_scrubber.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include <ostream>
 
@@ -55,7 +55,7 @@ CacheEncryptionKey CacheEncryptionKey::from_passphrase(std::string_view passphra
 
 CacheEncryptionKey CacheEncryptionKey::generate() {
   std::vector<unsigned char> bytes(32);
-  if (RAND_bytes(bytes.data(), 32) != 1) throw_error(errc::crypto_error, "RAND_bytes failed to generate a key");
+  detail::random_bytes(bytes);
   return CacheEncryptionKey(std::move(bytes), 0);
 }
 

@@ -4,7 +4,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include <cstring>
 #include <memory>
@@ -15,14 +14,6 @@ namespace {
 
 constexpr unsigned char record_version = 1;
 constexpr std::string_view aad_label{"credkit-token-record\0", 21};
-
-void hmac_sha256(std::span<const unsigned char> key, std::string_view data, unsigned char out[32]) {
-  std::size_t len = 0;
-  if (!EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(),
-                 reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, 32, &len) ||
-      len != 32)
-    throw_error(errc::crypto_error, "HMAC-SHA256 failed in OpenSSL");
-}
 
 // Fetched once (and kept for the process): the implicit fetch behind EVP_aes_256_gcm() costs
 // about a microsecond per record with OpenSSL 3, on every cache hit.
@@ -62,11 +53,6 @@ std::string to_hex(std::span<const unsigned char> bytes) {
   return out;
 }
 
-void random_bytes(std::span<unsigned char> out) {
-  if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1)
-    throw_error(errc::crypto_error, "RAND_bytes failed (the OpenSSL CSPRNG is not available)");
-}
-
 Keyring::Keyring(const std::vector<CacheEncryptionKey>& keys, std::span<const unsigned char> salt) {
   if (keys.empty()) throw_error(errc::invalid_argument, "an encrypted cache needs at least one CacheEncryptionKey");
   for (const auto& k : keys) {
@@ -83,8 +69,8 @@ Keyring::Keyring(const std::vector<CacheEncryptionKey>& keys, std::span<const un
     DerivedKey d;
     unsigned char id[32];
     try {
-      hmac_sha256(base, "credkit/v1/enc", d.enc.data());
-      hmac_sha256(base, "credkit/v1/lookup", d.mac.data());
+      hmac_sha256(base, "credkit/v1/enc", d.enc);
+      hmac_sha256(base, "credkit/v1/lookup", d.mac);
       hmac_sha256(base, "credkit/v1/key-id", id);
     } catch (...) {
       OPENSSL_cleanse(base.data(), base.size());

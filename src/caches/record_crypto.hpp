@@ -11,6 +11,8 @@
 #include <credkit/caches/cache_encryption_key.hpp>
 #include <credkit/core/access_token.hpp>
 
+#include "core/crypto.hpp"
+
 #include <array>
 #include <span>
 #include <string>
@@ -64,7 +66,5 @@ class Keyring {
 
 /// Lowercase hex of bytes.
 std::string to_hex(std::span<const unsigned char> bytes);
-/// Fills `out` from the OpenSSL CSPRNG; throws `Error(crypto_error)` on failure.
-void random_bytes(std::span<unsigned char> out);
 
 }  // namespace credkit::detail

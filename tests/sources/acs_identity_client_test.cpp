@@ -4,9 +4,11 @@
 
 #include <credkit/credkit.hpp>
 #include <credkit/sources/acs_identity_client.hpp>
+#include <credkit/testing/manual_clock.hpp>
 
 #include "support/async_helpers.hpp"
 #include "core/base64.hpp"
+#include "source_test_support.hpp"
 #include "token_server.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -17,26 +19,13 @@
 #include <nlohmann/json.hpp>
 
 using namespace credkit;
-using credkit::test::as_error;
-using credkit::test::run_op;
-using credkit::test::run_void;
+using namespace credkit::test;
 using namespace std::chrono_literals;
-using credkit::samples::Fault;
-using credkit::samples::FaultMode;
-using credkit::samples::TokenServer;
 
 namespace {
 
 constexpr const char* kWrongKey = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmc=";
 
-
-nlohmann::json jwt_payload(const std::string& token) {
-  auto first = token.find('.');
-  auto second = token.find('.', first + 1);
-  auto bytes = detail::base64url_decode(token.substr(first + 1, second - first - 1));
-  REQUIRE(bytes);
-  return nlohmann::json::parse(*bytes);
-}
 
 struct Fixture {
   TokenServer server;
@@ -133,12 +122,12 @@ TEST_CASE("acs identity: a wrong access key is rejected with a non-retryable 401
 TEST_CASE("acs identity: a stale x-ms-date is rejected (401), a fresh one within skew accepted") {
   Fixture f;
   acs::IdentityClientOptions stale;
-  stale.now = [] { return std::chrono::system_clock::now() - 10min; };
+  stale.clock = std::make_shared<credkit::testing::ManualClock>(std::chrono::system_clock::now() - 10min);
   auto c = f.client(stale);
   auto r = run_op<std::string>(f.io, [&](auto h) { c.async_create_user(std::move(h)); });
   CHECK(as_error(r.error).http_status() == 401);
   acs::IdentityClientOptions skewed;
-  skewed.now = [] { return std::chrono::system_clock::now() - 4min; };
+  skewed.clock = std::make_shared<credkit::testing::ManualClock>(std::chrono::system_clock::now() - 4min);
   auto c2 = f.client(skewed);
   auto ok = run_op<std::string>(f.io, [&](auto h) { c2.async_create_user(std::move(h)); });
   CHECK_FALSE(ok.error);
@@ -207,10 +196,7 @@ TEST_CASE("acs identity: a stateless bot uses the client as its fetcher; concurr
   Fixture f;
   auto c = f.client();
   const auto user = f.create_user(c);
-  TokenCredentialOptions options;
-  options.mode = RefreshMode::on_demand;
-  options.fetcher = c.fetcher(user, {acs::TokenScope::chat});
-  auto credential = TokenCredential::create(f.io.get_executor(), std::move(options));
+  auto credential = on_demand_credential(f.io, c.fetcher(user, {acs::TokenScope::chat}));
   int done = 0;
   std::vector<TokenHandle> handles(3);
   for (auto& h : handles) {

@@ -7,19 +7,15 @@
 #include "support/async_helpers.hpp"
 #include "sources/common/text.hpp"
 #include "sources/entra/token_request.hpp"
+#include "source_test_support.hpp"
 #include "token_server.hpp"
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 
 using namespace credkit;
-using credkit::test::as_error;
-using credkit::test::Outcome;
-using credkit::test::run_op;
+using namespace credkit::test;
 using namespace std::chrono_literals;
-using credkit::samples::Fault;
-using credkit::samples::FaultMode;
-using credkit::samples::TokenServer;
 
 namespace {
 
@@ -27,13 +23,10 @@ Outcome<AccessToken> get(boost::asio::io_context& io, entra::ClientSecretSource&
   return run_op<AccessToken>(io, [&](auto handler) { source.async_get_token(std::move(handler)); });
 }
 
+// The authority with a trailing '/', which the source drops.
 entra::ClientSecretOptions options_for(const TokenServer& server) {
-  entra::ClientSecretOptions o;
-  o.authority = server.base_url() + "/";
-  o.tenant_id = server.options().entra_tenant;
-  o.client_id = server.options().entra_client_id;
-  o.client_secret = server.options().entra_client_secret;
-  o.scope = "https://webpubsub.azure.com/.default";
+  auto o = entra_options_for(server);
+  o.authority += "/";
   return o;
 }
 

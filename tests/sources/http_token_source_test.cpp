@@ -33,6 +33,13 @@ Outcome<AccessToken> fetch_once(boost::asio::io_context& io, const HttpTokenSour
 
 std::string rethrow_message(const std::exception_ptr& e) { return as_error(e).what(); }
 
+// The one request `server` has seen.
+HttpExchange only_exchange(const LoopbackHttpServer& server) {
+  const auto seen = server.exchanges();
+  REQUIRE(seen.size() == 1);
+  return seen[0];
+}
+
 HttpTokenSourceOptions options_for(const LoopbackHttpServer& server, std::string_view path,
                                    HttpTokenResponse response = HttpTokenResponse::plain_text()) {
   HttpTokenSourceOptions o;
@@ -73,13 +80,12 @@ TEST_CASE("http: a plain-text token, expiry read from the token; request as conf
   CHECK(r.value.token == jwt);
   CHECK(r.value.expires_on == exp);
 
-  const auto seen = server.exchanges();
-  REQUIRE(seen.size() == 1);
-  CHECK(seen[0].method == "GET");
-  CHECK(seen[0].target == "/chat/user/alice/token");
-  CHECK(seen[0].header("Authorization") == session_secret);
-  CHECK(seen[0].header("Cookie") == "sid=abc");
-  CHECK(seen[0].header("User-Agent").starts_with("credkit/"));
+  const auto seen = only_exchange(server);
+  CHECK(seen.method == "GET");
+  CHECK(seen.target == "/chat/user/alice/token");
+  CHECK(seen.header("Authorization") == session_secret);
+  CHECK(seen.header("Cookie") == "sid=abc");
+  CHECK(seen.header("User-Agent").starts_with("credkit/"));
 }
 
 TEST_CASE("http: POST with a body and JSON answers in every supported form") {
@@ -108,11 +114,10 @@ TEST_CASE("http: POST with a body and JSON answers in every supported form") {
     REQUIRE_FALSE(r.error);
     CHECK(r.value.token == jwt);
     CHECK(r.value.expires_on == exp);
-    const auto seen = server.exchanges();
-    REQUIRE(seen.size() == 1);
-    CHECK(seen[0].method == "POST");
-    CHECK(seen[0].body == R"({"user":"alice"})");
-    CHECK(seen[0].header("Accept") == "application/json");
+    const auto seen = only_exchange(server);
+    CHECK(seen.method == "POST");
+    CHECK(seen.body == R"({"user":"alice"})");
+    CHECK(seen.header("Accept") == "application/json");
   }
   SUBCASE("ACS style, 7 fraction digits and +02:00") {
     const auto r = run(R"({"token":"opaque-token-value-0123456789","expiresOn":")" + local_iso(exp, 120min) +

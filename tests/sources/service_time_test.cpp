@@ -10,6 +10,7 @@
 #include <credkit/sources/entra_client_secret_source.hpp>
 #include <credkit/sources/http_token_source.hpp>
 #include <credkit/sources/webpubsub_token_api_client.hpp>
+#include <credkit/testing/manual_clock.hpp>
 
 #include "core/fetch_op.hpp"
 #include "sources/http/http_client.hpp"
@@ -18,6 +19,7 @@
 #include "support/async_helpers.hpp"
 #include "support/loopback_http_server.hpp"
 #include "support/test_tokens.hpp"
+#include "source_test_support.hpp"
 #include "token_server.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -158,15 +160,13 @@ TokenServerOptions shifted_server(std::chrono::seconds shift, std::chrono::secon
   return o;
 }
 
-// The token server's Entra client-credentials endpoint, for a Web PubSub scope.
-entra::ClientSecretOptions entra_options(const TokenServer& server) {
-  entra::ClientSecretOptions eo;
-  eo.authority = server.base_url();
-  eo.tenant_id = server.options().entra_tenant;
-  eo.client_id = server.options().entra_client_id;
-  eo.client_secret = server.options().entra_client_secret;
-  eo.scope = "https://webpubsub.azure.com/.default";
-  return eo;
+// An ACS identity client of `server` signing with a clock `shift` ahead of ours.
+acs::IdentityClient identity_client_ahead(boost::asio::io_context& io, const TokenServer& server,
+                                           std::chrono::seconds shift) {
+  acs::IdentityClientOptions options;
+  options.clock = std::make_shared<credkit::testing::ManualClock>(system_clock::now() + shift);
+  return acs::IdentityClient(io.get_executor(), acs::ConnectionString::parse(server.acs_connection_string()),
+                             std::move(options));
 }
 
 }  // namespace
@@ -488,7 +488,7 @@ TEST_CASE("skew: the Entra fetcher counts expires_in from the authority's Date")
   TokenServer server(shifted_server(2h));
   server.start();
   boost::asio::io_context io;
-  auto eo = entra_options(server);
+  auto eo = entra_options_for(server);
   entra::ClientSecretSource source(io.get_executor(), eo);
   const auto r = run_fetch(io, source.fetcher(), [] { return system_clock::now(); });
   REQUIRE_FALSE(r.error);
@@ -509,10 +509,7 @@ TEST_CASE("skew: the ACS identity fetcher signs x-ms-date in service time and re
   server.start();
   boost::asio::io_context io;
   acs::IdentityClient client(io.get_executor(), acs::ConnectionString::parse(server.acs_connection_string()), {});
-  acs::IdentityClientOptions service_clock;
-  service_clock.now = [] { return system_clock::now() + 2h; };
-  acs::IdentityClient setup(io.get_executor(), acs::ConnectionString::parse(server.acs_connection_string()),
-                            service_clock);
+  auto setup = identity_client_ahead(io, server, 2h);
   auto user = run_op<std::string>(io, [&](auto h) { setup.async_create_user(std::move(h)); });
   REQUIRE_FALSE(user.error);
   const auto fetcher = client.fetcher(user.value, {acs::TokenScope::chat});
@@ -533,7 +530,7 @@ TEST_CASE("skew: the ACS identity fetcher signs x-ms-date in service time and re
   CHECK(std::chrono::abs(known.token.expires_on - (known.reports[0] + 60min)) < 2s);
   CHECK(server.request_count("acs_issue_token") == 1);
 
-  // IdentityClientOptions::now, when set, is the signing clock in a fetch too.
+  // IdentityClientOptions::clock, when set, is the signing clock in a fetch too.
   const auto explicit_clock = run_fetch(io, setup.fetcher(user.value, {acs::TokenScope::chat}),
                                         [] { return system_clock::now(); });
   CHECK_FALSE(explicit_clock.error);
@@ -544,11 +541,8 @@ TEST_CASE("skew: the Web PubSub :generateToken fetcher reports the service's Dat
   TokenServer server(shifted_server(-2h));
   server.start();
   boost::asio::io_context io;
-  entra::ClientSecretSource entra_source(io.get_executor(), entra_options(server));
-  TokenCredentialOptions co;
-  co.mode = RefreshMode::on_demand;
-  co.fetcher = entra_source.fetcher();
-  auto entra_credential = TokenCredential::create(io.get_executor(), std::move(co));
+  entra::ClientSecretSource entra_source(io.get_executor(), entra_options_for(server));
+  auto entra_credential = on_demand_credential(io, entra_source.fetcher());
   webpubsub::TokenApiClient api(io.get_executor(), server.base_url(), "chat", entra_credential);
   webpubsub::ClientTokenOptions o;
   o.lifetime = 30min;
@@ -623,10 +617,7 @@ TEST_CASE("skew: an ACS identity credential 2 h behind the service authenticates
   TokenServer server(shifted_server(2h));
   server.start();
   boost::asio::io_context io;
-  acs::IdentityClientOptions service_clock;
-  service_clock.now = [] { return system_clock::now() + 2h; };
-  acs::IdentityClient setup(io.get_executor(), acs::ConnectionString::parse(server.acs_connection_string()),
-                            service_clock);
+  auto setup = identity_client_ahead(io, server, 2h);
   auto user = run_op<std::string>(io, [&](auto h) { setup.async_create_user(std::move(h)); });
   REQUIRE_FALSE(user.error);
 
@@ -658,11 +649,8 @@ TEST_CASE("skew: a Date the credential refuses as implausible is not the base of
   TokenServer server(shifted_server(-std::chrono::hours(24 * 500)));
   server.start();
   boost::asio::io_context io;
-  entra::ClientSecretSource source(io.get_executor(), entra_options(server));
-  TokenCredentialOptions co;
-  co.mode = RefreshMode::on_demand;
-  co.fetcher = source.fetcher();
-  auto credential = TokenCredential::create(io.get_executor(), std::move(co));
+  entra::ClientSecretSource source(io.get_executor(), entra_options_for(server));
+  auto credential = on_demand_credential(io, source.fetcher());
   const auto token = get_token(io, *credential);  // before: token_expired_on_arrival
   CHECK(credential->clock_offset() == 0s);
   CHECK(token.expires_on() > system_clock::now() + server.options().entra_token_lifetime - 1min);

@@ -7,12 +7,14 @@
 #include <credkit/sources/webpubsub_connection_string.hpp>
 #include <credkit/sources/webpubsub_service_client.hpp>
 #include <credkit/sources/webpubsub_token_api_client.hpp>
+#include <credkit/testing/manual_clock.hpp>
 
 #include "support/async_helpers.hpp"
 #include "core/base64.hpp"
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
 #include "sources/webpubsub/webpubsub_tokens.hpp"
+#include "source_test_support.hpp"
 #include "token_server.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -23,20 +25,13 @@
 #include <sstream>
 
 using namespace credkit;
-using credkit::test::as_error;
+using namespace credkit::test;
 using namespace std::chrono_literals;
-using credkit::samples::FaultMode;
-using credkit::samples::TokenServer;
 
 namespace {
 
 constexpr const char* kKey = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg=";
 
-nlohmann::json payload_of(const std::string& token) {
-  auto a = token.find('.');
-  auto b = token.find('.', a + 1);
-  return nlohmann::json::parse(*detail::base64url_decode(token.substr(a + 1, b - a - 1)));
-}
 
 // Checks the HS256 signature independently (OpenSSL HMAC via credkit's helper over the raw key).
 bool signed_with(const std::string& token, const std::string& key) {
@@ -78,14 +73,14 @@ TEST_CASE("webpubsub: client access tokens carry the claims the service expects"
   webpubsub::ServiceClient client(
       webpubsub::ConnectionString::parse(std::string("Endpoint=https://demo.webpubsub.azure.com;AccessKey=") + kKey +
                                          ";Version=1.0;"),
-      "chat", [now] { return now; });
+      "chat", std::make_shared<credkit::testing::ManualClock>(now));
   webpubsub::ClientTokenOptions o;
   o.user_id = "alice";
   o.roles = {"webpubsub.joinLeaveGroup.group1", "webpubsub.sendToGroup.group1"};
   o.groups = {"group1"};
   o.lifetime = 5min;
   auto access = client.client_access(o);
-  auto p = payload_of(access.token.token);
+  auto p = jwt_payload(access.token.token);
   CHECK(p["aud"] == "https://demo.webpubsub.azure.com/client/hubs/chat");
   CHECK(p["sub"] == "alice");
   CHECK(p["role"] == nlohmann::json(o.roles));
@@ -101,13 +96,13 @@ TEST_CASE("webpubsub: client access tokens carry the claims the service expects"
   o = {};
   o.client_type = webpubsub::ClientType::mqtt;
   auto mqtt = client.client_access(o);
-  CHECK(payload_of(mqtt.token.token)["aud"] == "https://demo.webpubsub.azure.com/clients/mqtt/hubs/chat");
-  CHECK(payload_of(mqtt.token.token).contains("sub") == false);
+  CHECK(jwt_payload(mqtt.token.token)["aud"] == "https://demo.webpubsub.azure.com/clients/mqtt/hubs/chat");
+  CHECK(jwt_payload(mqtt.token.token).contains("sub") == false);
   CHECK(mqtt.url.rfind("wss://demo.webpubsub.azure.com/clients/mqtt/hubs/chat?access_token=", 0) == 0);
-  CHECK(payload_of(mqtt.token.token)["exp"] == iat + 3600);  // default 60 minutes
+  CHECK(jwt_payload(mqtt.token.token)["exp"] == iat + 3600);  // default 60 minutes
   o.client_type = webpubsub::ClientType::socketio;
   auto sio = client.client_access(o);
-  CHECK(payload_of(sio.token.token)["aud"] == "https://demo.webpubsub.azure.com/clients/socketio/hubs/chat");
+  CHECK(jwt_payload(sio.token.token)["aud"] == "https://demo.webpubsub.azure.com/clients/socketio/hubs/chat");
 
   o.lifetime = 0min;
   CHECK_THROWS_AS(client.client_access(o), Error);
@@ -124,14 +119,11 @@ TEST_CASE("webpubsub: the local generator works as a credential fetcher") {
                                   "chat");
   webpubsub::ClientTokenOptions o;
   o.user_id = "bob";
-  TokenCredentialOptions options;
-  options.mode = RefreshMode::on_demand;
-  options.fetcher = client.fetcher(o);
-  auto credential = TokenCredential::create(io.get_executor(), std::move(options));
+  auto credential = on_demand_credential(io, client.fetcher(o));
   bool done = false;
   credential->async_get_token([&](std::exception_ptr e, TokenHandle t) {
     REQUIRE_FALSE(e);
-    CHECK(payload_of(t.token())["sub"] == "bob");
+    CHECK(jwt_payload(t.token())["sub"] == "bob");
     done = true;
   });
   while (!done) io.run_one();
@@ -143,17 +135,8 @@ TEST_CASE("webpubsub: :generateToken with an Entra bearer from the client creden
   TokenServer server;
   server.start();
   boost::asio::io_context io;
-  entra::ClientSecretOptions eo;
-  eo.authority = server.base_url();
-  eo.tenant_id = server.options().entra_tenant;
-  eo.client_id = server.options().entra_client_id;
-  eo.client_secret = server.options().entra_client_secret;
-  eo.scope = "https://webpubsub.azure.com/.default";
-  entra::ClientSecretSource entra_source(io.get_executor(), eo);
-  TokenCredentialOptions co;
-  co.mode = RefreshMode::on_demand;
-  co.fetcher = entra_source.fetcher();
-  auto entra_credential = TokenCredential::create(io.get_executor(), std::move(co));
+  entra::ClientSecretSource entra_source(io.get_executor(), entra_options_for(server));
+  auto entra_credential = on_demand_credential(io, entra_source.fetcher());
 
   webpubsub::TokenApiClient api(io.get_executor(), server.base_url(), "chat", entra_credential);
   auto generate = [&](webpubsub::ClientTokenOptions o) {
@@ -177,7 +160,7 @@ TEST_CASE("webpubsub: :generateToken with an Entra bearer from the client creden
   o.client_type = webpubsub::ClientType::mqtt;
   auto [error, access] = generate(o);
   REQUIRE_FALSE(error);
-  auto p = payload_of(access.token.token);
+  auto p = jwt_payload(access.token.token);
   CHECK(p["sub"] == "carol");
   CHECK(p["webpubsub.group"] == nlohmann::json({"g1", "g2"}));
   CHECK(p["role"] == nlohmann::json({"webpubsub.sendToGroup"}));

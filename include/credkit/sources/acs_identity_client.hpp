@@ -36,19 +36,29 @@ struct IdentityClientImpl;
 /// auto credential = TokenCredential::create(io.get_executor(), std::move(options));
 /// @endcode
 ///
-/// Every async function below has the same shape:
-/// - @par Handler signature `void(std::exception_ptr error, T result)`: `error` is null on
-///   success, else holds an `Error` (see each function). Any completion token works.
-/// - @par Executor The handler runs on its associated executor (default: the client's),
-///   always posted, never inline from the initiating call.
-/// - @par Cancellation Honours the handler's cancellation slot (any type): the request is
-///   aborted and the handler gets `errc::cancelled`. Emit from the handler's executor.
-/// - @par Errors `invalid_argument` (bad user id, scope list, lifetime), `http_status`
-///   (4xx: not retryable, e.g. 401 for a bad key or skewed clock; 5xx: retryable),
-///   `rate_limited` (429, with `retry_after`), `network_error`, `timeout`, `tls_error`,
-///   `invalid_response` (the service's JSON lacks the expected fields). Messages name the
-///   operation and never contain the access key or a token.
-/// - @par Thread safety All members may be called concurrently; copies share one state.
+/// Every async function below has these sections in common; each function gives its own
+/// handler signature, preconditions and errors.
+///
+/// @par Executor
+/// The handler runs on its associated executor (default: the client's), always posted,
+/// never inline from the initiating call.
+///
+/// @par Cancellation
+/// Honours the handler's cancellation slot (any type): the request is aborted and the handler
+/// gets `errc::cancelled`. Emit the signal from the handler's executor.
+///
+/// @par Errors
+/// Besides each function's own: `http_status` (4xx: not retryable, e.g. 401 for a bad key or
+/// a skewed clock; 5xx: retryable), `rate_limited` (429, with `retry_after`),
+/// `network_error`, `timeout`, `tls_error`, `invalid_response` (the service's JSON lacks the
+/// expected fields). Messages name the operation and never contain the access key or a token.
+///
+/// @par Thread safety
+/// All members may be called concurrently from any thread; copies share one state.
+///
+/// @par Lifetimes
+/// The arguments are taken by value and the operation holds what it needs: the client may be
+/// destroyed before the handler runs. The handler's executor must outlive the operation.
 ///
 /// The decoded access key is wiped (OPENSSL_cleanse) when the last copy is destroyed.
 class IdentityClient {
@@ -65,7 +75,13 @@ class IdentityClient {
   /// The executor given at construction.
   const boost::asio::any_io_executor& get_executor() const noexcept;
 
-  /// Creates a new identity (`POST /identities`). Result: the user id.
+  /// Creates a new identity (`POST /identities`).
+  ///
+  /// @par Handler signature
+  /// `void(std::exception_ptr error, std::string user_id)`.
+  ///
+  /// @par Preconditions
+  /// None.
   template <typename CompletionToken>
   auto async_create_user(CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, void(std::exception_ptr, std::string)>(
@@ -76,9 +92,15 @@ class IdentityClient {
         token);
   }
 
-  /// Issues a token for an existing user (`POST /identities/{id}/:issueAccessToken`) with
-  /// `scopes` (at least one) and `lifetime` (60–1440 minutes, else `invalid_argument`).
-  /// Result: the token with the service's `expiresOn`.
+  /// Issues a token for an existing user (`POST /identities/{id}/:issueAccessToken`).
+  ///
+  /// @par Handler signature
+  /// `void(std::exception_ptr error, AccessToken token)`: the token with the service's
+  /// `expiresOn`.
+  ///
+  /// @par Preconditions
+  /// `user_id` non-empty and at most 1024 characters, at least one scope, `lifetime` from
+  /// 60 to 1440 minutes; else the handler gets `invalid_argument` (no request is sent).
   template <typename CompletionToken>
   auto async_issue_token(std::string user_id, std::vector<TokenScope> scopes, std::chrono::minutes lifetime,
                          CompletionToken&& token) {
@@ -93,7 +115,14 @@ class IdentityClient {
   }
 
   /// Creates a user and issues its first token in one request (`POST /identities` with
-  /// `createTokenWithScopes`). Validation as in `async_issue_token`.
+  /// `createTokenWithScopes`).
+  ///
+  /// @par Handler signature
+  /// `void(std::exception_ptr error, UserAndToken result)`.
+  ///
+  /// @par Preconditions
+  /// At least one scope and `lifetime` from 60 to 1440 minutes; else the handler gets
+  /// `invalid_argument` (no request is sent).
   template <typename CompletionToken>
   auto async_create_user_and_token(std::vector<TokenScope> scopes, std::chrono::minutes lifetime,
                                    CompletionToken&& token) {
@@ -107,6 +136,13 @@ class IdentityClient {
   }
 
   /// Revokes every token of a user (`POST /identities/{id}/:revokeAccessTokens`).
+  ///
+  /// @par Handler signature
+  /// `void(std::exception_ptr error)`.
+  ///
+  /// @par Preconditions
+  /// `user_id` non-empty and at most 1024 characters; else the handler gets
+  /// `invalid_argument` (no request is sent).
   template <typename CompletionToken>
   auto async_revoke_tokens(std::string user_id, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
@@ -118,6 +154,13 @@ class IdentityClient {
   }
 
   /// Deletes a user and revokes its tokens (`DELETE /identities/{id}`).
+  ///
+  /// @par Handler signature
+  /// `void(std::exception_ptr error)`.
+  ///
+  /// @par Preconditions
+  /// `user_id` non-empty and at most 1024 characters; else the handler gets
+  /// `invalid_argument` (no request is sent).
   template <typename CompletionToken>
   auto async_delete_user(std::string user_id, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
@@ -130,7 +173,14 @@ class IdentityClient {
 
   /// Exchanges a Teams user's Microsoft Entra access token for an ACS token
   /// (`POST /teamsUser/:exchangeAccessToken`, "getTokenForTeamsUser"). `client_id`: the
-  /// Entra application id; `user_object_id`: the Teams user's object id (both non-empty).
+  /// Entra application id; `user_object_id`: the Teams user's object id.
+  ///
+  /// @par Handler signature
+  /// `void(std::exception_ptr error, AccessToken token)`.
+  ///
+  /// @par Preconditions
+  /// `entra_token`, `client_id` and `user_object_id` non-empty; else the handler gets
+  /// `invalid_argument` (no request is sent).
   template <typename CompletionToken>
   auto async_exchange_teams_token(std::string entra_token, std::string client_id, std::string user_object_id,
                                   CompletionToken&& token) {
@@ -148,7 +198,7 @@ class IdentityClient {
   /// The fetch honours `FetchContext::cancellation_slot()` and completes on the
   /// credential's executor. Keeps the client's state alive. Every response's `Date` is
   /// reported to the credential (`FetchContext::report_service_time`) and requests are signed
-  /// with service time (`FetchContext::now()`, unless `IdentityClientOptions::now` is set):
+  /// with service time (`FetchContext::now()`, unless `IdentityClientOptions::clock` is set):
   /// on a skewed client the first request may get a 401 (x-ms-date outside the service's
   /// tolerance), whose `Date` teaches the credential the offset; the next fetch is signed in
   /// service time and succeeds.

@@ -32,19 +32,31 @@ class ClientSecretSource {
   ///
   /// @par Handler signature
   /// `void(std::exception_ptr error, AccessToken token)`; the expiry is now + `expires_in`.
+  ///
   /// @par Executor
-  /// The handler's associated executor (default: the source's), always posted.
+  /// The handler runs on its associated executor (default: the source's), always posted,
+  /// never inline.
+  ///
   /// @par Cancellation
-  /// The handler's cancellation slot aborts the request (`errc::cancelled`); emit it from
-  /// the handler's executor.
+  /// The handler's cancellation slot (any type) aborts the request (`errc::cancelled`); emit
+  /// it from the handler's executor.
+  ///
   /// @par Errors
   /// An Entra error answer becomes `http_status` (not retryable for 400/401: e.g.
   /// `invalid_client`, whose message carries the `error`, the AADSTS `error_codes` and the
   /// `error_description`, with the secret redacted), `rate_limited` (429, with
   /// `retry_after`) or a retryable `http_status` (5xx); `invalid_response` when the answer
   /// lacks `access_token`/`expires_in`; transport errors as `HttpClientOptions` describes.
+  ///
   /// @par Thread safety
-  /// Any thread, concurrently.
+  /// May be called from any thread, concurrently.
+  ///
+  /// @par Lifetimes
+  /// The operation holds the source's state (and so its secret): the source may be destroyed
+  /// before the handler runs. The handler's executor must outlive the operation.
+  ///
+  /// @par Preconditions
+  /// None (the options were checked by the constructor).
   template <typename CompletionToken>
   auto async_get_token(CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, void(std::exception_ptr, AccessToken)>(

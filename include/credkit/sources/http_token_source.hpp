@@ -65,19 +65,30 @@ class HttpTokenSource {
   ///
   /// @par Handler signature
   /// `void(std::exception_ptr error, AccessToken token)`: `error` is null on success, else holds
-  /// an `Error` (see the class comment). Any completion token works (callbacks, `use_future`,
-  /// `use_awaitable`, `deferred`).
+  /// an `Error`. Any completion token works (callbacks, `use_future`, `use_awaitable`,
+  /// `deferred`).
   ///
   /// @par Executor
   /// The handler runs on its associated executor (default: the source's executor), always
-  /// posted, never inline.
+  /// posted, never inline. A source built without an executor does its I/O on the first
+  /// executor it is used with.
   ///
   /// @par Cancellation
   /// Honours the handler's cancellation slot (any cancellation type): the transfer is aborted
   /// and the handler gets `errc::cancelled`. Emit the signal from the handler's executor.
   ///
+  /// @par Errors
+  /// As the class comment lists; every message but `cancelled`'s starts with the method and URL.
+  ///
   /// @par Thread safety
-  /// May be called from any thread, concurrently; the operation keeps the source's state alive.
+  /// May be called from any thread, concurrently.
+  ///
+  /// @par Lifetimes
+  /// The operation holds the source's state: the source may be destroyed before the handler
+  /// runs. The handler's executor must outlive the operation.
+  ///
+  /// @par Preconditions
+  /// None (the options were checked by the constructor).
   template <typename CompletionToken>
   auto async_fetch(CompletionToken&& token) const {
     return boost::asio::async_initiate<CompletionToken, HttpFetchSignature>(

@@ -1,13 +1,13 @@
 // credkit — Web PubSub client access tokens generated locally from the access key.
 #pragma once
 
+#include <credkit/core/clock.hpp>
 #include <credkit/core/fetcher.hpp>
 #include <credkit/sources/webpubsub_client_access.hpp>
 #include <credkit/sources/webpubsub_client_token_options.hpp>
 #include <credkit/sources/webpubsub_connection_string.hpp>
 
-#include <chrono>
-#include <functional>
+#include <memory>
 #include <string>
 
 namespace credkit::webpubsub {
@@ -20,10 +20,9 @@ namespace credkit::webpubsub {
 class ServiceClient {
  public:
   /// A client for `hub` (1–128 characters of letters, digits and '_', starting with a
-  /// letter; else `Error(errc::invalid_argument)`). `now`: the clock for `iat`/`exp`
-  /// (null: the system clock).
-  ServiceClient(ConnectionString connection_string, std::string hub,
-                std::function<std::chrono::system_clock::time_point()> now = {});
+  /// letter; else `Error(errc::invalid_argument)`). `clock`: the time for `iat`/`exp`
+  /// (null: the system clock; tests pass a `testing::ManualClock`).
+  ServiceClient(ConnectionString connection_string, std::string hub, std::shared_ptr<Clock> clock = nullptr);
 
   /// The hub name.
   const std::string& hub() const noexcept { return hub_; }
@@ -38,7 +37,7 @@ class ServiceClient {
  private:
   ConnectionString connection_string_;
   std::string hub_;
-  std::function<std::chrono::system_clock::time_point()> now_;
+  std::shared_ptr<Clock> clock_;
 };
 
 }  // namespace credkit::webpubsub

@@ -37,16 +37,29 @@ class TokenApiClient {
   ///
   /// @par Handler signature
   /// `void(std::exception_ptr error, ClientAccess access)`; the token's expiry is read from the JWT.
+  ///
   /// @par Executor
-  /// The handler's associated executor (default: the client's), always posted.
+  /// The handler runs on its associated executor (default: the client's), always posted,
+  /// never inline.
+  ///
   /// @par Cancellation
-  /// The handler's slot aborts the Entra token wait or the HTTP request (`errc::cancelled`);
-  /// emit it from the handler's executor.
+  /// The handler's slot (any type) aborts the Entra token wait or the HTTP request
+  /// (`errc::cancelled`); emit it from the handler's executor.
+  ///
   /// @par Errors
   /// The Entra credential's errors; `http_status` / `rate_limited` from the service (401/403:
   /// not retryable); `invalid_response` when the answer has no valid `token`; transport errors.
+  ///
   /// @par Thread safety
-  /// Any thread, concurrently.
+  /// May be called from any thread, concurrently.
+  ///
+  /// @par Lifetimes
+  /// The operation holds the client's state and the Entra credential: the client may be
+  /// destroyed before the handler runs. The handler's executor must outlive the operation.
+  ///
+  /// @par Preconditions
+  /// `options.lifetime` from 1 minute to 365 days; else the handler gets `invalid_argument`
+  /// (no request is sent).
   template <typename CompletionToken>
   auto async_generate_token(ClientTokenOptions options, CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, void(std::exception_ptr, ClientAccess)>(

@@ -7,7 +7,8 @@
 #include "core/completion.hpp"
 #include "sources/common/text.hpp"
 #include "sources/http/http_date.hpp"
-#include "sources/http/service_time.hpp"
+#include "sources/common/fetch_completion.hpp"
+#include "sources/http/service_call.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/post.hpp>
@@ -129,62 +130,40 @@ struct IdentityClientImpl {
   // service time (so a skewed client authenticates once the credential learned the offset
   // from a response's Date); else the system clock.
   std::chrono::system_clock::time_point now(const std::optional<FetchContext>& fetch) const {
-    return options.now ? options.now() : credkit::detail::signing_time(fetch);
+    return options.clock ? options.clock->now() : credkit::detail::signing_time(fetch);
   }
 
-  // Sends a signed request; `parse` turns a 2xx response into the result (and may throw).
-  // `done` runs on `completion_ex` (or the client's executor), with the slot cleared first.
+  // Sends a signed request; `call.parse` turns a 2xx response into the result (and may throw).
+  // `done` runs on `completion_ex`, with the slot cleared first.
   // `fetch`: the credential's fetch this request serves, if any (signing time, Date reports).
   template <typename Result>
-  void send(const Call<Result>& call, boost::asio::cancellation_slot slot,
-            std::optional<boost::asio::any_io_executor> completion_ex,
+  void send(const Call<Result>& call, boost::asio::cancellation_slot slot, boost::asio::any_io_executor completion_ex,
             std::function<void(std::exception_ptr, Result)> done, std::optional<FetchContext> fetch = std::nullopt) {
     HttpRequest request;
     try {
       request = make_signed_request(connection_string, options.api_version, call.method, call.path, call.body,
                                     now(fetch));
     } catch (...) {
-      boost::asio::post(completion_ex.value_or(executor),
-                        [done = std::move(done), e = std::current_exception()] { done(e, Result{}); });
+      boost::asio::post(completion_ex, [done = std::move(done), e = std::current_exception()] { done(e, Result{}); });
       return;
     }
-    auto summary = std::make_shared<HttpRequest>();
-    summary->method = request.method;
-    summary->url = request.url;
-    auto on_response = [done = std::move(done), summary, parse = call.parse, fetch = std::move(fetch)](
-                           std::exception_ptr error, HttpResponse response) {
-      if (error) return done(error, Result{});
-      // Every response reports the service's clock (a 401 for a skewed x-ms-date too).
-      credkit::detail::service_time_of(response, fetch);
-      if (response.status < 200 || response.status > 299) {
-        return done(std::make_exception_ptr(credkit::detail::http_error(*summary, response)), Result{});
-      }
-      Result result{};
-      try {
-        result = parse(response);
-      } catch (...) {
-        return done(std::current_exception(), Result{});
-      }
-      done(nullptr, std::move(result));
-    };
-    if (completion_ex) {
-      http.async_request(std::move(request), slot, std::move(on_response), *completion_ex);
-    } else {
-      http.async_request(std::move(request), slot, std::move(on_response));
-    }
+    credkit::detail::ServiceCall<Result> reading;
+    reading.parse = [parse = call.parse](const HttpResponse& response, auto) { return parse(response); };
+    credkit::detail::call_service<Result>(http, std::move(request), slot, std::move(completion_ex), std::move(fetch),
+                                          std::move(reading), std::move(done));
   }
 
   // Runs `call` for an Asio handler (posting its completion to the handler's executor).
   template <typename Result>
   void run(const Call<Result>& call, boost::asio::any_completion_handler<void(std::exception_ptr, Result)> h) {
     auto slot = boost::asio::get_associated_cancellation_slot(h);
-    send<Result>(call, slot, std::nullopt, credkit::detail::SharedCompleter<Result>(executor, std::move(h)));
+    send<Result>(call, slot, executor, credkit::detail::SharedCompleter<Result>(executor, std::move(h)));
   }
 
   void run(const Call<Nothing>& call, boost::asio::any_completion_handler<void(std::exception_ptr)> h) {
     auto slot = boost::asio::get_associated_cancellation_slot(h);
     credkit::detail::SharedCompleter<> completer(executor, std::move(h));
-    send<Nothing>(call, slot, std::nullopt, [completer](std::exception_ptr e, Nothing) { completer(std::move(e)); });
+    send<Nothing>(call, slot, executor, [completer](std::exception_ptr e, Nothing) { completer(std::move(e)); });
   }
 
   boost::asio::any_io_executor executor;
@@ -298,17 +277,8 @@ Fetcher IdentityClient::fetcher(std::string user_id, std::vector<TokenScope> sco
                                 std::chrono::minutes lifetime) const {
   auto call = std::make_shared<const detail::Call<AccessToken>>(detail::issue_token_call(user_id, scopes, lifetime));
   return Fetcher::async([impl = impl_, call](FetchContext context, FetchCompletion completion) {
-    auto done = std::make_shared<FetchCompletion>(std::move(completion));
-    impl->send<AccessToken>(
-        *call, context.cancellation_slot(), context.executor(),
-        [done](std::exception_ptr error, AccessToken token) {
-          if (error) {
-            done->fail(error);
-          } else {
-            done->succeed(std::move(token));
-          }
-        },
-        context);
+    impl->send<AccessToken>(*call, context.cancellation_slot(), context.executor(),
+                            credkit::detail::completing_fetch<AccessToken>(std::move(completion)), context);
   });
 }
 

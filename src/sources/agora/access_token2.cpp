@@ -5,9 +5,9 @@
 
 #include "core/base64.hpp"
 #include "sources/common/crypto.hpp"
+#include "sources/common/fetch_completion.hpp"
 #include "core/secret_scrubber.hpp"
 
-#include <openssl/rand.h>
 #include <zlib.h>
 
 #include <limits>
@@ -313,9 +313,7 @@ std::string AccessToken2::build() const {
     salt = *data_->salt;
   } else {
     std::uint32_t r = 0;
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(&r), sizeof r) != 1) {
-      throw_error(errc::crypto_error, "Agora token: RAND_bytes failed");
-    }
+    credkit::detail::random_bytes(std::span(reinterpret_cast<unsigned char*>(&r), sizeof r));
     salt = 1 + r % 99999999u;
   }
   std::string content;
@@ -358,8 +356,8 @@ Fetcher local_fetcher(std::string app_id, std::string app_certificate, std::opti
     if (user_uuid) probe.add_chat_user(*user_uuid, expire);
   }
   auto cert = std::make_shared<const credkit::detail::SecretString>(std::move(app_certificate));
-  return Fetcher::async([app_id = std::move(app_id), cert, user_uuid = std::move(user_uuid), expire](
-                            FetchContext, FetchCompletion completion) {
+  return credkit::detail::local_token_fetcher([app_id = std::move(app_id), cert, user_uuid = std::move(user_uuid),
+                                               expire] {
     AccessToken2 t(app_id, cert->get(), expire);
     if (user_uuid) {
       t.add_chat_user(*user_uuid, expire);
@@ -368,7 +366,7 @@ Fetcher local_fetcher(std::string app_id, std::string app_certificate, std::opti
     }
     auto token = t.build();
     const auto expires_on = detail::decode_access_token(token).info.expires_on;
-    completion.succeed(AccessToken{std::move(token), expires_on});
+    return AccessToken{std::move(token), expires_on};
   });
 }
 }  // namespace

@@ -1,5 +1,8 @@
-// credkit detail — hashing, HMAC, constant-time comparison and key wiping shared by the sources.
+// credkit detail — constant-time comparison, key wiping and HS256 JWTs shared by the sources
+// (hashing and HMAC: core/crypto.hpp).
 #pragma once
+
+#include "core/crypto.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -7,12 +10,6 @@
 #include <string_view>
 
 namespace credkit::detail {
-
-/// SHA-256 of `data` (32 raw bytes). Throws Error(crypto_error) if OpenSSL fails.
-std::string sha256(std::string_view data);
-
-/// HMAC-SHA256 of `message` under `key` (32 raw bytes). Throws Error(crypto_error) if OpenSSL fails.
-std::string hmac_sha256(std::string_view key, std::string_view message);
 
 /// Compares two byte strings in time independent of where they differ (CRYPTO_memcmp).
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;

@@ -7,7 +7,8 @@
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
 #include "sources/entra/token_request.hpp"
-#include "sources/http/service_time.hpp"
+#include "sources/common/fetch_completion.hpp"
+#include "sources/http/service_call.hpp"
 
 #include "core/saturating_time.hpp"
 #include "core/secret_scrubber.hpp"
@@ -119,35 +120,19 @@ struct ClientSecretSourceImpl : std::enable_shared_from_this<ClientSecretSourceI
       : executor(ex), options(std::move(o)), http(ex, options.http) {}
   ~ClientSecretSourceImpl() { credkit::detail::wipe(options.client_secret); }
 
-  // `done` runs on `completion_ex` (or the source's executor). `fetch`: the credential's fetch
-  // this request serves, if any: `expires_in` then counts from the response's Date (service time).
-  void send(boost::asio::cancellation_slot slot, std::optional<boost::asio::any_io_executor> completion_ex,
+  // `done` runs on `completion_ex`. `fetch`: the credential's fetch this request serves, if
+  // any: `expires_in` then counts from the response's Date (service time).
+  void send(boost::asio::cancellation_slot slot, boost::asio::any_io_executor completion_ex,
             std::function<void(std::exception_ptr, AccessToken)> done, std::optional<FetchContext> fetch = std::nullopt) {
-    auto request = make_token_request(options);
-    auto summary = std::make_shared<HttpRequest>();
-    summary->method = request.method;
-    summary->url = request.url;
-    auto on_response = [self = shared_from_this(), summary, done = std::move(done), fetch = std::move(fetch)](
-                           std::exception_ptr error, HttpResponse response) {
-      if (error) return done(error, AccessToken{});
-      // Every response reports the service's clock (errors too), before anything completes.
-      const auto received = credkit::detail::service_time_of(response, fetch);
-      if (response.status < 200 || response.status > 299) {
-        return done(std::make_exception_ptr(token_error(*summary, response, self->options)), AccessToken{});
-      }
-      AccessToken token;
-      try {
-        token = parse_token_response(response.body, received);
-      } catch (...) {
-        return done(std::current_exception(), AccessToken{});
-      }
-      done(nullptr, std::move(token));
+    credkit::detail::ServiceCall<AccessToken> reading;
+    reading.parse = [](const HttpResponse& response, std::chrono::system_clock::time_point received) {
+      return parse_token_response(response.body, received);
     };
-    if (completion_ex) {
-      http.async_request(std::move(request), slot, std::move(on_response), *completion_ex);
-    } else {
-      http.async_request(std::move(request), slot, std::move(on_response));
-    }
+    reading.status_error = [self = shared_from_this()](const HttpRequest& sent, const HttpResponse& response) {
+      return token_error(sent, response, self->options);
+    };
+    credkit::detail::call_service<AccessToken>(http, make_token_request(options), slot, std::move(completion_ex),
+                                               std::move(fetch), std::move(reading), std::move(done));
   }
 
   boost::asio::any_io_executor executor;
@@ -166,22 +151,13 @@ ClientSecretSource::ClientSecretSource(boost::asio::any_io_executor executor, Cl
 void ClientSecretSource::initiate(std::shared_ptr<Impl> impl,
                                   boost::asio::any_completion_handler<void(std::exception_ptr, AccessToken)> handler) {
   auto slot = boost::asio::get_associated_cancellation_slot(handler);
-  impl->send(slot, std::nullopt, credkit::detail::SharedCompleter<AccessToken>(impl->executor, std::move(handler)));
+  impl->send(slot, impl->executor, credkit::detail::SharedCompleter<AccessToken>(impl->executor, std::move(handler)));
 }
 
 Fetcher ClientSecretSource::fetcher() const {
   return Fetcher::async([impl = impl_](FetchContext context, FetchCompletion completion) {
-    auto done = std::make_shared<FetchCompletion>(std::move(completion));
-    impl->send(
-        context.cancellation_slot(), context.executor(),
-        [done](std::exception_ptr error, AccessToken token) {
-          if (error) {
-            done->fail(error);
-          } else {
-            done->succeed(std::move(token));
-          }
-        },
-        context);
+    impl->send(context.cancellation_slot(), context.executor(),
+               credkit::detail::completing_fetch<AccessToken>(std::move(completion)), context);
   });
 }
 

@@ -6,6 +6,8 @@
 // used concurrently and no thread ever blocks. DNS uses curl's threaded resolver.
 #include "sources/http/http_client.hpp"
 
+#include "sources/http/curl_url.hpp"
+
 #include <credkit/core/log.hpp>
 
 #include <boost/asio/bind_executor.hpp>
@@ -83,22 +85,14 @@ struct ProxyUrl {
 ProxyUrl parse_proxy(const std::string& proxy, const std::string& origin) {
   std::string text = proxy;
   if (text.find("://") == std::string::npos) text = "http://" + text;  // libcurl's default proxy type
-  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
-  if (!u) throw_error(errc::network_error, "out of memory parsing a URL");
-  if (curl_url_set(u.get(), CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
-    throw_error(errc::invalid_argument, origin + " is not a valid proxy URL");  // never echo it: credentials
-  }
-  auto part = [&](CURLUPart p) {
-    char* v = nullptr;
-    std::string out;
-    if (curl_url_get(u.get(), p, &v, 0) == CURLUE_OK && v) out = v;
-    curl_free(v);
-    return out;
-  };
+  CURLUcode rc = CURLUE_OK;
+  const auto u = parse_curl_url(text, CURLU_NON_SUPPORT_SCHEME, &rc);
+  if (rc == CURLUE_OUT_OF_MEMORY) throw_error(errc::network_error, "out of memory parsing a URL");
+  if (!u) throw_error(errc::invalid_argument, origin + " is not a valid proxy URL");  // never echo it: credentials
   ProxyUrl r;
-  r.scheme = lower(part(CURLUPART_SCHEME));
-  r.host = part(CURLUPART_HOST);
-  const auto port = part(CURLUPART_PORT);
+  r.scheme = lower(url_part(u.get(), CURLUPART_SCHEME));
+  r.host = url_part(u.get(), CURLUPART_HOST);
+  const auto port = url_part(u.get(), CURLUPART_PORT);
   r.for_message = r.scheme + "://" + redact_secrets(r.host) + (port.empty() ? "" : ":" + port);
   static const char* const supported[] = {"http", "https", "socks4", "socks4a", "socks5", "socks5h"};
   if (std::none_of(std::begin(supported), std::end(supported), [&](const char* s) { return r.scheme == s; })) {
@@ -107,13 +101,13 @@ ProxyUrl parse_proxy(const std::string& proxy, const std::string& origin) {
                                             "or socks5h)");
   }
   if (r.host.empty()) throw_error(errc::invalid_argument, origin + " has no host");
-  r.password = part(CURLUPART_PASSWORD);
-  r.has_credentials = !part(CURLUPART_USER).empty() || !r.password.empty();
+  r.password = url_part(u.get(), CURLUPART_PASSWORD);
+  r.has_credentials = !url_part(u.get(), CURLUPART_USER).empty() || !r.password.empty();
   // Scheme, credentials, host and port only: a path or query means nothing to a proxy.
   curl_url_set(u.get(), CURLUPART_PATH, nullptr, 0);
   curl_url_set(u.get(), CURLUPART_QUERY, nullptr, 0);
   curl_url_set(u.get(), CURLUPART_FRAGMENT, nullptr, 0);
-  r.url = part(CURLUPART_URL);
+  r.url = url_part(u.get(), CURLUPART_URL);
   if (r.url.empty()) throw_error(errc::invalid_argument, origin + " is not a valid proxy URL");
   return r;
 }
@@ -221,20 +215,11 @@ CURLcode no_tls_key_log(CURL*, void* ssl_ctx, void*) {
 std::string proxy_for_request(const std::string& url, const HttpClientOptions& options, std::string* password) {
   std::string proxy = options.proxy;
   std::string origin = "HttpClientOptions::proxy";
-  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
-  if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
-    throw_error(errc::invalid_argument, "the URL '" + url_for_message(url) + "' is not a valid absolute URL");
-  }
-  auto part = [&](CURLUPart p) {
-    char* v = nullptr;
-    std::string out;
-    if (curl_url_get(u.get(), p, &v, 0) == CURLUE_OK && v) out = v;
-    curl_free(v);
-    return out;
-  };
-  const auto scheme = lower(part(CURLUPART_SCHEME));
+  const auto u = parse_curl_url(url);
+  if (!u) throw_error(errc::invalid_argument, "the URL '" + url_for_message(url) + "' is not a valid absolute URL");
+  const auto scheme = lower(url_part(u.get(), CURLUPART_SCHEME));
   if (proxy.empty() && options.use_environment_proxy) {
-    auto [value, name] = environment_proxy(scheme, part(CURLUPART_HOST));
+    auto [value, name] = environment_proxy(scheme, url_part(u.get(), CURLUPART_HOST));
     proxy = std::move(value);
     origin = "the proxy in " + name;
   }
@@ -258,26 +243,20 @@ std::string proxy_for_request(const std::string& url, const HttpClientOptions& o
 }
 
 void check_request_url(const std::string& url, const HttpClientOptions& options) {
-  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
-  if (!u) throw_error(errc::network_error, "out of memory parsing a URL");
   if (url.empty()) throw_error(errc::invalid_argument, "the request URL is empty");
-  if (auto rc = curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0); rc != CURLUE_OK) {
+  CURLUcode rc = CURLUE_OK;
+  const auto u = parse_curl_url(url, 0, &rc);
+  if (rc == CURLUE_OUT_OF_MEMORY) throw_error(errc::network_error, "out of memory parsing a URL");
+  if (!u) {
     throw_error(errc::invalid_argument, "the URL '" + url_for_message(url) + "' is not a valid absolute URL (" +
                                             curl_url_strerror(rc) + ")");
   }
-  auto part = [&](CURLUPart p) {
-    char* v = nullptr;
-    std::string out;
-    if (curl_url_get(u.get(), p, &v, 0) == CURLUE_OK && v) out = v;
-    curl_free(v);
-    return out;
-  };
-  const auto scheme = lower(part(CURLUPART_SCHEME));
+  const auto scheme = lower(url_part(u.get(), CURLUPART_SCHEME));
   if (scheme != "https" && scheme != "http") {
     throw_error(errc::invalid_argument,
                 "the URL '" + url_for_message(url) + "' must use https:// (or http:// to a loopback host)");
   }
-  if (scheme == "http" && !options.allow_insecure_http && !is_loopback_host(part(CURLUPART_HOST))) {
+  if (scheme == "http" && !options.allow_insecure_http && !is_loopback_host(url_part(u.get(), CURLUPART_HOST))) {
     throw_error(errc::insecure_url, "refusing plain http:// to '" + url_for_message(url) +
                                         "': tokens would travel unencrypted; use https:// or set "
                                         "HttpClientOptions::allow_insecure_http");

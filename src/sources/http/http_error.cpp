@@ -4,12 +4,11 @@
 
 #include "core/saturating_time.hpp"
 #include "core/secret_scrubber.hpp"
+#include "sources/http/curl_url.hpp"
 #include "sources/http/http_date.hpp"
 #include "sources/http/service_time.hpp"
 
 #include <credkit/core/log.hpp>
-
-#include <curl/curl.h>
 
 #include <algorithm>
 #include <cctype>
@@ -36,25 +35,18 @@ std::string HttpResponse::header(std::string_view name) const {
 }
 
 std::string url_for_message(std::string_view url) {
-  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), &curl_url_cleanup);
   const std::string copy(url);
-  if (!u || curl_url_set(u.get(), CURLUPART_URL, copy.c_str(), 0) != CURLUE_OK) {
+  const auto u = parse_curl_url(copy);
+  if (!u) {
     // Unparseable: keep what cannot be a secret (up to the first '?', '#' or '@').
     auto cut = copy.substr(0, std::min({copy.find('?'), copy.find('#'), copy.size()}));
     if (auto at = cut.find('@'); at != std::string::npos) cut = cut.substr(at + 1);
     return redact_secrets(cut.substr(0, 200));
   }
-  auto part = [&](CURLUPart p) {
-    char* v = nullptr;
-    std::string out;
-    if (curl_url_get(u.get(), p, &v, 0) == CURLUE_OK && v) out = v;
-    curl_free(v);
-    return out;
-  };
   // Scheme, host and port are not secrets; a path segment may be (hence the redaction).
-  std::string out = part(CURLUPART_SCHEME) + "://" + part(CURLUPART_HOST);
-  if (auto port = part(CURLUPART_PORT); !port.empty()) out += ":" + port;
-  return out + redact_secrets(part(CURLUPART_PATH));
+  std::string out = url_part(u.get(), CURLUPART_SCHEME) + "://" + url_part(u.get(), CURLUPART_HOST);
+  if (auto port = url_part(u.get(), CURLUPART_PORT); !port.empty()) out += ":" + port;
+  return out + redact_secrets(url_part(u.get(), CURLUPART_PATH));
 }
 
 std::string redact_secrets(std::string_view text, const std::vector<std::string_view>& secrets) {

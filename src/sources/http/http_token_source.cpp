@@ -2,6 +2,8 @@
 #include <credkit/sources/http_token_source.hpp>
 
 #include "sources/http/http_client.hpp"
+#include "sources/common/fetch_completion.hpp"
+#include "sources/http/service_call.hpp"
 #include "sources/http/service_time.hpp"
 #include "sources/http/token_response_parser.hpp"
 #include "core/secret_scrubber.hpp"
@@ -32,22 +34,6 @@ void check_path(const std::string& path, const char* what) {
                                             "' is not a dotted JSON path like 'accessToken.token'");
   }
 }
-
-// Prefixes an error's message with what was requested, keeping its code and details.
-std::exception_ptr with_context(std::exception_ptr e, const std::string& what) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const Error& err) {
-    if (err.code() == make_error_code(errc::cancelled)) return e;
-    const std::string msg = err.what();
-    if (msg.starts_with(what)) return e;
-    auto details = err.details();
-    return std::make_exception_ptr(Error(err.code(), what + ": " + msg, std::move(details)));
-  } catch (...) {
-    return e;
-  }
-}
-
 }  // namespace
 
 struct HttpTokenSource::State {
@@ -69,34 +55,36 @@ struct HttpTokenSource::State {
     return std::nullopt;
   }
 
-  // The answer: the token and, when the answer said so, its expiry; `received` is when it
-  // arrived (service time in a credential's fetch, see detail::service_time_of).
-  using Callback = std::function<void(std::exception_ptr, detail::ParsedTokenResponse,
-                                      std::chrono::system_clock::time_point received)>;
-
-  // Sends the request; `cb` runs on `completion_executor` with the parsed answer or an Error.
-  // `fetch`: the credential's fetch this request serves (none for async_fetch).
+  // Sends the request; `done` runs on `completion_executor` with the token or an Error.
+  // `fetch`: the credential's fetch this request serves (none for async_fetch). A token
+  // string's expiry is read with the credential's ParseOptions in a fetch, a fallback lifetime
+  // counting from receipt in service time; outside one with `options.parse`.
   static void start(const std::shared_ptr<const State>& self, const boost::asio::any_io_executor& completion_executor,
-                    boost::asio::cancellation_slot slot, std::optional<FetchContext> fetch, Callback cb) {
-    auto client = self->client_for(completion_executor);
-    client.async_request(
-        self->request, slot,
-        [self, fetch = std::move(fetch), cb = std::move(cb)](std::exception_ptr error, detail::HttpResponse response) {
-          if (error) return cb(with_context(error, self->what), {}, {});
-          // Every response reports the service's clock (errors too), before anything completes.
-          const auto received = detail::service_time_of(response, fetch);
-          if (response.status < 200 || response.status > 299) {
-            return cb(std::make_exception_ptr(detail::http_error(self->request, response)), {}, received);
-          }
-          detail::ParsedTokenResponse parsed;
-          try {
-            parsed = detail::parse_token_response(self->options.response, response.body, received);
-          } catch (...) {
-            return cb(with_context(std::current_exception(), self->what), {}, received);
-          }
-          cb(nullptr, std::move(parsed), received);
-        },
-        completion_executor);
+                    boost::asio::cancellation_slot slot, std::optional<FetchContext> fetch,
+                    std::function<void(std::exception_ptr, AccessToken)> done) {
+    detail::ServiceCall<AccessToken> reading;
+    reading.what = self->what;
+    // Everything the request carries is redacted from an error page's excerpt.
+    reading.status_error = [self](const detail::HttpRequest&, const detail::HttpResponse& response) {
+      return detail::http_error(self->request, response);
+    };
+    reading.parse = [self, fetch](const detail::HttpResponse& response, std::chrono::system_clock::time_point received) {
+      detail::ParsedTokenResponse parsed;
+      try {
+        parsed = detail::parse_token_response(self->options.response, response.body, received);
+      } catch (...) {
+        std::rethrow_exception(detail::with_context(std::current_exception(), self->what));
+      }
+      if (parsed.expires_on) return AccessToken{std::move(parsed.token), *parsed.expires_on};
+      if (fetch) return detail::parse_token_received(parsed.token, received, fetch);
+      try {
+        return parse_token(parsed.token, self->options.parse);
+      } catch (...) {
+        std::rethrow_exception(detail::with_context(std::current_exception(), self->what));
+      }
+    };
+    detail::call_service<AccessToken>(self->client_for(completion_executor), self->request, slot, completion_executor,
+                                      std::move(fetch), std::move(reading), std::move(done));
   }
 };
 
@@ -152,24 +140,8 @@ const HttpTokenSourceOptions& HttpTokenSource::options() const noexcept { return
 
 Fetcher HttpTokenSource::fetcher() const {
   return Fetcher::async([state = std::shared_ptr<const State>(state_)](FetchContext context, FetchCompletion done) {
-    auto completion = std::make_shared<FetchCompletion>(std::move(done));
     State::start(state, context.executor(), context.cancellation_slot(), context,
-                 [completion, context](std::exception_ptr error, detail::ParsedTokenResponse parsed,
-                                              std::chrono::system_clock::time_point received) {
-                   if (error) return completion->fail(error);
-                   if (parsed.expires_on) {
-                     return completion->succeed(AccessToken{std::move(parsed.token), *parsed.expires_on});
-                   }
-                   // The credential's ParseOptions apply, as to any token string a fetcher
-                   // delivers; a fallback lifetime counts from receipt, in service time.
-                   AccessToken token;
-                   try {
-                     token = detail::parse_token_received(parsed.token, received, context);
-                   } catch (...) {
-                     return completion->fail(std::current_exception());
-                   }
-                   completion->succeed(std::move(token));
-                 });
+                 detail::completing_fetch<AccessToken>(std::move(done)));
   });
 }
 
@@ -183,19 +155,7 @@ void HttpTokenSource::initiate_fetch(std::shared_ptr<const State> state, boost::
   const auto slot = boost::asio::get_associated_cancellation_slot(handler);
   auto h = std::make_shared<boost::asio::any_completion_handler<HttpFetchSignature>>(std::move(handler));
   State::start(state, executor, slot, std::nullopt,
-               [h, state](std::exception_ptr error, detail::ParsedTokenResponse parsed,
-                          std::chrono::system_clock::time_point) {
-    AccessToken token;
-    if (!error) {
-      try {
-        token = parsed.expires_on ? AccessToken{std::move(parsed.token), *parsed.expires_on}
-                                  : parse_token(parsed.token, state->options.parse);
-      } catch (...) {
-        error = with_context(std::current_exception(), state->what);
-      }
-    }
-    (*h)(error, std::move(token));
-  });
+               [h](std::exception_ptr error, AccessToken token) { (*h)(error, std::move(token)); });
 }
 
 }  // namespace credkit

@@ -8,7 +8,8 @@
 #include "core/completion.hpp"
 #include "sources/common/crypto.hpp"
 #include "sources/common/text.hpp"
-#include "sources/http/service_time.hpp"
+#include "sources/common/fetch_completion.hpp"
+#include "sources/http/service_call.hpp"
 #include "sources/webpubsub/webpubsub_tokens.hpp"
 #include "core/secret_scrubber.hpp"
 
@@ -198,14 +199,14 @@ credkit::detail::HttpRequest make_generate_token_request(const std::string& endp
 
 // ---- ServiceClient ----
 
-ServiceClient::ServiceClient(ConnectionString connection_string, std::string hub,
-                             std::function<std::chrono::system_clock::time_point()> now)
-    : connection_string_(std::move(connection_string)), hub_(std::move(hub)), now_(std::move(now)) {
+ServiceClient::ServiceClient(ConnectionString connection_string, std::string hub, std::shared_ptr<Clock> clock)
+    : connection_string_(std::move(connection_string)), hub_(std::move(hub)),
+      clock_(clock ? std::move(clock) : Clock::system()) {
   detail::validate_hub(hub_);
 }
 
 ClientAccess ServiceClient::client_access(const ClientTokenOptions& options) const {
-  const auto now = now_ ? now_() : std::chrono::system_clock::now();
+  const auto now = clock_->now();
   std::string token =
       detail::make_client_token(connection_string_.endpoint(), hub_, connection_string_.access_key(), options, now);
   ClientAccess access;
@@ -217,9 +218,8 @@ ClientAccess ServiceClient::client_access(const ClientTokenOptions& options) con
 
 Fetcher ServiceClient::fetcher(ClientTokenOptions options) const {
   detail::validate_lifetime(options.lifetime);
-  return Fetcher::async([self = *this, options = std::move(options)](FetchContext, FetchCompletion completion) {
-    completion.succeed(self.client_access(options).token);
-  });
+  return credkit::detail::local_token_fetcher(
+      [self = *this, options = std::move(options)] { return self.client_access(options).token; });
 }
 
 // ---- TokenApiClient ----
@@ -249,31 +249,16 @@ struct TokenApiClientImpl : std::enable_shared_from_this<TokenApiClientImpl> {
                                               fetch](std::exception_ptr error, TokenHandle bearer) mutable {
           if (error) return done(error, ClientAccess{});
           request.headers.emplace_back("Authorization", "Bearer " + bearer.token());
-          auto summary = std::make_shared<credkit::detail::HttpRequest>();
-          summary->method = request.method;
-          summary->url = request.url;
-          self->http.async_request(
-              std::move(request), slot,
-              [self, summary, type, done, fetch](std::exception_ptr error, credkit::detail::HttpResponse response) {
-                if (error) return done(error, ClientAccess{});
-                // Every response reports the service's clock (errors too), before anything completes.
-                const auto received = credkit::detail::service_time_of(response, fetch);
-                if (response.status < 200 || response.status > 299) {
-                  return done(std::make_exception_ptr(credkit::detail::http_error(*summary, response)),
-                              ClientAccess{});
-                }
-                ClientAccess access;
-                try {
-                  access = parse_generate_token_response(
-                      response.body, self->endpoint, self->hub, type, [&](const std::string& token) {
-                        return credkit::detail::parse_token_received(token, received, fetch);
-                      });
-                } catch (...) {
-                  return done(std::current_exception(), ClientAccess{});
-                }
-                done(nullptr, std::move(access));
-              },
-              ex);
+          credkit::detail::ServiceCall<ClientAccess> reading;
+          reading.parse = [self, type, fetch](const credkit::detail::HttpResponse& response,
+                                              std::chrono::system_clock::time_point received) {
+            return parse_generate_token_response(response.body, self->endpoint, self->hub, type,
+                                                 [&](const std::string& token) {
+                                                   return credkit::detail::parse_token_received(token, received, fetch);
+                                                 });
+          };
+          credkit::detail::call_service<ClientAccess>(self->http, std::move(request), slot, ex, std::move(fetch),
+                                                      std::move(reading), std::move(done));
         })));
   }
 
@@ -311,17 +296,10 @@ void TokenApiClient::initiate(std::shared_ptr<Impl> impl, ClientTokenOptions opt
 Fetcher TokenApiClient::fetcher(ClientTokenOptions options) const {
   detail::validate_lifetime(options.lifetime);
   return Fetcher::async([impl = impl_, options = std::move(options)](FetchContext context, FetchCompletion completion) {
-    auto done = std::make_shared<FetchCompletion>(std::move(completion));
-    impl->generate(
-        options, context.cancellation_slot(), context.executor(),
-        [done](std::exception_ptr error, ClientAccess access) {
-          if (error) {
-            done->fail(error);
-          } else {
-            done->succeed(std::move(access.token));
-          }
-        },
-        context);
+    impl->generate(options, context.cancellation_slot(), context.executor(),
+                   credkit::detail::completing_fetch<ClientAccess>(
+                       std::move(completion), [](ClientAccess access) { return std::move(access.token); }),
+                   context);
   });
 }
 

@@ -449,8 +449,23 @@ struct TokenServer::Impl : std::enable_shared_from_this<TokenServer::Impl> {
 
   webpubsub::ServiceClient webpubsub_client() {
     return webpubsub::ServiceClient(webpubsub::ConnectionString::parse(webpubsub_cs()), options.webpubsub_hub,
-                                    [this] { return now(); });
+                                    std::make_shared<ServerClock>(this));
   }
+
+  // The server's clock (`TokenServerOptions::now`) as a credkit::Clock, for the clients it
+  // uses to mint tokens (each lives for one request); they read the time only, so timers are
+  // the system clock's.
+  class ServerClock final : public credkit::Clock {
+   public:
+    explicit ServerClock(const Impl* server) : server_(server) {}
+    time_point now() const noexcept override { return server_->now(); }
+    std::unique_ptr<credkit::Timer> make_timer(const boost::asio::any_io_executor& executor) override {
+      return credkit::Clock::system()->make_timer(executor);
+    }
+
+   private:
+    const Impl* server_;
+  };
 
   std::string webpubsub_cs() const {
     return "Endpoint=http://127.0.0.1:" + std::to_string(bound_port.load()) + ";AccessKey=" +
