@@ -4,6 +4,7 @@
 //
 // Usage: credkit_bench_http [--connections_out=FILE] [Google Benchmark flags]
 #include "bench_support.hpp"
+#include "support/child_server.hpp"
 #include "support/loopback_port.hpp"
 
 #include <credkit/sources/http_token_source.hpp>
@@ -25,6 +26,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,7 +40,7 @@ using namespace std::chrono_literals;
 struct NginxServer {
   std::filesystem::path dir;
   unsigned short port = credkit::test::free_loopback_port();
-  pid_t pid = -1;
+  std::optional<credkit::test::ChildServer> nginx;
   std::string token = credkit::bench::make_acs_jwt(std::chrono::system_clock::now() + 1h, 9);
   NginxServer() {
     char tmpl[] = "/tmp/credkit-bench-nginx-XXXXXX";
@@ -57,23 +59,11 @@ struct NginxServer {
          << "  server {\n    listen 127.0.0.1:" << port << ";\n"
          << "    location /token { default_type text/plain; return 200 '" << token << "'; }\n  }\n}\n";
     conf.close();
-    pid = ::fork();
-    if (pid == 0) {
-      ::execl("/usr/sbin/nginx", "nginx", "-c", (dir / "nginx.conf").c_str(), "-p", dir.c_str(),
-              static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    for (int i = 0; i < 100; ++i) {  // bounded: 5 s
-      if (credkit::test::loopback_accepts(port)) return;
-      std::this_thread::sleep_for(50ms);
-    }
-    throw std::runtime_error("nginx did not start");
+    nginx.emplace(std::vector<std::string>{"/usr/sbin/nginx", "-c", (dir / "nginx.conf").string(), "-p", dir.string()},
+                  port, SIGQUIT);
   }
   ~NginxServer() {
-    if (pid > 0) {
-      ::kill(pid, SIGQUIT);
-      ::waitpid(pid, nullptr, 0);
-    }
+    nginx.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   }

@@ -6,6 +6,7 @@
 // The other caches' hits (memory, sync and async; encrypted file of 100 entries) are measured
 // beside it, for the "Choosing a cache" comparison in docs/caches.md.
 #include "bench_support.hpp"
+#include "support/child_server.hpp"
 
 #include <credkit/caches/encrypted_file_token_cache.hpp>
 #include <credkit/caches/memory_token_cache.hpp>
@@ -41,32 +42,13 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // A redis-server on a loopback port for the process's lifetime.
 struct RedisServer {
-  int port = free_port();
-  pid_t pid = -1;
-  RedisServer() {
-    pid = ::fork();
-    if (pid == 0) {
-      const std::string p = std::to_string(port);
-      ::execlp("redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--logfile", "/dev/null", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    for (int i = 0; i < 100; ++i) {  // bounded: 5 s
-      timeval tv{0, 200000};
+  unsigned short port = credkit::test::free_loopback_port();
+  credkit::test::ChildServer server{{"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save",
+                                     "", "--appendonly", "no", "--logfile", "/dev/null"},
+                                    port};
+};
       if (redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv)) {
         const bool ok = !c->err;
         redisFree(c);

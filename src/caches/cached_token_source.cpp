@@ -1,6 +1,7 @@
 #include <credkit/caches/cached_token_source.hpp>
 #include <credkit/core/error.hpp>
 
+#include "core/completion.hpp"
 #include "caches/cache_time.hpp"
 #include "core/fetch_op.hpp"
 
@@ -41,14 +42,8 @@ void run_inner(const Fetcher& inner, const FetchContext& ctx, const ParseOptions
       op->signal.emit(type);
     });
     op->starting.store(true, std::memory_order_release);
-    std::exception_ptr thrown;
-    try {
-      detail::FetchOpAccess::invoke(inner, op);
-    } catch (...) {
-      thrown = std::current_exception();
-    }
+    auto thrown = detail::exception_from([&] { detail::FetchOpAccess::invoke(inner, op); });
     op->starting.store(false, std::memory_order_release);
-    // Completed outside the catch block: the credential may take it on another thread at once.
     if (thrown) return op->complete(std::move(thrown), {});
     if (op->abandoned_while_starting.load(std::memory_order_acquire))
       op->complete(std::make_exception_ptr(Error(errc::fetcher_abandoned,

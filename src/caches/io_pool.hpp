@@ -1,6 +1,8 @@
 // credkit detail — the threads that run the caches' blocking work (file I/O, Redis calls).
 #pragma once
 
+#include "core/completion.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
 
@@ -68,22 +70,11 @@ template <class Fn, class Done>
 void run_blocking(IoLane& lane, Fn fn, Done done) {
   post_on(lane, [fn = std::move(fn), done = std::move(done)]() mutable {
     using Result = std::invoke_result_t<Fn&>;
-    std::exception_ptr failure;
-    // Completed outside the catch blocks: `done` may hand the result to another thread at once.
     if constexpr (std::is_void_v<Result>) {
-      try {
-        fn();
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      done(std::move(failure));
+      done(exception_from(fn));
     } else {
       Result result{};
-      try {
-        result = fn();
-      } catch (...) {
-        failure = std::current_exception();
-      }
+      auto failure = exception_from([&] { result = fn(); });
       done(std::move(failure), std::move(result));
     }
   });

@@ -2,6 +2,7 @@
 #include <credkit/core/error.hpp>
 #include <credkit/core/log.hpp>
 
+#include "core/completion.hpp"
 #include "caches/cache_time.hpp"
 #include "caches/io_pool.hpp"
 #include "caches/record_crypto.hpp"
@@ -358,13 +359,7 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
       else
         finish();
     };
-    std::exception_ptr thrown;
-    try {
-      fetch(on_done);
-    } catch (...) {
-      thrown = std::current_exception();
-    }
-    if (thrown) on_done(std::move(thrown), {});  // outside the catch block
+    if (auto thrown = detail::exception_from([&] { fetch(on_done); })) on_done(std::move(thrown), {});
   }
 };
 

@@ -49,13 +49,7 @@ void start_operation(TokenCache::executor_type executor,
     if (check) check(e, results...);
     detail::post_completion(executor, std::move(*h), std::move(e), std::move(results)...);
   };
-  std::exception_ptr failure;
-  try {
-    call(done);
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  if (failure) done(std::move(failure), Results{}...);  // outside the catch block
+  if (auto failure = detail::exception_from([&] { call(done); })) done(std::move(failure), Results{}...);
 }
 
 /// A record read back passes the token gate like any other token (token_admission.hpp).
@@ -142,13 +136,9 @@ void TokenCache::start_get_or_fetch(std::shared_ptr<TokenCache> self, std::strin
     if (!e) e = detail::admission_error(t.token, "TokenCache::async_get_or_fetch result");
     done(std::move(e), e ? AccessToken{} : std::move(t));
   };
-  std::exception_ptr failure;
-  try {
-    self->do_get_or_fetch(std::move(key), min_validity, std::move(fetch), guarded);
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  if (failure) guarded(std::move(failure), {});  // outside the catch block
+  if (auto failure = detail::exception_from(
+          [&] { self->do_get_or_fetch(std::move(key), min_validity, std::move(fetch), guarded); }))
+    guarded(std::move(failure), {});
 }
 
 void TokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds min_validity, UpstreamFetch fetch,
@@ -178,13 +168,7 @@ void TokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds min_
       }
       done(nullptr, std::move(token));
     };
-    std::exception_ptr failure;
-    try {
-      fetch(on_fetched);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    if (failure) done(std::move(failure), {});  // outside the catch block
+    if (auto failure = detail::exception_from([&] { fetch(on_fetched); })) done(std::move(failure), {});
   });
 }
 

@@ -71,6 +71,20 @@ class SharedCompleter {
   std::shared_ptr<Handler> handler_;
 };
 
+/// Runs `fn()` and returns what it threw (null when it returned). Callers complete with the
+/// exception after this returns, outside any catch block: a completion may hand the exception
+/// to another thread at once, and rethrowing it there while this thread is still inside the
+/// handler of the same exception object would race on it.
+template <typename Fn>
+std::exception_ptr exception_from(Fn&& fn) noexcept {
+  try {
+    std::forward<Fn>(fn)();
+    return nullptr;
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
 /// Completes `handler` with `error` and value-initialized results (argument errors found before
 /// any I/O).
 template <typename... Results>

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <credkit/caches.hpp>
+#include <credkit/core/coroutine_fetcher.hpp>  // opt-in: the guide shows coroutine fetchers
 #include <credkit/credkit.hpp>
 #include <credkit/sources.hpp>
 #include <credkit/testing/diagnostics_capture.hpp>

@@ -228,28 +228,31 @@ void IdentityClient::initiate_create_user_and_token(
             std::move(h));
 }
 
-void IdentityClient::initiate_revoke_tokens(std::shared_ptr<Impl> impl, std::string user_id,
-                                            boost::asio::any_completion_handler<void(std::exception_ptr)> h) {
+namespace {
+/// A call on one user's identity that answers nothing (revoke tokens, delete): the id is
+/// checked before any I/O. (A template so that it can take the private Impl.)
+template <typename Impl>
+void run_user_call(Impl& impl, const std::string& user_id, const char* method, const std::string& suffix,
+                   const char* body, boost::asio::any_completion_handler<void(std::exception_ptr)> h) {
   try {
     detail::validate_user_id(user_id);
   } catch (...) {
-    return credkit::detail::post_completion(impl->executor, std::move(h), std::current_exception());
+    return credkit::detail::post_completion(impl.executor, std::move(h), std::current_exception());
   }
-  impl->run(detail::Call<detail::Nothing>{"POST", detail::identity_path(user_id) + "/:revokeAccessTokens", "{}",
-                                          [](const detail::HttpResponse&) { return detail::Nothing{}; }},
-            std::move(h));
+  impl.run(detail::Call<detail::Nothing>{method, detail::identity_path(user_id) + suffix, body,
+                                         [](const detail::HttpResponse&) { return detail::Nothing{}; }},
+           std::move(h));
+}
+}  // namespace
+
+void IdentityClient::initiate_revoke_tokens(std::shared_ptr<Impl> impl, std::string user_id,
+                                            boost::asio::any_completion_handler<void(std::exception_ptr)> h) {
+  run_user_call(*impl, user_id, "POST", "/:revokeAccessTokens", "{}", std::move(h));
 }
 
 void IdentityClient::initiate_delete_user(std::shared_ptr<Impl> impl, std::string user_id,
                                           boost::asio::any_completion_handler<void(std::exception_ptr)> h) {
-  try {
-    detail::validate_user_id(user_id);
-  } catch (...) {
-    return credkit::detail::post_completion(impl->executor, std::move(h), std::current_exception());
-  }
-  impl->run(detail::Call<detail::Nothing>{"DELETE", detail::identity_path(user_id), "",
-                                          [](const detail::HttpResponse&) { return detail::Nothing{}; }},
-            std::move(h));
+  run_user_call(*impl, user_id, "DELETE", "", "", std::move(h));
 }
 
 void IdentityClient::initiate_exchange_teams_token(

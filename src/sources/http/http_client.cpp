@@ -641,23 +641,24 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
 
   void arm(const std::shared_ptr<Socket>& sock) {
     if (sock->closed) return;
-    if ((sock->what & CURL_POLL_IN) && !sock->reading) {
-      sock->reading = true;
-      sock->desc.async_wait(boost::asio::posix::descriptor_base::wait_read,
-                            boost::asio::bind_executor(strand_, [weak = weak_from_this(), sock](boost::system::error_code ec) {
-                              sock->reading = false;
-                              if (auto self = weak.lock()) self->on_ready(sock, CURL_POLL_IN, ec);
-                            }));
-    }
-    if ((sock->what & CURL_POLL_OUT) && !sock->writing) {
-      sock->writing = true;
-      sock->desc.async_wait(boost::asio::posix::descriptor_base::wait_write,
-                            boost::asio::bind_executor(strand_, [weak = weak_from_this(), sock](boost::system::error_code ec) {
-                              sock->writing = false;
-                              if (auto self = weak.lock()) self->on_ready(sock, CURL_POLL_OUT, ec);
-                            }));
-    }
+    if (sock->what & CURL_POLL_IN) wait_ready(sock, CURL_POLL_IN, &Socket::reading);
+    if (sock->what & CURL_POLL_OUT) wait_ready(sock, CURL_POLL_OUT, &Socket::writing);
   }
+
+  // One wait per direction at a time; `waiting` is the socket's flag for that direction.
+  void wait_ready(const std::shared_ptr<Socket>& sock, int direction, bool Socket::*waiting) {
+    if ((*sock).*waiting) return;
+    (*sock).*waiting = true;
+    const auto kind = direction == CURL_POLL_IN ? boost::asio::posix::descriptor_base::wait_read
+                                                : boost::asio::posix::descriptor_base::wait_write;
+    sock->desc.async_wait(
+        kind, boost::asio::bind_executor(strand_, [weak = weak_from_this(), sock, direction,
+                                                   waiting](boost::system::error_code ec) {
+          (*sock).*waiting = false;
+          if (auto self = weak.lock()) self->on_ready(sock, direction, ec);
+        }));
+  }
+
 
   void on_ready(const std::shared_ptr<Socket>& sock, int direction, boost::system::error_code ec) {
     if (sock->closed || ec == boost::asio::error::operation_aborted) return;
