@@ -11,6 +11,11 @@
 //    executor until the dispatch has returned. The handler may run (and the app tear its pool
 //    or io_context down) before a foreign thread's post() has finished waking that executor's
 //    threads; with the work held, join() and run() wait for the delivery in flight.
+//  - An operation in flight holds outstanding work on its handler's associated executor from
+//    initiation until the handler is delivered, as Asio's own operations do: the app's
+//    io_context::run() does not return while a credkit operation on it is pending, even when
+//    the work is done on another thread (SharedCompleter holds it on the operation's executor;
+//    post_completion then holds it on the handler's until the handler has run).
 #pragma once
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -49,26 +54,35 @@ void post_completion(const boost::asio::any_io_executor& via, Handler handler, A
 
 /// A copyable completer of a move-only handler `void(std::exception_ptr, Results...)`, so it can
 /// ride in a `std::function`: calling it delivers through post_completion; only the first call
-/// has an effect. Copies share the handler; calls must not race (one producer completes).
+/// has an effect. Until then it holds outstanding work on `via` (the executor the operation was
+/// started on, which a handler's executor defaults to).
+/// Copies share the handler; calls must not race (one producer completes).
 template <typename... Results>
 class SharedCompleter {
  public:
   using Handler = boost::asio::any_completion_handler<void(std::exception_ptr, Results...)>;
 
   SharedCompleter(boost::asio::any_io_executor via, Handler handler)
-      : via_(std::move(via)), handler_(std::make_shared<Handler>(std::move(handler))) {}
+      : via_(std::move(via)),
+        pending_(std::make_shared<Pending>(
+            Pending{std::move(handler), boost::asio::prefer(via_, boost::asio::execution::outstanding_work.tracked)})) {}
 
   void operator()(std::exception_ptr error, Results... results) const {
-    if (!*handler_) return;
-    post_completion(via_, std::move(*handler_), std::move(error), std::move(results)...);
+    if (!pending_->handler) return;
+    post_completion(via_, std::move(pending_->handler), std::move(error), std::move(results)...);
+    pending_->work = {};  // delivered: post_completion holds work until the handler runs
   }
 
   /// Completes with `error` and value-initialized results.
   void fail(std::exception_ptr error) const { (*this)(std::move(error), Results{}...); }
 
  private:
+  struct Pending {
+    Handler handler;
+    boost::asio::any_io_executor work;  // `via`, tracked until the handler is delivered
+  };
   boost::asio::any_io_executor via_;
-  std::shared_ptr<Handler> handler_;
+  std::shared_ptr<Pending> pending_;
 };
 
 /// Runs `fn()` and returns what it threw (null when it returned). Callers complete with the

@@ -22,6 +22,15 @@ struct Outcome {
   T value{};
 };
 
+/// Runs `io` until `done`. A pending credkit operation keeps work on its handler's executor
+/// (Asio's model), so `io` running out of work first is a failure, not a wait.
+inline void run_until_done(boost::asio::io_context& io, const bool& done) {
+  io.restart();
+  while (!done && io.run_one() > 0) {
+  }
+  REQUIRE_MESSAGE(done, "the io_context ran out of work before the operation completed");
+}
+
 /// Calls `start(handler)` with a handler bound to `io`, then runs `io` until that handler ran.
 /// Bounded by the operation's own timeouts: every credkit operation completes.
 template <typename T, typename Start>
@@ -32,8 +41,7 @@ Outcome<T> run_op(boost::asio::io_context& io, Start start) {
     r = {e, std::move(v)};
     done = true;
   }));
-  io.restart();
-  while (!done) io.run_one();
+  run_until_done(io, done);
   return r;
 }
 
@@ -46,8 +54,7 @@ std::exception_ptr run_void(boost::asio::io_context& io, Start start) {
     r = e;
     done = true;
   }));
-  io.restart();
-  while (!done) io.run_one();
+  run_until_done(io, done);
   return r;
 }
 

@@ -12,6 +12,8 @@
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/system_executor.hpp>
 
 #include <algorithm>
@@ -153,9 +155,15 @@ boost::asio::any_io_executor HttpTokenSource::default_executor(const State& stat
 void HttpTokenSource::initiate_fetch(std::shared_ptr<const State> state, boost::asio::any_io_executor executor,
                                      boost::asio::any_completion_handler<HttpFetchSignature> handler) {
   const auto slot = boost::asio::get_associated_cancellation_slot(handler);
+  // Outstanding work on the handler's executor until it has run (core/completion.hpp's rule).
+  auto work = boost::asio::prefer(boost::asio::get_associated_executor(handler, executor),
+                                  boost::asio::execution::outstanding_work.tracked);
   auto h = std::make_shared<boost::asio::any_completion_handler<HttpFetchSignature>>(std::move(handler));
   State::start(state, executor, slot, std::nullopt,
-               [h](std::exception_ptr error, AccessToken token) { (*h)(error, std::move(token)); });
+               [h, work = std::move(work)](std::exception_ptr error, AccessToken token) mutable {
+                 (*h)(error, std::move(token));
+                 work = {};
+               });
 }
 
 }  // namespace credkit
