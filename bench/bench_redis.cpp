@@ -49,22 +49,6 @@ struct RedisServer {
                                      "", "--appendonly", "no", "--logfile", "/dev/null"},
                                     port};
 };
-      if (redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv)) {
-        const bool ok = !c->err;
-        redisFree(c);
-        if (ok) return;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    throw std::runtime_error("redis-server did not start");
-  }
-  ~RedisServer() {
-    if (pid > 0) {
-      ::kill(pid, SIGTERM);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-};
 
 struct Fixture {
   RedisServer server;

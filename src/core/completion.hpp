@@ -36,20 +36,29 @@ namespace credkit::detail {
 /// Constructed around the dispatch by default: nothing.
 struct NoCompletionScope {};
 
-/// Delivers `handler(args...)` by the rule above. `Scope` is constructed on the `via` thread
-/// around the dispatch (the credential marks its own callbacks with it).
+/// Delivers `handler(args...)` by the rule above; `via_work` tracks work on `via`'s execution
+/// context and is held until the post has returned. (The credential passes its strand's inner
+/// executor: tracking through a strand copies the strand, a heap allocation per completion.)
+/// `Scope` is constructed on the `via` thread around the dispatch (the credential marks its own
+/// callbacks with it).
 template <typename Scope = NoCompletionScope, typename Handler, typename... Args>
-void post_completion(const boost::asio::any_io_executor& via, Handler handler, Args... args) {
+void post_completion_via(const boost::asio::any_io_executor& via, const boost::asio::any_io_executor& via_work,
+                         Handler handler, Args&&... args) {
   using boost::asio::execution::outstanding_work;
-  const auto via_work = boost::asio::prefer(via, outstanding_work.tracked);
-  boost::asio::post(via, [via, h = std::move(handler), tuple = std::make_tuple(std::move(args)...)]() mutable {
+  boost::asio::post(via, [via, h = std::move(handler), ... a = std::forward<Args>(args)]() mutable {
     auto target = boost::asio::get_associated_executor(h, via);
     const auto target_work = boost::asio::prefer(target, outstanding_work.tracked);
     [[maybe_unused]] Scope scope;
-    boost::asio::dispatch(target, [h = std::move(h), tuple = std::move(tuple)]() mutable {
-      std::apply([&h](auto&... a) { std::move(h)(std::move(a)...); }, tuple);
-    });
+    boost::asio::dispatch(target, [h = std::move(h), ... a = std::move(a)]() mutable { std::move(h)(std::move(a)...); });
   });
+  (void)via_work;  // held until here
+}
+
+/// Delivers `handler(args...)` by the rule above, tracking work through `via` itself.
+template <typename Scope = NoCompletionScope, typename Handler, typename... Args>
+void post_completion(const boost::asio::any_io_executor& via, Handler handler, Args&&... args) {
+  const auto via_work = boost::asio::prefer(via, boost::asio::execution::outstanding_work.tracked);
+  post_completion_via<Scope>(via, via_work, std::move(handler), std::forward<Args>(args)...);
 }
 
 /// A copyable completer of a move-only handler `void(std::exception_ptr, Results...)`, so it can

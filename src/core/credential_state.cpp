@@ -691,7 +691,8 @@ void CredentialState::post_completion(Handler handler, std::exception_ptr error,
   // destroyed on return (outside exec_mutex_), as Asio destroys handlers pending at shutdown.
   std::shared_lock lock(exec_mutex_);
   if (!executor_) return;
-  ::credkit::detail::post_completion<CallbackScope>(executor_, std::move(handler), std::move(error), std::move(token));
+  ::credkit::detail::post_completion_via<CallbackScope>(executor_, tracked_inner_work(executor_), std::move(handler),
+                                                        std::move(error), std::move(token));
 }
 
 void CredentialState::run_effects(Effects& fx) {
