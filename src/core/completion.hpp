@@ -78,12 +78,10 @@ class SharedCompleter {
 
   void operator()(std::exception_ptr error, Results... results) const {
     if (!pending_->handler) return;
-    post_completion(via_, std::move(pending_->handler), std::move(error), std::move(results)...);
-    pending_->work = {};  // delivered: post_completion holds work until the handler runs
+    // The work this completer already holds on `via` covers the post (no second tracking).
+    post_completion_via(via_, pending_->work, std::move(pending_->handler), std::move(error), std::move(results)...);
+    pending_->work = {};  // delivered: the posted function holds work until the handler runs
   }
-
-  /// Completes with `error` and value-initialized results.
-  void fail(std::exception_ptr error) const { (*this)(std::move(error), Results{}...); }
 
  private:
   struct Pending {
