@@ -16,10 +16,12 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -873,6 +875,28 @@ void TokenServer::inject_fault(Fault fault) {
 std::map<std::string, std::uint64_t> TokenServer::stats() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->counters;
+}
+
+bool TokenServer::wait_idle(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto open_sessions = [&] {
+    std::lock_guard lock(impl_->mutex);
+    return std::any_of(impl_->sessions.begin(), impl_->sessions.end(),
+                       [](const std::weak_ptr<Impl::Session>& w) { return !w.expired(); });
+  };
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!open_sessions()) {
+      // A session expires while its last handler is still unwinding on the server's one
+      // thread; a handler posted now runs only after that thread has returned from it.
+      auto reached = std::make_shared<std::promise<void>>();
+      auto future = reached->get_future();
+      asio::post(impl_->ioc, [reached] { reached->set_value(); });
+      if (future.wait_until(deadline) != std::future_status::ready) return false;
+      if (!open_sessions()) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return false;
 }
 
 std::uint64_t TokenServer::request_count(std::string_view endpoint) const {

@@ -111,6 +111,10 @@ class TokenServer {
   std::map<std::string, std::uint64_t> stats() const;
   /// One counter (0 if never hit).
   std::uint64_t request_count(std::string_view endpoint) const;
+  /// Waits, at most `timeout`, until no connection is open and the server's thread has
+  /// returned from every handler that ran before; true if it got there. Tests that exhaust the
+  /// process's descriptors call it first, so that nothing but accept runs while none are free.
+  bool wait_idle(std::chrono::milliseconds timeout);
   /// The options in use.
   const TokenServerOptions& options() const noexcept;
 
