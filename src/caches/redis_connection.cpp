@@ -393,8 +393,7 @@ bool RedisConnection::idle_alive() const noexcept {
   return ssl_ != nullptr;
 }
 
-void RedisConnection::start(std::span<const std::string_view> args) {
-  deadline_ = detail::add_sat(steady::now(), where_->command_timeout);  // max(): no limit
+void RedisConnection::encode(std::span<const std::string_view> args) {
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;
   argv.reserve(args.size());
@@ -409,6 +408,62 @@ void RedisConnection::start(std::span<const std::string_view> args) {
   out_.assign(cmd, static_cast<std::size_t>(len));
   redisFreeCommand(cmd);
   out_done_ = 0;
+}
+
+void RedisConnection::send(std::span<const std::string_view> args) {
+  deadline_ = detail::add_sat(steady::now(), where_->command_timeout);
+  encode(args);
+  flush(true);
+}
+
+RedisReply RedisConnection::poll_reply() {
+  char buf[16 * 1024];
+  while (true) {
+    void* reply = nullptr;
+    if (redisReaderGetReply(reader_, &reply) != REDIS_OK)
+      throw_error(errc::cache_unavailable,
+                  "Redis at " + where_->endpoint + " sent a malformed reply (" + std::string(reader_->errstr) + ")");
+    if (reply) {
+      last_reply_ = where_->clock->now();
+      scanner_.reset();
+      return RedisReply(static_cast<redisReply*>(reply));
+    }
+    if (!held_.empty()) {
+      const std::string held = std::exchange(held_, {});
+      feed_stream(held.data(), held.size());
+      continue;
+    }
+    if (ssl_) {
+      ERR_clear_error();
+      const int r = SSL_read(ssl_, buf, sizeof buf);
+      if (r <= 0) {
+        const int e = SSL_get_error(ssl_, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return nullptr;
+        fail_ssl(e, "reading a pushed message");
+      }
+      feed_stream(buf, static_cast<std::size_t>(r));
+    } else {
+      const auto r = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+      if (r == 0) throw_error(errc::cache_unavailable, "Redis at " + where_->endpoint + " closed the connection");
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return nullptr;
+        throw_error(errc::cache_unavailable, "Redis at " + where_->endpoint + " failed a read: " + errno_text(errno));
+      }
+      feed_stream(buf, static_cast<std::size_t>(r));
+    }
+  }
+}
+
+void RedisConnection::feed_stream(const char* data, std::size_t n) {
+  const std::size_t mine = scanner_.scan(std::string_view(data, n), where_->endpoint);
+  if (mine > 0 && redisReaderFeed(reader_, data, mine) != REDIS_OK) throw std::bad_alloc();
+  held_.assign(data + mine, n - mine);
+}
+
+void RedisConnection::start(std::span<const std::string_view> args) {
+  deadline_ = detail::add_sat(steady::now(), where_->command_timeout);  // max(): no limit
+  encode(args);
   start_failure_ = nullptr;
   scanner_.reset();
   try {

@@ -90,6 +90,18 @@ class RedisConnection {
   RedisReply finish();
   /// `start` then `finish`.
   RedisReply command(std::span<const std::string_view> args);
+  /// For a subscribed connection (replies pushed, not asked for): writes `args` (a PING, a
+  /// SUBSCRIBE) within `command_timeout`, without touching a reply being received.
+  void send(std::span<const std::string_view> args);
+  /// For a subscribed connection: the next complete reply received, reading only what the
+  /// socket already holds (never waits); null if none is complete yet. Bytes of later replies
+  /// are kept for the next call. Throws as `finish` (closed, limits, malformed).
+  RedisReply poll_reply();
+  /// The socket, to wait until it is readable. With TLS, call `poll_reply` until it returns
+  /// null after each wake-up: OpenSSL may already hold decrypted bytes.
+  int native_handle() const noexcept { return fd_; }
+  /// Where this connection goes.
+  const RedisEndpoint& where() const noexcept { return *where_; }
   /// Whether an idle connection still looks open: no end-of-stream or error waiting on it.
   /// Redis closes idle clients (`timeout` in redis.conf, `CLIENT KILL`, a restart); a pooled
   /// connection found closed is dropped instead of failing the next command as an outage.
@@ -106,6 +118,9 @@ class RedisConnection {
   /// Writes pending output; with `wait` false, returns when the socket would block.
   void flush(bool wait);
   void read_some();
+  void encode(std::span<const std::string_view> args);
+  /// As `feed`, keeping bytes past the end of the reply for the next (`poll_reply`).
+  void feed_stream(const char* data, std::size_t n);
   /// Scans then hands received bytes to hiredis; refuses bytes past the end of the reply.
   void feed(const char* data, std::size_t n);
   [[noreturn]] void fail_ssl(int ssl_error, const char* doing);
@@ -116,6 +131,7 @@ class RedisConnection {
   redisReader* reader_ = nullptr;
   RespScanner scanner_;
   std::string out_;
+  std::string held_;  // received bytes of the next pushed reply (poll_reply)
   std::size_t out_done_ = 0;
   std::exception_ptr start_failure_;
   std::chrono::steady_clock::time_point deadline_;

@@ -9,6 +9,8 @@
 #include "caches/redis_connection.hpp"
 #include "caches/redis_flight.hpp"
 #include "caches/redis_outage.hpp"
+#include "caches/redis_router.hpp"
+#include "caches/redis_subscriber.hpp"
 #include "caches/redis_tls.hpp"
 #include "core/secret_scrubber.hpp"
 
@@ -53,93 +55,54 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   std::string endpoint;  // host:port, for messages
   std::unique_ptr<Keyring> keyring;
 
-  std::shared_ptr<const detail::RedisEndpoint> where;
+  std::unique_ptr<detail::RedisRouter> router;
   // This cache's share of the cache I/O threads: all but one, so a Redis that crawls (each
   // command still bounded by command_timeout) always leaves a thread to the other caches.
   std::shared_ptr<detail::IoLane> lane = detail::IoLane::create(detail::cache_io_threads - 1);
 
-  std::mutex pool_mutex;
-  std::vector<std::unique_ptr<RedisConnection>> idle;
-
   std::unique_ptr<detail::RedisOutage> outage;  // retry_after_failure
   std::atomic<bool> warned_decrypt{false};
+  std::atomic<std::uint64_t> direct_fetches{0};
 
   static constexpr std::size_t max_names = 4096;
   std::mutex names_mutex;
   std::unordered_map<std::string, std::string> names;  // cache key -> lookup id
 
-  // ---- connections -------------------------------------------------------------------
-  std::unique_ptr<RedisConnection> connect() {
-    auto c = RedisConnection::open(where);
-    if (!options.password.empty()) {
-      auto r = options.username.empty() ? c->command(Args{"AUTH", options.password})
-                                        : c->command(Args{"AUTH", options.username, options.password});
-      if (r->type == REDIS_REPLY_ERROR)
-        throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused AUTH (" +
-                                                 std::string(r->str, r->len) + "); check username and password");
-    }
-    if (options.database != 0) {
-      const auto db = std::to_string(options.database);
-      auto r = c->command(Args{"SELECT", db});
-      if (r->type == REDIS_REPLY_ERROR)
-        throw_error(errc::cache_unavailable,
-                    "Redis at " + endpoint + " refused SELECT " + db + " (" + std::string(r->str, r->len) + ")");
-    }
-    return c;
-  }
+  // ---- push wake-ups -----------------------------------------------------------------
+  std::string stored_channel;  // <prefix>stored: payload, the lookup id of a stored key
+  std::once_flag subscriber_started;
+  std::unique_ptr<detail::RedisSubscriber> subscriber;  // push_wakeups: from the first flight on
+  std::mutex waiters_mutex;
+  std::unordered_multimap<std::string, std::weak_ptr<Flight>> waiters;  // lookup id -> flight
+  std::atomic<std::uint64_t> push_wakeups{0};
+
+  bool push_up() const { return subscriber && subscriber->up(0); }
+  void start_subscriber();
+  void wake(std::string_view id);
+  void wake_all();
 
   bool skipping() const { return outage->skipping(options.clock->now()); }
 
-  /// Starts `args` on an idle pooled connection from the calling thread, without waiting
-  /// (see RedisConnection::start); null when Redis is being skipped or no connection is idle.
-  /// Sending before the hand-off to the I/O threads overlaps Redis' work with that hand-off.
-  std::unique_ptr<RedisConnection> try_start(Args args) {
+  /// Starts `args` (on `key`'s node) on an idle pooled connection from the calling thread,
+  /// without waiting (see RedisConnection::start); null when Redis is being skipped or no
+  /// connection is idle. Sending before the hand-off to the I/O threads overlaps Redis' work
+  /// with that hand-off.
+  std::unique_ptr<RedisConnection> try_start(const std::string& key, Args args) {
     if (skipping()) return nullptr;
-    std::unique_ptr<RedisConnection> c = take_idle();
-    if (!c) return nullptr;
-    c->start(args);
-    return c;
+    return router->try_start(key, args);
   }
 
-  /// An idle pooled connection that still looks open, or null. Ones Redis closed meanwhile
-  /// are dropped here (destroyed outside the lock).
-  std::unique_ptr<RedisConnection> take_idle() {
-    while (true) {
-      std::unique_ptr<RedisConnection> c;
-      {
-        std::lock_guard lock(pool_mutex);
-        if (idle.empty()) return nullptr;
-        c = std::move(idle.back());
-        idle.pop_back();
-      }
-      if (c->idle_alive()) return c;
-    }
-  }
-
-  /// Runs one command on a pooled connection, with the outage bookkeeping. `started`: the
-  /// command already begun by `try_start` (then `args` is not sent again).
-  Reply command(Args args, std::unique_ptr<RedisConnection> started = nullptr) {
-    std::unique_ptr<RedisConnection> c = std::move(started);
-    if (!c && skipping())
+  /// Runs one command on `key`'s node, with the outage bookkeeping. `started`: the command
+  /// already begun by `try_start` (then `args` is not sent again).
+  Reply command(const std::string& key, Args args, std::unique_ptr<RedisConnection> started = nullptr) {
+    if (!started && skipping())
       throw_error(errc::cache_unavailable, "Redis at " + endpoint + " is unavailable (recent failure; retrying soon)");
     try {
-      Reply r;
-      if (c) {
-        r = c->finish();
-      } else {
-        c = take_idle();
-        if (!c) c = connect();
-        r = c->command(args);
-      }
-      {
-        std::lock_guard lock(pool_mutex);
-        if (idle.size() < options.pool_size) idle.push_back(std::move(c));
-      }
+      Reply r = router->run(key, args, std::move(started));
       if (outage->on_success())
         log(LogLevel::warning, "Redis token cache at " + endpoint + " is reachable again; using it");
       return r;
     } catch (const Error& e) {
-      c.reset();  // a failed connection is never reused
       if (outage->on_failure(options.clock->now()))
         log(LogLevel::warning, std::string(e.what()) +
                                    "; the Redis token cache is bypassed (tokens are fetched directly) until it answers");
@@ -161,13 +124,15 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
     names.emplace(key, id);
     return id;
   }
-  std::string token_name(const std::string& key) { return options.key_prefix + "tok:" + lookup_id(key); }
-  std::string lock_name(const std::string& key) { return options.key_prefix + "lock:" + lookup_id(key); }
+  // The braces are a Redis Cluster hash tag: a key's token and lock live in one slot.
+  std::string token_name(const std::string& key) { return options.key_prefix + "tok:{" + lookup_id(key) + "}"; }
+  std::string lock_name(const std::string& key) { return options.key_prefix + "lock:{" + lookup_id(key) + "}"; }
 
   // ---- blocking operations (run on the cache I/O threads) ------------------------------
   /// `started`: the GET already begun by `try_start`, if any.
   std::optional<AccessToken> get(const std::string& key, std::unique_ptr<RedisConnection> started = nullptr) {
-    auto r = command({"GET", token_name(key)}, std::move(started));
+    const auto name = token_name(key);
+    auto r = command(name, {"GET", name}, std::move(started));
     if (r->type == REDIS_REPLY_NIL) return std::nullopt;
     if (r->type != REDIS_REPLY_STRING)
       throw_error(errc::cache_unavailable, "Redis at " + endpoint + " answered GET with an unexpected reply" +
@@ -191,19 +156,22 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
     const auto stale = detail::stale_point(value.expires_on, options.expiry_margin, now, ttl);
     const auto px = detail::saturate_cast<std::chrono::milliseconds>(detail::sub_sat(stale, now));
     if (px.count() <= 0) return;  // inside the margin: nothing worth storing
-    auto r = command({"SET", token_name(key), keyring->encrypt(key, value), "PX", px_arg(px)});
+    const auto name = token_name(key);
+    auto r = command(name, {"SET", name, keyring->encrypt(key, value), "PX", px_arg(px)});
     if (r->type == REDIS_REPLY_ERROR)
       throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused SET (" + std::string(r->str, r->len) + ")");
   }
 
   void erase(const std::string& key) {
-    auto r = command({"DEL", token_name(key)});
+    const auto name = token_name(key);
+    auto r = command(name, {"DEL", name});
     if (r->type == REDIS_REPLY_ERROR)
       throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused DEL (" + std::string(r->str, r->len) + ")");
   }
 
   bool try_lock(const std::string& key, const std::string& owner) {
-    auto r = command({"SET", lock_name(key), owner, "NX", "PX", px_arg(options.lock_ttl)});
+    const auto name = lock_name(key);
+    auto r = command(name, {"SET", name, owner, "NX", "PX", px_arg(options.lock_ttl)});
     if (r->type == REDIS_REPLY_ERROR)
       throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused SET NX (" + std::string(r->str, r->len) + ")");
     return r->type == REDIS_REPLY_STATUS;  // "OK"; nil when someone else holds it
@@ -211,9 +179,20 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
 
   void unlock(const std::string& key, const std::string& owner) noexcept {
     try {
-      command({"EVAL", release_script, "1", lock_name(key), owner});
+      const auto name = lock_name(key);
+      command(name, {"EVAL", release_script, "1", name, owner});
     } catch (...) {
       // The lock expires by itself after lock_ttl.
+    }
+  }
+
+  /// Push wake-ups: tells the instances waiting on `key` that it was stored (or its lock given
+  /// up). Best effort: a lost message costs a waiter one push_poll_interval.
+  void announce(const std::string& key) noexcept {
+    if (!options.push_wakeups) return;
+    try {
+      command(token_name(key), {"PUBLISH", stored_channel, lookup_id(key)});
+    } catch (...) {
     }
   }
 };
@@ -271,10 +250,12 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
         case Kind::store_and_release:
           store();
           impl->unlock(key, owner);
+          impl->announce(key);
           a = machine.on_stored(now());
           break;
         case Kind::release_lock:
           impl->unlock(key, owner);
+          impl->announce(key);  // the waiters may take the lock over now
           a = machine.on_stored(now());
           break;
         case Kind::wait:
@@ -283,13 +264,16 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
           impl->unlock(key, owner);
           [[fallthrough]];
         case Kind::complete_read:
+          finished();
           return done(nullptr, std::move(*read));
         case Kind::complete_fetched:
+          finished();
           return done(std::move(fetch_error), std::move(fetched));
         case Kind::release_then_fetch_direct:
           impl->unlock(key, owner);
           [[fallthrough]];
         case Kind::fetch_direct:
+          ++impl->direct_fetches;
           warn_direct(a.why);
           return start_fetch();
       }
@@ -333,11 +317,52 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
       log(LogLevel::warning, "Redis token cache failed (" + message_of(redis_failure) + "); fetching the token directly");
   }
 
+  // The poll timer and push wake-ups race to end a wait: the first ends it, later ones find
+  // it over (a push that comes while the flight reads or locks makes its next wait end at once).
+  std::mutex wait_mutex;
+  bool waiting = false;
+  bool pushed = false;
+  std::uint64_t wait_generation = 0;  // a timer's firing counts only for its own wait
+
   void arm_timer(Clock::time_point until) {
+    std::uint64_t generation;
+    {
+      std::lock_guard lock(wait_mutex);
+      if (std::exchange(pushed, false)) return end_wait();
+      waiting = true;
+      generation = ++wait_generation;
+    }
     const auto wait = std::max(detail::sub_sat(until, now().steady), Clock::time_point::duration::zero());
-    timer->async_wait_for(wait, [self = shared_from_this()](bool) {
-      detail::post_on(*self->impl->lane, [self] { self->run(self->machine.on_timer(self->now())); });
-    });
+    timer->async_wait_for(wait, [self = shared_from_this(), generation](bool) { self->wake(generation); });
+  }
+
+  /// Ends the current wait: `generation` of the timer that fired, or 0 for a push.
+  void wake(std::uint64_t generation) {
+    {
+      std::lock_guard lock(wait_mutex);
+      if (!waiting || (generation != 0 && generation != wait_generation)) {
+        if (generation == 0) pushed = true;
+        return;
+      }
+      waiting = false;
+    }
+    if (generation == 0) ++impl->push_wakeups;
+    end_wait();
+  }
+
+  void end_wait() {
+    detail::post_on(*impl->lane, [self = shared_from_this()] { self->run(self->machine.on_timer(self->now())); });
+  }
+
+  /// The flight no longer waits for pushes.
+  void finished() {
+    if (!impl->options.push_wakeups) return;
+    const auto id = impl->lookup_id(key);
+    std::lock_guard lock(impl->waiters_mutex);
+    for (auto [it, end] = impl->waiters.equal_range(id); it != end;) {
+      auto flight = it->second.lock();
+      it = (!flight || flight.get() == this) ? impl->waiters.erase(it) : std::next(it);
+    }
   }
 
   /// Runs the upstream fetch; its answer is fed back once (a fetch that throws after
@@ -363,6 +388,74 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
   }
 };
 
+void RedisTokenCache::Impl::start_subscriber() {
+  std::call_once(subscriber_started, [this] {
+    std::vector<detail::RedisSubscriber::Feed> feeds;
+    std::weak_ptr<Impl> weak = weak_from_this();  // the subscriber's callbacks never keep the cache alive
+    feeds.push_back({[weak] {
+                       auto self = weak.lock();
+                       if (!self) throw_error(errc::cache_unavailable, "the Redis token cache is gone");
+                       return self->router->connect_subscriber();
+                     },
+                     stored_channel,
+                     [weak](std::string_view id) {
+                       if (auto self = weak.lock()) self->wake(id);
+                     },
+                     [weak](bool) {
+                       // Up: waits that began before were not covered; down: no push may come.
+                       if (auto self = weak.lock()) self->wake_all();
+                     }});
+    if (options.deployment == RedisDeployment::sentinel) {
+      feeds.push_back({[weak] {
+                         auto self = weak.lock();
+                         if (!self) throw_error(errc::cache_unavailable, "the Redis token cache is gone");
+                         return self->router->connect_sentinel();
+                       },
+                       "+switch-master",
+                       [weak](std::string_view payload) {
+                         if (auto self = weak.lock()) self->router->switch_master(payload);
+                       },
+                       nullptr});
+    }
+    detail::RedisSubscriber::Timing timing;
+    timing.reconnect_after = std::clamp(options.retry_after_failure, std::chrono::milliseconds(100),
+                                        std::chrono::milliseconds(5000));
+    subscriber = std::make_unique<detail::RedisSubscriber>(std::move(feeds), timing);
+  });
+}
+
+void RedisTokenCache::Impl::wake(std::string_view id) {
+  std::vector<std::shared_ptr<Flight>> woken;
+  {
+    std::lock_guard lock(waiters_mutex);
+    for (auto [it, end] = waiters.equal_range(std::string(id)); it != end; ++it)
+      if (auto flight = it->second.lock()) woken.push_back(std::move(flight));
+  }
+  for (auto& flight : woken) flight->wake(0);
+}
+
+void RedisTokenCache::Impl::wake_all() {
+  std::vector<std::shared_ptr<Flight>> woken;
+  {
+    std::lock_guard lock(waiters_mutex);
+    for (auto& [id, weak] : waiters)
+      if (auto flight = weak.lock()) woken.push_back(std::move(flight));
+  }
+  for (auto& flight : woken) flight->wake(0);
+}
+
+RedisTokenCache::Stats RedisTokenCache::stats() const {
+  const auto& counters = impl_->router->counters();
+  Stats s;
+  s.redirects = counters.redirects;
+  s.topology_reads = counters.topology_reads;
+  s.failovers_seen = counters.failovers_seen;
+  s.direct_fetches = impl_->direct_fetches;
+  s.push_wakeups = impl_->push_wakeups;
+  s.push_up = impl_->push_up();
+  return s;
+}
+
 void RedisTokenCacheOptions::validate() const {
   constexpr const char* self = "RedisTokenCacheOptions";
   if (!tls) {
@@ -387,11 +480,48 @@ void RedisTokenCacheOptions::validate() const {
   detail::require_positive(poll_interval, self, "poll_interval", "one wait until wait_timeout");
   detail::require_positive(wait_timeout, self, "wait_timeout", "no limit");
   detail::require_non_negative(retry_after_failure, self, "retry_after_failure", "never retried after a failure");
+  detail::require_positive(push_poll_interval, self, "push_poll_interval", "one wait until wait_timeout");
+  if (max_redirects < 1 || max_redirects > 16)
+    detail::reject_option(self, "max_redirects", "in 1..16", std::to_string(max_redirects));
+  if (key_prefix.find_first_of("{}") != std::string::npos)
+    throw_error(errc::invalid_argument, "RedisTokenCacheOptions::key_prefix contains '{' or '}': credkit adds the "
+                                        "Redis Cluster hash tag itself; remove them");
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    if (!detail::parse_node_address(nodes[i]))
+      throw_error(errc::invalid_argument, "RedisTokenCacheOptions::nodes[" + std::to_string(i) +
+                                              "] is not \"host:port\" (IPv6: \"[address]:port\", port 1..65535)");
+  switch (deployment) {
+    case RedisDeployment::single:
+      if (!nodes.empty())
+        throw_error(errc::invalid_argument, "RedisTokenCacheOptions::nodes is set but deployment is single; set "
+                                            "deployment to cluster (seed nodes) or sentinel (sentinels)");
+      break;
+    case RedisDeployment::cluster:
+      if (database != 0)
+        detail::reject_option(self, "database", "0 with deployment cluster (Redis Cluster has only database 0)",
+                              std::to_string(database));
+      break;
+    case RedisDeployment::sentinel:
+      if (sentinel_master_name.empty() ||
+          std::any_of(sentinel_master_name.begin(), sentinel_master_name.end(),
+                      [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; }))
+        throw_error(errc::invalid_argument,
+                    "RedisTokenCacheOptions::sentinel_master_name is empty or has spaces or control bytes; give the "
+                    "name of `sentinel monitor <name> ...`");
+      break;
+    default:
+      detail::reject_option(self, "deployment", "single, cluster or sentinel",
+                            std::to_string(static_cast<int>(deployment)));
+  }
+  if (deployment != RedisDeployment::sentinel && (!sentinel_username.empty() || !sentinel_password.empty()))
+    throw_error(errc::invalid_argument,
+                "RedisTokenCacheOptions::sentinel_username/sentinel_password are set but deployment is not sentinel");
 }
 
 std::shared_ptr<RedisTokenCache> RedisTokenCache::create(executor_type executor, RedisTokenCacheOptions options) {
   options.validate();
   detail::remember_secret(options.password);  // a reply may echo it (secret_scrubber.hpp)
+  detail::remember_secret(options.sentinel_password);
   return std::shared_ptr<RedisTokenCache>(new RedisTokenCache(std::move(executor), std::move(options)));
 }
 
@@ -402,31 +532,49 @@ RedisTokenCache::RedisTokenCache(executor_type executor, RedisTokenCacheOptions 
   impl_->keyring = std::make_unique<Keyring>(
       options.keys, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(salt.data()), salt.size()));
   impl_->endpoint = options.host + ":" + std::to_string(options.port);
-  auto where = std::make_shared<detail::RedisEndpoint>();
-  where->host = options.host;
-  where->port = options.port;
-  where->endpoint = impl_->endpoint;
-  where->connect_timeout = options.connect_timeout;
-  where->command_timeout = options.command_timeout;
-  where->clock = options.clock;
+  auto base = std::make_shared<detail::RedisEndpoint>();
+  base->host = options.host;
+  base->port = options.port;
+  base->endpoint = impl_->endpoint;
+  base->connect_timeout = options.connect_timeout;
+  base->command_timeout = options.command_timeout;
+  base->clock = options.clock;
   if (options.tls) {
-    where->tls = detail::make_redis_tls_context(options);  // CA and client files are read now, once
-    where->server_name = options.tls_server_name;
-    where->verify_peer = options.tls_verify_peer;
+    base->tls = detail::make_redis_tls_context(options);  // CA and client files are read now, once
+    base->server_name = options.tls_server_name;
+    base->verify_peer = options.tls_verify_peer;
     if (!options.tls_verify_peer)
       log(LogLevel::warning, "Redis token cache at " + impl_->endpoint +
                                  ": tls_verify_peer is false; the server's certificate is not checked, so anyone on "
                                  "the path can impersonate Redis");
   }
-  impl_->where = std::move(where);
+  detail::RedisRouter::Settings route;
+  route.deployment = options.deployment;
+  route.seeds.push_back({options.host, options.port});
+  for (const auto& node : options.nodes) route.seeds.push_back(*detail::parse_node_address(node));  // validated
+  route.base = std::move(base);
+  route.username = options.username;
+  route.password = options.password;
+  route.database = options.database;
+  route.master_name = options.sentinel_master_name;
+  route.sentinel_username = options.sentinel_username;
+  route.sentinel_password = options.sentinel_password;
+  route.max_redirects = options.max_redirects;
+  route.pool_size = options.pool_size;
+  impl_->router = std::make_unique<detail::RedisRouter>(std::move(route));
   impl_->outage = std::make_unique<detail::RedisOutage>(options.retry_after_failure);
+  impl_->stored_channel = options.key_prefix + "stored";
   impl_->options = std::move(options);
 }
 
-RedisTokenCache::~RedisTokenCache() = default;
+RedisTokenCache::~RedisTokenCache() {
+  // The subscriber's thread stops now, not when the last job of this cache lets go of it.
+  impl_->subscriber.reset();
+}
 
 void RedisTokenCache::do_get(std::string key, GetDone done) {
-  auto started = impl_->try_start({"GET", impl_->token_name(key)});
+  const auto name = impl_->token_name(key);
+  auto started = impl_->try_start(name, {"GET", name});
   detail::run_blocking(
       *impl_->lane,
       [impl = impl_, key = std::move(key), started = std::move(started)]() mutable {
@@ -449,9 +597,13 @@ void RedisTokenCache::do_erase(std::string key, WriteDone done) {
 
 void RedisTokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds min_validity, UpstreamFetch fetch,
                                       FetchDone done) {
+  if (impl_->options.push_wakeups) impl_->start_subscriber();
+  // A flight that starts while the subscription is up hears of every store after its first
+  // read; one that starts before polls at the full rate (it is woken when pushes come up).
+  const bool covered = impl_->push_up();
   detail::RedisFlight::Config config;
   config.min_validity = min_validity;
-  config.poll_interval = impl_->options.poll_interval;
+  config.poll_interval = covered ? impl_->options.push_poll_interval : impl_->options.poll_interval;
   config.wait_timeout = impl_->options.wait_timeout;
   unsigned char seed[8];
   detail::random_bytes(seed);
@@ -462,7 +614,12 @@ void RedisTokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds
   detail::random_bytes(owner);
   flight->owner = detail::to_hex(owner);
   flight->timer = impl_->options.clock->make_timer(detail::cache_io_executor());
-  flight->started = impl_->try_start({"GET", impl_->token_name(flight->key)});
+  const auto name = impl_->token_name(flight->key);
+  if (impl_->options.push_wakeups) {
+    std::lock_guard lock(impl_->waiters_mutex);
+    impl_->waiters.emplace(impl_->lookup_id(flight->key), flight);
+  }
+  flight->started = impl_->try_start(name, {"GET", name});
   detail::post_on(*impl_->lane, [flight] { flight->run(flight->machine.start(flight->now())); });
 }
 

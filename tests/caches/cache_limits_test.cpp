@@ -174,11 +174,6 @@ std::string seal_record(const detail::Keyring& ring, std::string_view cache_key,
   return out;
 }
 
-std::string redis_name(const RedisTokenCacheOptions& o, const TokenCacheKey& k, const char* kind) {
-  const std::string salt = o.kdf_salt.empty() ? o.key_prefix : o.kdf_salt;
-  detail::Keyring kr(o.keys, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(salt.data()), salt.size()));
-  return o.key_prefix + kind + detail::to_hex(detail::Keyring::lookup(kr.primary(), k.str()));
-}
 
 /// Redis options with every timeout at milliseconds::max() (no limit).
 RedisTokenCacheOptions unlimited_redis_options(int port) {
@@ -458,7 +453,7 @@ TEST_CASE("RedisTokenCache: every timeout at milliseconds::max() works; PX value
   CHECK(!cachetest::get_within(cache->async_get(k, boost::asio::use_future), 10s));
   cachetest::get_within(cache->async_put(k, t, ms::max(), boost::asio::use_future), 10s);
   CHECK(cachetest::get_within(cache->async_get(k, boost::asio::use_future), 10s) == t);
-  const auto tok = redis_name(o, k, "tok:");
+  const auto tok = cachetest::redis_name(o, k, "tok:");
   const auto pttl = std::stoll(redis.command({"PTTL", tok}));
   CHECK(pttl > (10min - 30s - 5s) / 1ms);
   CHECK(pttl <= (10min - 30s) / 1ms);
@@ -467,7 +462,7 @@ TEST_CASE("RedisTokenCache: every timeout at milliseconds::max() works; PX value
 
   // Single-flight leader with lock_ttl = max(): the lock's PX is capped (Redis accepts it),
   // the fetch runs once and the lock is released.
-  const auto lock = redis_name(o, k, "lock:");
+  const auto lock = cachetest::redis_name(o, k, "lock:");
   std::string lock_pttl;
   TokenCache::UpstreamFetch inspecting = [&](TokenCache::FetchDone done) {
     boost::asio::post(workers, [&, done] {
@@ -493,7 +488,7 @@ TEST_CASE("RedisTokenCache: every timeout at milliseconds::max() works; PX value
 
   // wait_timeout = max(): a follower waits for the holder's lock to expire, then takes over.
   const TokenCacheKey held("held-by-a-dead-instance");
-  CHECK(redis.command({"SET", redis_name(o, held, "lock:"), "dead-owner", "NX", "PX", "400"}) == "OK");
+  CHECK(redis.command({"SET", cachetest::redis_name(o, held, "lock:"), "dead-owner", "NX", "PX", "400"}) == "OK");
   const auto [taken, waited] = timed_get_or_fetch(*cache, held);
   CHECK(taken.token.rfind("tok-2-", 0) == 0);
   CHECK(waited >= 300ms);
@@ -505,7 +500,7 @@ TEST_CASE("RedisTokenCache: every timeout at milliseconds::max() works; PX value
   slow_poll_o.wait_timeout = 300ms;
   auto slow_poll = RedisTokenCache::create(pool.get_executor(), slow_poll_o);
   const TokenCacheKey busy("busy");
-  CHECK(redis.command({"SET", redis_name(o, busy, "lock:"), "live-owner", "NX", "PX", "60000"}) == "OK");
+  CHECK(redis.command({"SET", cachetest::redis_name(o, busy, "lock:"), "live-owner", "NX", "PX", "60000"}) == "OK");
   test::LogCapture logs;
   const auto [direct, waited2] = timed_get_or_fetch(*slow_poll, busy);
   CHECK(direct.token.rfind("tok-3-", 0) == 0);
@@ -525,11 +520,11 @@ TEST_CASE("RedisTokenCache: every timeout at milliseconds::max() works; PX value
     if (got) {
       CHECK(got->token == et.token);
       CHECK(got->expires_on == as_stored(expiry));
-      const auto px = std::stoll(redis.command({"PTTL", redis_name(o, ek, "tok:")}));
+      const auto px = std::stoll(redis.command({"PTTL", cachetest::redis_name(o, ek, "tok:")}));
       CHECK(px > 0);
       CHECK(px <= RedisTokenCacheOptions::max_redis_ttl.count());
     } else {
-      CHECK(redis.command({"EXISTS", redis_name(o, ek, "tok:")}) == "0");
+      CHECK(redis.command({"EXISTS", cachetest::redis_name(o, ek, "tok:")}) == "0");
     }
   }
 

@@ -6,6 +6,7 @@
 #include <credkit/testing/manual_clock.hpp>
 
 #include "caches/cache_test_support.hpp"
+#include "caches/record_crypto.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -13,6 +14,14 @@
 #include <doctest/doctest.h>
 
 namespace credkit::cachetest {
+
+/// The Redis key a cache with options `o` stores `k`'s token (`kind` "tok:") or lock ("lock:")
+/// under: `<prefix><kind>{<keyed hash of k>}`, the braces a Redis Cluster hash tag.
+inline std::string redis_name(const RedisTokenCacheOptions& o, const TokenCacheKey& k, const char* kind) {
+  const std::string salt = o.kdf_salt.empty() ? o.key_prefix : o.kdf_salt;
+  detail::Keyring kr(o.keys, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(salt.data()), salt.size()));
+  return o.key_prefix + kind + "{" + detail::to_hex(detail::Keyring::lookup(kr.primary(), k.str())) + "}";
+}
 
 /// An upstream fetch that asks the counting service from a worker thread.
 inline TokenCache::UpstreamFetch service_fetch(boost::asio::thread_pool& workers, int port) {

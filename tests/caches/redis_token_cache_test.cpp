@@ -39,11 +39,6 @@ RedisTokenCacheOptions options_for(int port) {
   return o;
 }
 
-std::string redis_name(const RedisTokenCacheOptions& o, const TokenCacheKey& k, const char* kind) {
-  const std::string salt = o.kdf_salt.empty() ? o.key_prefix : o.kdf_salt;
-  detail::Keyring kr(o.keys, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(salt.data()), salt.size()));
-  return o.key_prefix + kind + detail::to_hex(detail::Keyring::lookup(kr.primary(), k.str()));
-}
 
 std::chrono::system_clock::time_point exp_in(std::chrono::milliseconds d) {
   return std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now() + d);
@@ -64,7 +59,7 @@ TEST_CASE("RedisTokenCache: round trip, values encrypted in Redis, PX from expir
   cachetest::get_within(cache->async_put(k, t, boost::asio::use_future));
   CHECK(cachetest::get_within(cache->async_get(k, boost::asio::use_future)) == t);
 
-  const auto name = redis_name(o, k, "tok:");
+  const auto name = cachetest::redis_name(o, k, "tok:");
   const auto raw = redis.command({"GET", name});
   CHECK(raw.size() > t.token.size());
   CHECK(raw.find("SECRET") == std::string::npos);
@@ -85,7 +80,7 @@ TEST_CASE("RedisTokenCache: round trip, values encrypted in Redis, PX from expir
   auto rotated = RedisTokenCache::create(pool.get_executor(), rotated_o);
   CHECK(!cachetest::get_within(rotated->async_get(k, boost::asio::use_future)));
   // A record moved under another name fails authentication, never returns a token.
-  redis.command({"SET", redis_name(o, TokenCacheKey("bob"), "tok:"), raw});
+  redis.command({"SET", cachetest::redis_name(o, TokenCacheKey("bob"), "tok:"), raw});
   auto f = cache->async_get(TokenCacheKey("bob"), boost::asio::use_future);
   REQUIRE(f.wait_for(10s) == std::future_status::ready);
   CHECK_THROWS_AS(f.get(), Error);
@@ -214,7 +209,7 @@ TEST_CASE("RedisTokenCache: a holder whose lock expired does not delete the next
   o.lock_ttl = 200ms;
   auto cache = RedisTokenCache::create(pool.get_executor(), o);
   const TokenCacheKey k("slow-holder");
-  const auto lock = redis_name(o, k, "lock:");
+  const auto lock = cachetest::redis_name(o, k, "lock:");
   std::string stolen;
   TokenCache::UpstreamFetch slow = [&](TokenCache::FetchDone done) {
     boost::asio::post(workers, [&, done] {

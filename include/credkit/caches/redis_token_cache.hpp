@@ -9,22 +9,66 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace credkit {
 
+/// How a `RedisTokenCache` finds the Redis server that holds a key (docs/caches.md, "Deployments").
+enum class RedisDeployment {
+  /// One server at `host:port`, or an endpoint that hides its topology (a managed service's
+  /// proxy, a Sentinel-aware load balancer).
+  single,
+  /// Redis Cluster. `host:port` and `nodes` are seed nodes: the cache reads the slot map
+  /// (`CLUSTER SLOTS`) from the first that answers, sends each command to the primary serving
+  /// its key's slot, follows `MOVED` (updating the map) and `ASK` redirects, at most
+  /// `max_redirects` per command, and reloads the map after a redirect or a lost connection.
+  cluster,
+  /// A primary with replicas watched by Sentinel. `host:port` and `nodes` are sentinels: the
+  /// cache asks them for the primary named `sentinel_master_name` (`SENTINEL
+  /// get-master-addr-by-name`), checks its `ROLE`, and asks again when the primary fails, turns
+  /// read-only, or a sentinel announces a failover (`+switch-master`, with `push_wakeups`).
+  sentinel,
+};
+
 /// Options of a `RedisTokenCache`. `RedisTokenCache::create` calls `validate()`.
 struct RedisTokenCacheOptions {
-  /// Redis host (name or address), not empty, and port, 1 to 65535.
+  /// Redis host (name or address), not empty, and port, 1 to 65535: the server (`single`), the
+  /// first seed node (`cluster`) or the first sentinel (`sentinel`).
   std::string host = "127.0.0.1";
   int port = 6379;
+  /// What `host:port` and `nodes` are (see `RedisDeployment`).
+  RedisDeployment deployment = RedisDeployment::single;
+  /// More seed nodes (`cluster`) or sentinels (`sentinel`), "host:port" each (IPv6: "[addr]:port"),
+  /// tried in order after `host:port`. Must be empty for `single`.
+  std::vector<std::string> nodes;
+  /// `sentinel`: the name the sentinels monitor the primary under (`sentinel monitor <name> ...`).
+  std::string sentinel_master_name = "mymaster";
+  /// `sentinel`: AUTH to the sentinels themselves (`requirepass` / ACL in sentinel.conf), which
+  /// may differ from the data nodes' `username`/`password`. Empty: no AUTH. Never logged.
+  std::string sentinel_username;
+  std::string sentinel_password;
+  /// `cluster`: the most `MOVED`/`ASK` redirects one command follows, 1 to 16; one more fails
+  /// it with `cache_unavailable` (a cluster resharding faster than the cache can follow).
+  int max_redirects = 5;
+  /// Push wake-ups: the instance that stores a fetched token (or gives up the lock after a
+  /// failed fetch) publishes the key's id on `<key_prefix>stored`; every instance of the cache
+  /// keeps one subscription to it (its own connection and thread, opened on the first
+  /// `async_get_or_fetch`), and an instance waiting on another's fetch re-reads at once. While
+  /// the subscription is up, waiting instances poll only every `push_poll_interval` as a fallback
+  /// (a message lost in a failover); while it is down, every `poll_interval`. With `sentinel`,
+  /// the same connection to a sentinel also follows `+switch-master`.
+  bool push_wakeups = true;
+  /// The fallback poll of a waiting instance while push wake-ups are up: > 0.
+  std::chrono::milliseconds push_poll_interval = std::chrono::milliseconds(250);
   /// AUTH: `password` alone (`AUTH <password>`), or with `username` (Redis 6 ACL:
   /// `AUTH <username> <password>`). Empty: no AUTH. Never logged.
   std::string username;
   std::string password;
-  /// SELECT this database after connecting, 0 or more (0: none sent).
+  /// SELECT this database after connecting, 0 or more (0: none sent). Redis Cluster has only
+  /// database 0.
   int database = 0;
   /// TLS to Redis (its `tls-port`), through OpenSSL, TLS 1.2 or later. The peer's certificate
   /// is verified (chain and host name) unless `tls_verify_peer` is false. The `tls_*` options
@@ -55,7 +99,9 @@ struct RedisTokenCacheOptions {
   /// Idle connections kept for reuse, 0 or more (0: every command opens a connection;
   /// connections are opened on demand).
   std::size_t pool_size = 4;
-  /// Prefix of every Redis key this cache writes (`<prefix>tok:<id>`, `<prefix>lock:<id>`).
+  /// Prefix of every Redis key this cache writes (`<prefix>tok:{<id>}`, `<prefix>lock:{<id>}`:
+  /// the braces are a Redis Cluster hash tag, so a key's token and lock share a slot) and of
+  /// the push channel (`<prefix>stored`). Without `{` or `}`.
   std::string key_prefix = "credkit:";
   /// Encryption keys: the first encrypts, all decrypt (rotation). At least one.
   std::vector<CacheEncryptionKey> keys;
@@ -142,6 +188,18 @@ class RedisTokenCache final : public TokenCache {
   /// TLS file), or `Error(errc::tls_error)` if OpenSSL cannot build the TLS context.
   static std::shared_ptr<RedisTokenCache> create(executor_type executor, RedisTokenCacheOptions options);
   ~RedisTokenCache() override;
+
+  /// What the cache has done since it was created, for monitoring and tests.
+  struct Stats {
+    std::uint64_t redirects = 0;       ///< Redis Cluster `MOVED`/`ASK` redirects followed
+    std::uint64_t topology_reads = 0;  ///< slot maps read, primaries found through Sentinel
+    std::uint64_t failovers_seen = 0;  ///< `+switch-master` announcements followed
+    std::uint64_t direct_fetches = 0;  ///< flights that fetched without Redis (it failed, or a wait timed out)
+    std::uint64_t push_wakeups = 0;    ///< waits ended by a push rather than the poll timer
+    bool push_up = false;              ///< the push subscription is confirmed and alive
+  };
+  /// A snapshot of the counters. Thread-safe.
+  Stats stats() const;
 
  protected:
   void do_get(std::string key, GetDone done) override;
