@@ -75,6 +75,7 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   std::mutex waiters_mutex;
   std::unordered_multimap<std::string, std::weak_ptr<Flight>> waiters;  // lookup id -> flight
   std::atomic<std::uint64_t> push_wakeups{0};
+  std::atomic<std::uint64_t> waiting_flights{0};
 
   bool push_up() const { return subscriber && subscriber->up(0); }
   void start_subscriber();
@@ -328,8 +329,12 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
     std::uint64_t generation;
     {
       std::lock_guard lock(wait_mutex);
-      if (std::exchange(pushed, false)) return end_wait();
+      if (std::exchange(pushed, false)) {  // a push came while this flight read or locked
+        ++impl->push_wakeups;
+        return end_wait();
+      }
       waiting = true;
+      ++impl->waiting_flights;
       generation = ++wait_generation;
     }
     const auto wait = std::max(detail::sub_sat(until, now().steady), Clock::time_point::duration::zero());
@@ -345,6 +350,7 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
         return;
       }
       waiting = false;
+      --impl->waiting_flights;
     }
     if (generation == 0) ++impl->push_wakeups;
     end_wait();
@@ -453,6 +459,7 @@ RedisTokenCache::Stats RedisTokenCache::stats() const {
   s.direct_fetches = impl_->direct_fetches;
   s.push_wakeups = impl_->push_wakeups;
   s.push_up = impl_->push_up();
+  s.waiting = impl_->waiting_flights;
   return s;
 }
 

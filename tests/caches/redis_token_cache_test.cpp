@@ -313,3 +313,61 @@ int redis_bot_child() {
 }
 
 // The hit latency figures (Redis, memory, file) are bench/bench_redis.cpp's.
+
+TEST_CASE("RedisTokenCache: instances waiting on another's fetch are woken by push, not by their poll timer") {
+  // The caches' clock is virtual and never moved: no poll timer and no wait_timeout can fire,
+  // so a waiter that completes was woken by the leader's push.
+  RedisServer redis;
+  boost::asio::thread_pool pool(2), workers(1);
+  auto o = options_for(redis.port());
+  o.clock = cachetest::redis_test_clock();
+  auto leader = RedisTokenCache::create(pool.get_executor(), o);
+  std::vector<std::shared_ptr<RedisTokenCache>> waiters;
+  for (int i = 0; i < 3; ++i) waiters.push_back(RedisTokenCache::create(pool.get_executor(), o));
+  const TokenCacheKey k("pushed-user", {"chat"});
+
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  TokenCache::UpstreamFetch held = [&](TokenCache::FetchDone done) {
+    entered.set_value();  // the leader holds the lock now
+    boost::asio::post(workers, [done, released] {
+      released.wait();
+      done(nullptr, AccessToken{"pushed-token-0123456789abcdef", exp_in(1h)});
+    });
+  };
+  auto leading = leader->async_get_or_fetch(k, 2min, held, boost::asio::use_future);
+  REQUIRE(entered.get_future().wait_for(10s) == std::future_status::ready);
+
+  std::atomic<int> waiter_fetches{0};
+  TokenCache::UpstreamFetch never = [&](TokenCache::FetchDone done) {
+    ++waiter_fetches;
+    done(nullptr, AccessToken{"waiter-token-0123456789abcdef", exp_in(1h)});
+  };
+  std::vector<std::future<AccessToken>> waiting;
+  for (auto& w : waiters) waiting.push_back(w->async_get_or_fetch(k, 2min, never, boost::asio::use_future));
+  // Each waiter's subscription comes up (confirmed by Redis) and its flight waits before the
+  // leader stores.
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  const auto all_up = [&] {
+    return std::all_of(waiters.begin(), waiters.end(), [](auto& w) {
+      const auto s = w->stats();
+      return s.push_up && s.waiting == 1;
+    });
+  };
+  while (!all_up() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(2ms);
+  REQUIRE(all_up());
+  for (auto& f : waiting) CHECK(f.wait_for(0s) == std::future_status::timeout);  // still waiting
+  release.set_value();
+  CHECK(cachetest::get_within(std::move(leading), 10s).token == "pushed-token-0123456789abcdef");
+  for (auto& f : waiting) CHECK(cachetest::get_within(std::move(f), 10s).token == "pushed-token-0123456789abcdef");
+  CHECK(waiter_fetches == 0);
+  for (auto& w : waiters) {
+    CHECK(w->stats().push_wakeups >= 1);
+    CHECK(w->stats().direct_fetches == 0);
+  }
+  waiters.clear();
+  leader.reset();
+  pool.join();
+  workers.join();
+}

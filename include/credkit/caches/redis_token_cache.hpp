@@ -197,6 +197,7 @@ class RedisTokenCache final : public TokenCache {
     std::uint64_t direct_fetches = 0;  ///< flights that fetched without Redis (it failed, or a wait timed out)
     std::uint64_t push_wakeups = 0;    ///< waits ended by a push rather than the poll timer
     bool push_up = false;              ///< the push subscription is confirmed and alive
+    std::uint64_t waiting = 0;         ///< flights waiting now on another instance's fetch
   };
   /// A snapshot of the counters. Thread-safe.
   Stats stats() const;
