@@ -206,6 +206,18 @@ RedisNodeAddress RedisRouter::ask_sentinels() {
                                            "' through Sentinel: " + why);
 }
 
+bool RedisRouter::known_member(const RedisNodeAddress& to) {
+  {
+    std::lock_guard lock(mutex_);
+    if (slots_.member(to)) return true;
+  }
+  // A node added since the map was read (resharding, a new replica): read it again, once.
+  std::lock_guard reading(reading_topology_);
+  read_slot_map();
+  std::lock_guard lock(mutex_);
+  return slots_.member(to);
+}
+
 void RedisRouter::forget(const RedisNodeAddress& at) {
   std::vector<std::unique_ptr<RedisConnection>> dropped;  // destroyed outside the lock
   std::lock_guard lock(mutex_);
@@ -279,6 +291,10 @@ RedisReply RedisRouter::run(std::string_view key, Args args, std::unique_ptr<Red
           throw_error(errc::cache_unavailable, "Redis Cluster redirected a command more than max_redirects (" +
                                                    std::to_string(settings_.max_redirects) + ") times; last to " +
                                                    redirect->to.text());
+        if (!known_member(redirect->to))
+          throw_error(errc::cache_unavailable, "Redis at " + at.text() + " redirected a command to " +
+                                                   redirect->to.text() +
+                                                   ", which the cluster's slot map does not list; not followed");
         ++counters_.redirects;
         asking = redirect->kind == RedisRedirect::Kind::ask;
         if (!asking) {

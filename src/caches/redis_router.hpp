@@ -73,6 +73,8 @@ class RedisRouter {
   RedisNodeAddress node_for(std::uint16_t slot);
   std::optional<RedisNodeAddress> known_node_for(std::uint16_t slot);
   void read_slot_map();
+  /// Whether the cluster lists `to` (reading the map again if the one known does not).
+  bool known_member(const RedisNodeAddress& to);
   RedisNodeAddress ask_sentinels();
   /// The topology may have changed under `at` (lost connection, READONLY, CLUSTERDOWN).
   void forget(const RedisNodeAddress& at);

@@ -126,6 +126,20 @@ bool RedisSlotMap::load(const redisReply& reply, const RedisNodeAddress& asked) 
     if (!address) return false;
     next.ranges_.push_back({static_cast<std::uint16_t>(first), static_cast<std::uint16_t>(last),
                             next.node_index(*address)});
+    // The replicas after the primary: promoted in a failover, so redirects may name them.
+    for (std::size_t k = 2; k < entry->elements; ++k) {
+      const redisReply* n = entry->element[k];
+      long long p = 0;
+      if (!n || n->type != REDIS_REPLY_ARRAY || n->elements < 2 || !n->element[0] ||
+          n->element[0]->type != REDIS_REPLY_STRING || !integer_of(n->element[1], p))
+        return false;
+      std::string_view h(n->element[0]->str, n->element[0]->len);
+      if (h.empty() || h == "?") h = asked.host;
+      auto member = make_address(h, std::to_string(p));
+      if (!member) return false;
+      if (std::find(next.members_.begin(), next.members_.end(), *member) == next.members_.end())
+        next.members_.push_back(std::move(*member));
+    }
   }
   std::sort(next.ranges_.begin(), next.ranges_.end(), [](const Range& a, const Range& b) { return a.first < b.first; });
   for (std::size_t i = 1; i < next.ranges_.size(); ++i)
@@ -157,6 +171,10 @@ void RedisSlotMap::moved(std::uint16_t slot, const RedisNodeAddress& to) {
   next.push_back({slot, slot, node});
   std::sort(next.begin(), next.end(), [](const Range& a, const Range& b) { return a.first < b.first; });
   ranges_ = std::move(next);
+}
+
+bool RedisSlotMap::member(const RedisNodeAddress& a) const {
+  return std::find(members_.begin(), members_.end(), a) != members_.end();
 }
 
 std::vector<RedisNodeAddress> RedisSlotMap::primaries() const {

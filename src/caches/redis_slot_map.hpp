@@ -56,6 +56,10 @@ class RedisSlotMap {
   void moved(std::uint16_t slot, const RedisNodeAddress& to);
   /// The distinct primaries in the map, in slot order.
   std::vector<RedisNodeAddress> primaries() const;
+  /// Whether the last loaded map names `a` (as a primary or a replica of some slots). A
+  /// redirect to any other address is not followed before the map is read again: a node never
+  /// sends credkit, and its AUTH password, where the cluster does not list.
+  bool member(const RedisNodeAddress& a) const;
   bool empty() const noexcept { return ranges_.empty(); }
 
  private:
@@ -67,6 +71,7 @@ class RedisSlotMap {
   std::size_t node_index(const RedisNodeAddress& a);
   std::vector<Range> ranges_;  // sorted, disjoint
   std::vector<RedisNodeAddress> nodes_;
+  std::vector<RedisNodeAddress> members_;  // every node the last load listed
 };
 
 }  // namespace credkit::detail

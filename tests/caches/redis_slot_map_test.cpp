@@ -48,9 +48,13 @@ struct ReplyTree {
     nodes.push_back(std::move(r));
     return nodes.back().get();
   }
-  /// One CLUSTER SLOTS entry: [first, last, [host, port, id]].
-  redisReply* range(long long first, long long last, const std::string& host, long long port) {
-    return array({integer(first), integer(last), array({string(host), integer(port), string("node-id")})});
+  /// One CLUSTER SLOTS entry: [first, last, [host, port, id]], and a replica if `replica_port`.
+  redisReply* range(long long first, long long last, const std::string& host, long long port,
+                    long long replica_port = 0) {
+    std::vector<redisReply*> items{integer(first), integer(last),
+                                   array({string(host), integer(port), string("node-id")})};
+    if (replica_port) items.push_back(array({string(host), integer(replica_port), string("replica-id")}));
+    return array(std::move(items));
   }
 };
 
@@ -138,9 +142,15 @@ TEST_CASE("RedisSlotMap: loads CLUSTER SLOTS, answers owners, follows MOVED, ref
   RedisSlotMap map;
   CHECK(map.empty());
   CHECK(map.owner(0) == nullptr);
-  auto* reply = t.array({t.range(5461, 10922, "127.0.0.1", 7001), t.range(0, 5460, "127.0.0.1", 7000),
+  auto* reply = t.array({t.range(5461, 10922, "127.0.0.1", 7001, 7004), t.range(0, 5460, "127.0.0.1", 7000, 7003),
                          t.range(10923, 16383, "", 7002)});
   REQUIRE(map.load(*reply, asked));
+  // Redirects are followed only to nodes the map lists, primaries or replicas.
+  CHECK(map.member({"127.0.0.1", 7000}));
+  CHECK(map.member({"127.0.0.1", 7004}));
+  CHECK(map.member({"10.0.0.9", 7002}));
+  CHECK(!map.member({"127.0.0.1", 7009}));
+  CHECK(!map.member({"evil.example", 7000}));
   CHECK(*map.owner(0) == RedisNodeAddress{"127.0.0.1", 7000});
   CHECK(*map.owner(5461) == RedisNodeAddress{"127.0.0.1", 7001});
   CHECK(*map.owner(16383) == RedisNodeAddress{"10.0.0.9", 7002});  // "" is the node asked
