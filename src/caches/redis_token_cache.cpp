@@ -31,6 +31,16 @@ using detail::Keyring;
 constexpr const char* release_script =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
+// The leader's last step in one round trip (the waiters' hand-off waits on it): store the
+// fetched record (ARGV[1], PX ARGV[2]; none when ARGV[2] is 0), release the lock (KEYS[2]) if
+// it is still ours (ARGV[3]), and announce the key (ARGV[5]) on the push channel (ARGV[4];
+// none when empty). KEYS share a hash tag: one slot, one node.
+constexpr const char* finish_script =
+    "if ARGV[2] ~= '0' then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end "
+    "if redis.call('get', KEYS[2]) == ARGV[3] then redis.call('del', KEYS[2]) end "
+    "if ARGV[4] ~= '' then redis.call('publish', ARGV[4], ARGV[5]) end "
+    "return 1";
+
 using detail::RedisConnection;
 using Reply = detail::RedisReply;
 using Args = std::initializer_list<std::string_view>;
@@ -152,13 +162,26 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  void put(const std::string& key, const AccessToken& value, std::optional<std::chrono::milliseconds> ttl) {
+  /// The record and PX argument that store `value`, or none inside the expiry margin (nothing
+  /// worth storing).
+  struct Stored {
+    std::string record;
+    std::string px;
+  };
+  std::optional<Stored> to_store(const std::string& key, const AccessToken& value,
+                                 std::optional<std::chrono::milliseconds> ttl) {
     const auto now = options.clock->now();
     const auto stale = detail::stale_point(value.expires_on, options.expiry_margin, now, ttl);
     const auto px = detail::saturate_cast<std::chrono::milliseconds>(detail::sub_sat(stale, now));
-    if (px.count() <= 0) return;  // inside the margin: nothing worth storing
+    if (px.count() <= 0) return std::nullopt;
+    return Stored{keyring->encrypt(key, value), px_arg(px)};
+  }
+
+  void put(const std::string& key, const AccessToken& value, std::optional<std::chrono::milliseconds> ttl) {
+    const auto stored = to_store(key, value, ttl);
+    if (!stored) return;
     const auto name = token_name(key);
-    auto r = command(name, {"SET", name, keyring->encrypt(key, value), "PX", px_arg(px)});
+    auto r = command(name, {"SET", name, stored->record, "PX", stored->px});
     if (r->type == REDIS_REPLY_ERROR)
       throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused SET (" + std::string(r->str, r->len) + ")");
   }
@@ -187,13 +210,23 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  /// Push wake-ups: tells the instances waiting on `key` that it was stored (or its lock given
-  /// up). Best effort: a lost message costs a waiter one push_poll_interval.
-  void announce(const std::string& key) noexcept {
-    if (!options.push_wakeups) return;
+  /// The leader's last step (finish_script): stores `fetched` (null after a failed fetch),
+  /// releases the lock if `owner` still holds it, and tells the waiting instances (push). A
+  /// failure is logged at debug level: an unreleased lock expires after lock_ttl, and a lost
+  /// push costs the waiters one push_poll_interval.
+  void finish_leading(const std::string& key, const std::string& owner, const AccessToken* fetched) noexcept {
     try {
-      command(token_name(key), {"PUBLISH", stored_channel, lookup_id(key)});
+      const auto stored = fetched ? to_store(key, *fetched, std::nullopt) : std::nullopt;
+      const auto tok = token_name(key);
+      const auto channel = options.push_wakeups ? std::string_view(stored_channel) : std::string_view();
+      auto r = command(tok, {"EVAL", finish_script, "2", tok, lock_name(key), stored ? stored->record : "",
+                             stored ? stored->px : "0", owner, channel, lookup_id(key)});
+      if (r->type == REDIS_REPLY_ERROR)
+        throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused the store-and-release script (" +
+                                                 std::string(r->str, r->len) + ")");
     } catch (...) {
+      log(LogLevel::debug, "Redis token cache: could not store the fetched token and release the lock (" +
+                               message_of(std::current_exception()) + ")");
     }
   }
 };
@@ -249,14 +282,11 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
         case Kind::fetch_upstream:
           return start_fetch();
         case Kind::store_and_release:
-          store();
-          impl->unlock(key, owner);
-          impl->announce(key);
+          impl->finish_leading(key, owner, &fetched);
           a = machine.on_stored(now());
           break;
         case Kind::release_lock:
-          impl->unlock(key, owner);
-          impl->announce(key);  // the waiters may take the lock over now
+          impl->finish_leading(key, owner, nullptr);  // the waiters may take the lock over now
           a = machine.on_stored(now());
           break;
         case Kind::wait:
@@ -301,15 +331,6 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
     return machine.on_failed(now());
   }
 
-  void store() {
-    try {
-      impl->put(key, fetched, std::nullopt);
-    } catch (...) {
-      log(LogLevel::debug, "Redis token cache: could not store the fetched token (" +
-                               message_of(std::current_exception()) + ")");
-    }
-  }
-
   void warn_direct(detail::RedisFlight::DirectReason why) {
     if (why == detail::RedisFlight::DirectReason::wait_timeout)
       log(LogLevel::warning, "Redis token cache: waited " + std::to_string(impl->options.wait_timeout.count()) +
@@ -352,7 +373,13 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
       waiting = false;
       --impl->waiting_flights;
     }
-    if (generation == 0) ++impl->push_wakeups;
+    if (generation == 0) {
+      ++impl->push_wakeups;
+      // Sent from the subscriber's thread, without waiting: Redis answers during the hop to
+      // the cache I/O threads (the flight is between events, so `started` is free).
+      const auto name = impl->token_name(key);
+      started = impl->try_start(name, {"GET", name});
+    }
     end_wait();
   }
 
