@@ -56,10 +56,10 @@ RedisReply copy_reply(const redisReply& r) {
 }
 
 /// Polls `problem` every kPollInterval until it returns "" (the awaited state holds); throws
-/// naming `what`, the time waited and the last problem seen if `limit` passes first. A node
-/// that cannot be reached is a problem to wait out, not an error.
-void wait_until(const std::string& what, steady_clock::duration limit, const std::function<std::string()>& problem) {
-  const auto start = steady_clock::now();
+/// naming `what`, `limit` and the last problem seen if `limit` since `since` passes first. A
+/// node that cannot be reached is a problem to wait out, not an error.
+void wait_until(const std::string& what, steady_clock::time_point since, milliseconds limit,
+                const std::function<std::string()>& problem) {
   for (;;) {
     std::string last;
     try {
@@ -68,11 +68,8 @@ void wait_until(const std::string& what, steady_clock::duration limit, const std
       last = e.what();
     }
     if (last.empty()) return;
-    const auto waited = steady_clock::now() - start;
-    if (waited >= limit)
-      throw std::runtime_error(what + " did not happen within " +
-                               std::to_string(std::chrono::duration_cast<milliseconds>(waited).count()) +
-                               " ms: " + last);
+    if (steady_clock::now() - since >= limit)
+      throw std::runtime_error(what + " did not happen within " + std::to_string(limit.count()) + " ms: " + last);
     std::this_thread::sleep_for(kPollInterval);
   }
 }
@@ -314,9 +311,8 @@ RedisCluster::RedisCluster(RedisClusterOptions options) : options_(std::move(opt
       if (retrying) spawn_node(n, ports_in_use);
       n.server->wait_until_accepting(n.address.port, kProcessStartLimit);
     });
-  create_cluster();
-  wait_until("a healthy Redis Cluster", options_.start_limit - (steady_clock::now() - start),
-             [this] { return health_problem(); });
+  create_cluster(options_.start_limit - std::chrono::duration_cast<milliseconds>(steady_clock::now() - start));
+  wait_until("a healthy Redis Cluster", start, options_.start_limit, [this] { return health_problem(); });
 }
 
 RedisCluster::~RedisCluster() = default;
@@ -338,12 +334,12 @@ void RedisCluster::spawn_node(Node& node, std::vector<unsigned short>& ports_in_
   node.server = std::make_unique<ChildServer>(argv, ChildServer::NoWait{}, SIGKILL);
 }
 
-void RedisCluster::create_cluster() {
+void RedisCluster::create_cluster(milliseconds limit) {
   std::vector<std::string> argv{"redis-cli", "--cluster", "create"};
   for (const auto& n : nodes_) argv.push_back(n.address.text());
   argv.insert(argv.end(), {"--cluster-replicas", "1", "--cluster-yes"});
   if (!options_.password.empty()) argv.insert(argv.end(), {"-a", options_.password, "--no-auth-warning"});
-  run_program(argv, dir_.path / "cluster-create.txt", options_.start_limit);
+  run_program(argv, dir_.path / "cluster-create.txt", limit);
 }
 
 std::string RedisCluster::health_problem() const {
@@ -435,7 +431,7 @@ KilledRedisPrimary RedisCluster::kill_primary(std::size_t i) {
 RedisAddress RedisCluster::wait_for_failover(const KilledRedisPrimary& killed, milliseconds limit) {
   if (killed.ranges.empty()) throw std::invalid_argument(killed.address.text() + " served no slots");
   RedisAddress promoted;
-  wait_until("the failover of " + killed.address.text(), limit, [&]() -> std::string {
+  wait_until("the failover of " + killed.address.text(), steady_clock::now(), limit, [&]() -> std::string {
     const auto& candidates = killed.ranges.front().replicas;
     std::vector<RedisAddress> owners;
     for (const auto& n : nodes_) {
@@ -518,8 +514,7 @@ RedisSentinelSet::RedisSentinelSet(RedisSentinelOptions options) : options_(std:
     }
     for (auto& s : sentinels_) s.server->wait_until_accepting(s.address.port, kProcessStartLimit);
   });
-  wait_until("a healthy Sentinel set", options_.start_limit - (steady_clock::now() - start),
-             [this] { return health_problem(); });
+  wait_until("a healthy Sentinel set", start, options_.start_limit, [this] { return health_problem(); });
 }
 
 RedisSentinelSet::~RedisSentinelSet() = default;
@@ -567,7 +562,8 @@ RedisAddress RedisSentinelSet::kill_primary() {
 
 RedisAddress RedisSentinelSet::wait_for_failover(milliseconds limit) {
   const auto candidate = replica();
-  wait_until("the failover of " + primary().text() + " to " + candidate.text(), limit, [&]() -> std::string {
+  const auto what = "the failover of " + primary().text() + " to " + candidate.text();
+  wait_until(what, steady_clock::now(), limit, [&]() -> std::string {
     for (const auto& s : sentinels_) {
       const auto addr = redis_command(s.address.port, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", options_.master_name});
       if (addr.elements.size() != 2 || addr.elements[1].text != std::to_string(candidate.port))

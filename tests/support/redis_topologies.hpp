@@ -137,7 +137,7 @@ class RedisCluster {
   };
 
   void spawn_node(Node& node, std::vector<unsigned short>& ports_in_use);
-  void create_cluster();
+  void create_cluster(std::chrono::milliseconds limit);
   std::string health_problem() const;
   Node& node_at(const RedisAddress& address);
 
