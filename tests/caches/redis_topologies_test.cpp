@@ -1,7 +1,8 @@
 // The real Redis topologies the cluster and sentinel tests stand on (tests/support/
 // redis_topologies.hpp): a 3+3 Redis Cluster and a primary + replica + 3 sentinels start
-// healthy, route keys as Redis does, fail over when a primary is killed, with and without a
-// password. Prints how long start-up and failover took.
+// healthy, route keys as Redis does, fail over when a primary is killed (SIGKILL) or hung
+// (SIGSTOP, then resumed: it rejoins as a replica), with and without a password. Prints how
+// long start-up and failover took.
 #include "support/redis_topologies.hpp"
 
 #include <doctest/doctest.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <string>
 
 using namespace std::chrono_literals;
 using credkit::test::RedisAddress;
@@ -34,6 +36,17 @@ std::unique_ptr<Topology> started(const Options& options, const std::string& wha
   auto topology = std::make_unique<Topology>(options);
   MESSAGE(what << " start-up: " << ms_since(start) << " ms");
   return topology;
+}
+
+/// How a test takes a primary down: SIGKILL (gone; connections refused at once) or SIGSTOP
+/// (hung; connections accepted, never answered), resumed after the failover.
+enum class Outage { killed, paused };
+
+std::string name_of(Outage o) { return o == Outage::killed ? "SIGKILLed" : "SIGSTOPped"; }
+
+/// The node on `port` accepts a connection but answers nothing (a hung process).
+void check_hung(unsigned short port) {
+  CHECK_THROWS_AS(redis_command(port, {"PING"}, {}, 300ms), credkit::test::RedisUnreachable);
 }
 
 bool contains(const std::vector<RedisAddress>& all, const RedisAddress& a) {
@@ -68,9 +81,10 @@ void check_cluster_healthy(const RedisCluster& cluster) {
   for (const auto& r : replicas) CHECK_FALSE(contains(primaries, r));
 }
 
-/// A key set on the primary of its slot, MOVED from another primary, the primary killed, its
-/// replica promoted with the key, and MOVED pointing at the promoted node.
-void check_cluster_failover(RedisCluster& cluster) {
+/// A key set on the primary of its slot, MOVED from another primary, the primary taken down,
+/// its replica promoted with the key, and MOVED pointing at the promoted node. A paused primary,
+/// resumed, rejoins as a replica of the promoted node.
+void check_cluster_failover(RedisCluster& cluster, Outage outage) {
   const std::string key = "credkit:{bot-7}:token";
   const int slot = RedisCluster::slot_of(key);
   const auto owner = cluster.primary_for_slot(slot);
@@ -86,13 +100,16 @@ void check_cluster_failover(RedisCluster& cluster) {
 
   const auto replicas_before = cluster.replicas();
   const auto start = std::chrono::steady_clock::now();
-  const auto killed = cluster.kill_primary_of_slot(slot);
-  const auto promoted = cluster.wait_for_failover(killed);
-  MESSAGE("cluster failover (primary SIGKILLed -> its replica serves its slots on every node, cluster_state:ok): "
-          << ms_since(start) << " ms");
-  CHECK(killed.address == owner);
-  REQUIRE(killed.ranges.size() == 1);
-  CHECK(killed.ranges[0].replicas == std::vector<RedisAddress>{promoted});
+  const auto failed =
+      outage == Outage::killed ? cluster.kill_primary_of_slot(slot) : cluster.pause_primary_of_slot(slot);
+  if (outage == Outage::paused) check_hung(owner.port);
+  const auto promoted = cluster.wait_for_failover(failed);
+  MESSAGE("cluster failover (primary " << name_of(outage)
+                                       << " -> its replica serves its slots on every node, cluster_state:ok): "
+                                       << ms_since(start) << " ms");
+  CHECK(failed.address == owner);
+  REQUIRE(failed.ranges.size() == 1);
+  CHECK(failed.ranges[0].replicas == std::vector<RedisAddress>{promoted});
   CHECK(contains(replicas_before, promoted));
   CHECK(cluster.primary_for_slot(slot) == promoted);
   CHECK(cluster.command(promoted.port, {"GET", key}).text == "first");
@@ -103,11 +120,19 @@ void check_cluster_failover(RedisCluster& cluster) {
   CHECK(contains(primaries, promoted));
   CHECK_FALSE(contains(primaries, owner));
   CHECK(cluster.replicas().size() == 2);
+  if (outage == Outage::paused) {
+    const auto resumed = std::chrono::steady_clock::now();
+    cluster.resume(owner);
+    credkit::test::wait_until_replica_of(owner.port, promoted, cluster.password());
+    MESSAGE("resumed primary replicating its successor after " << ms_since(resumed) << " ms");
+    CHECK(cluster.command(owner.port, {"GET", key}).text == "MOVED " + std::to_string(slot) + " " + promoted.text());
+  }
 }
 
-/// Each sentinel names the primary; a key written there reaches the replica; the primary
-/// killed, the sentinels name the replica, which answers as master with the key.
-void check_sentinel_failover(RedisSentinelSet& set) {
+/// Each sentinel names the primary; a key written there reaches the replica; the primary taken
+/// down, the sentinels name the replica, which answers as master with the key. A paused
+/// primary, resumed, is made a replica of the promoted node by the sentinels.
+void check_sentinel_failover(RedisSentinelSet& set, Outage outage) {
   const auto first_primary = set.primary();
   const auto first_replica = set.replica();
   for (const auto& s : set.sentinels()) {
@@ -124,10 +149,12 @@ void check_sentinel_failover(RedisSentinelSet& set) {
   CHECK(set.command(first_replica.port, {"GET", "credkit:token"}).text == "first");
 
   const auto start = std::chrono::steady_clock::now();
-  CHECK(set.kill_primary() == first_primary);
+  CHECK((outage == Outage::killed ? set.kill_primary() : set.pause_primary()) == first_primary);
+  if (outage == Outage::paused) check_hung(first_primary.port);
   const auto promoted = set.wait_for_failover();
-  MESSAGE("sentinel failover (primary SIGKILLed -> all 3 sentinels name the replica, it answers ROLE master): "
-          << ms_since(start) << " ms");
+  MESSAGE("sentinel failover (primary " << name_of(outage)
+                                        << " -> all 3 sentinels name the replica, it answers ROLE master): "
+                                        << ms_since(start) << " ms");
   CHECK(promoted == first_replica);
   CHECK(set.primary() == first_replica);
   CHECK(set.replica() == first_primary);
@@ -138,6 +165,16 @@ void check_sentinel_failover(RedisSentinelSet& set) {
   }
   CHECK(set.command(promoted.port, {"GET", "credkit:token"}).text == "first");
   CHECK(set.command(promoted.port, {"SET", "credkit:token", "second"}).text == "OK");
+  if (outage == Outage::paused) {
+    const auto resumed = std::chrono::steady_clock::now();
+    set.resume(first_primary);
+    credkit::test::wait_until_replica_of(first_primary.port, promoted, set.password());
+    MESSAGE("resumed primary replicating its successor after " << ms_since(resumed) << " ms");
+    const auto rewritten =
+        redis_commands(promoted.port, {{"SET", "credkit:token", "third"}, {"WAIT", "1", "2000"}}, set.password());
+    CHECK(rewritten[1].integer == 1);
+    CHECK(set.command(first_primary.port, {"GET", "credkit:token"}).text == "third");
+  }
 }
 
 }  // namespace
@@ -161,29 +198,29 @@ TEST_CASE("RedisCluster: 3 primaries + 3 replicas start healthy, route as Redis 
                                 "user:1000", "\xff\x01 binary"})
     CHECK(cluster->command(cluster->seed(), {"CLUSTER", "KEYSLOT", key}).integer == RedisCluster::slot_of(key));
   CHECK(cluster->command(cluster->seed(), {"CLUSTER", "SHARDS"}).elements.size() == 3);  // exists in 7.0
-  check_cluster_failover(*cluster);
+  check_cluster_failover(*cluster, Outage::killed);
 }
 
-TEST_CASE("RedisCluster with a password: every node requires it, replicas sync and fail over with it") {
+TEST_CASE("RedisCluster with a password: every node requires it; a paused primary is failed over and rejoins") {
   RedisClusterOptions options;
   options.password = "cluster-test-password";
   const auto cluster = started<RedisCluster>(options, "cluster with a password");
   for (const auto& node : cluster->nodes()) check_password_required(node.port);
   check_cluster_healthy(*cluster);
-  check_cluster_failover(*cluster);
+  check_cluster_failover(*cluster, Outage::paused);
 }
 
 TEST_CASE("RedisSentinelSet: primary + replica + 3 sentinels start agreed and fail over") {
   const auto set = started<RedisSentinelSet>(RedisSentinelOptions{}, "sentinel set (2 servers, 3 sentinels, quorum)");
   CHECK(set->sentinels().size() == 3);
-  check_sentinel_failover(*set);
+  check_sentinel_failover(*set, Outage::killed);
 }
 
-TEST_CASE("RedisSentinelSet with a password: data nodes require it, the sentinels fail over with auth-pass") {
+TEST_CASE("RedisSentinelSet with a password: data nodes require it; a paused primary is failed over and rejoins") {
   RedisSentinelOptions options;
   options.password = "sentinel-test-password";
   const auto set = started<RedisSentinelSet>(options, "sentinel set with a password");
   check_password_required(set->primary().port);
   check_password_required(set->replica().port);
-  check_sentinel_failover(*set);
+  check_sentinel_failover(*set, Outage::paused);
 }

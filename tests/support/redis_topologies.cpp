@@ -278,6 +278,19 @@ RedisReply redis_command(unsigned short port, const std::vector<std::string>& ar
   return redis_commands(port, {args}, password, timeout).front();
 }
 
+void wait_until_replica_of(unsigned short port, const RedisAddress& primary, const std::string& password,
+                           milliseconds limit) {
+  const auto what = "127.0.0.1:" + std::to_string(port) + " replicating " + primary.text();
+  wait_until(what, steady_clock::now(), limit, [&]() -> std::string {
+    const auto role = redis_command(port, {"ROLE"}, password);
+    // A replica answers [slave, host, port, state, offset].
+    if (role.elements.size() < 4 || role.elements[0].text != "slave" || role.elements[1].text != primary.host ||
+        role.elements[2].integer != primary.port || role.elements[3].text != "connected")
+      return "ROLE answers " + role.describe();
+    return {};
+  });
+}
+
 int redis_slot_of(std::string_view key) {
   const auto open = key.find('{');
   if (open != std::string_view::npos) {
@@ -385,8 +398,8 @@ std::vector<RedisAddress> RedisCluster::replicas() const {
 
 unsigned short RedisCluster::seed() const {
   for (const auto& n : nodes_)
-    if (n.server && n.server->running()) return n.address.port;
-  throw std::runtime_error("no node of the Redis Cluster is running");
+    if (n.answers()) return n.address.port;
+  throw std::runtime_error("no node of the Redis Cluster is running unpaused");
 }
 
 std::vector<RedisSlotRange> RedisCluster::slot_map(unsigned short port) const {
@@ -409,18 +422,37 @@ RedisCluster::Node& RedisCluster::node_at(const RedisAddress& address) {
   throw std::runtime_error(address.text() + " is not a node of this cluster");
 }
 
-KilledRedisPrimary RedisCluster::kill_primary_of_slot(int slot) {
+FailedRedisPrimary RedisCluster::primary_of_slot(int slot) const {
   const auto map = slot_map(seed());
   const auto* range = range_of(map, slot);
   if (!range) throw std::runtime_error("no primary serves slot " + std::to_string(slot));
-  KilledRedisPrimary killed{range->primary, {}};
+  FailedRedisPrimary primary{range->primary, {}};
   for (const auto& r : map)
-    if (r.primary == killed.address) killed.ranges.push_back(r);
+    if (r.primary == primary.address) primary.ranges.push_back(r);
+  return primary;
+}
+
+FailedRedisPrimary RedisCluster::kill_primary_of_slot(int slot) {
+  auto killed = primary_of_slot(slot);
   node_at(killed.address).server->stop();  // the node's stop signal is SIGKILL
   return killed;
 }
 
-KilledRedisPrimary RedisCluster::kill_primary(std::size_t i) {
+FailedRedisPrimary RedisCluster::pause_primary_of_slot(int slot) {
+  auto paused = primary_of_slot(slot);
+  auto& node = node_at(paused.address);
+  node.server->signal(SIGSTOP);
+  node.paused = true;
+  return paused;
+}
+
+void RedisCluster::resume(const RedisAddress& address) {
+  auto& node = node_at(address);
+  node.server->signal(SIGCONT);
+  node.paused = false;
+}
+
+FailedRedisPrimary RedisCluster::kill_primary(std::size_t i) {
   const auto map = slot_map(seed());
   const auto all = primaries_of(map);
   if (i >= all.size()) throw std::out_of_range("the cluster has " + std::to_string(all.size()) + " primaries");
@@ -428,19 +460,19 @@ KilledRedisPrimary RedisCluster::kill_primary(std::size_t i) {
   return kill_primary_of_slot(first->first);
 }
 
-RedisAddress RedisCluster::wait_for_failover(const KilledRedisPrimary& killed, milliseconds limit) {
-  if (killed.ranges.empty()) throw std::invalid_argument(killed.address.text() + " served no slots");
+RedisAddress RedisCluster::wait_for_failover(const FailedRedisPrimary& failed, milliseconds limit) {
+  if (failed.ranges.empty()) throw std::invalid_argument(failed.address.text() + " served no slots");
   RedisAddress promoted;
-  wait_until("the failover of " + killed.address.text(), steady_clock::now(), limit, [&]() -> std::string {
-    const auto& candidates = killed.ranges.front().replicas;
+  wait_until("the failover of " + failed.address.text(), steady_clock::now(), limit, [&]() -> std::string {
+    const auto& candidates = failed.ranges.front().replicas;
     std::vector<RedisAddress> owners;
     for (const auto& n : nodes_) {
-      if (!n.server || !n.server->running()) continue;
+      if (!n.answers()) continue;
       const auto at = " according to " + n.address.text();
       const auto info = text_of(command(n.address.port, {"CLUSTER", "INFO"}), "CLUSTER INFO");
       if (info_field(info, "cluster_state") != "ok") return "cluster_state is " + info_field(info, "cluster_state") + at;
       const auto map = slot_map(n.address.port);
-      for (const auto& r : killed.ranges) {
+      for (const auto& r : failed.ranges) {
         for (const int slot : {r.first, r.last}) {
           const auto* now = range_of(map, slot);
           if (!now) return "no node serves slot " + std::to_string(slot) + at;
@@ -452,7 +484,7 @@ RedisAddress RedisCluster::wait_for_failover(const KilledRedisPrimary& killed, m
     }
     if (owners.empty()) return "no node of the cluster is running";
     if (std::any_of(owners.begin(), owners.end(), [&](const auto& o) { return !(o == owners.front()); }))
-      return "the running nodes disagree on who serves the slots of " + killed.address.text();
+      return "the running nodes disagree on who serves the slots of " + failed.address.text();
     promoted = owners.front();
     return {};
   });
@@ -558,6 +590,17 @@ RedisReply RedisSentinelSet::command(unsigned short port, const std::vector<std:
 RedisAddress RedisSentinelSet::kill_primary() {
   data_[primary_].server->stop();  // its stop signal is SIGKILL
   return primary();
+}
+
+RedisAddress RedisSentinelSet::pause_primary() {
+  data_[primary_].server->signal(SIGSTOP);
+  return primary();
+}
+
+void RedisSentinelSet::resume(const RedisAddress& node) {
+  for (auto& p : data_)
+    if (p.address == node) return p.server->signal(SIGCONT);
+  throw std::runtime_error(node.text() + " is not the primary or the replica of this set");
 }
 
 RedisAddress RedisSentinelSet::wait_for_failover(milliseconds limit) {

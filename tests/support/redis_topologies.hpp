@@ -60,6 +60,12 @@ std::vector<RedisReply> redis_commands(unsigned short port, const std::vector<st
                                        const std::string& password = {},
                                        std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
+/// Waits, at most `limit`, until the node on `port` answers ROLE as a replica of `primary` with
+/// its link up ("connected"); throws naming what it answered otherwise. For a failed primary
+/// brought back (resumed) and rejoining as a replica of its successor.
+void wait_until_replica_of(unsigned short port, const RedisAddress& primary, const std::string& password = {},
+                           std::chrono::milliseconds limit = std::chrono::seconds(30));
+
 /// The hash slot of `key`, as Redis Cluster computes it: CRC16 (XMODEM) mod 16384 of the key,
 /// or of its hash tag — the text between the first '{' and the next '}', when not empty.
 int redis_slot_of(std::string_view key);
@@ -81,8 +87,8 @@ struct RedisClusterOptions {
   std::chrono::milliseconds start_limit{std::chrono::seconds(20)};
 };
 
-/// What kill_primary_of_slot stopped, for wait_for_failover.
-struct KilledRedisPrimary {
+/// The primary kill_primary_of_slot or pause_primary_of_slot took down, for wait_for_failover.
+struct FailedRedisPrimary {
   RedisAddress address;
   std::vector<RedisSlotRange> ranges;  ///< the slots it served, with its replicas then
 };
@@ -117,15 +123,22 @@ class RedisCluster {
   /// One command on the node on `port`, authenticated with the cluster's password.
   RedisReply command(unsigned short port, const std::vector<std::string>& args) const;
 
-  /// SIGKILLs the primary serving `slot` (no SIGSTOP: it does not come back). Its replica is
-  /// promoted by the cluster after about 2-3 node timeouts.
-  KilledRedisPrimary kill_primary_of_slot(int slot);
+  /// SIGKILLs the primary serving `slot`: it does not come back, and on loopback a connection
+  /// to it is refused at once. Its replica is promoted after about 2-3 node timeouts.
+  FailedRedisPrimary kill_primary_of_slot(int slot);
   /// SIGKILLs primaries()[i].
-  KilledRedisPrimary kill_primary(std::size_t i);
-  /// Waits, at most `limit`, until one of `killed`'s replicas serves all its slots according
-  /// to every running node and every running node says cluster_state:ok; returns that replica.
-  /// Throws naming what is still missing otherwise.
-  RedisAddress wait_for_failover(const KilledRedisPrimary& killed,
+  FailedRedisPrimary kill_primary(std::size_t i);
+  /// SIGSTOPs the primary serving `slot`: a hung node, whose port still accepts connections
+  /// (the kernel completes them) but never answers, so clients meet their timeouts. The cluster
+  /// fails it over as if dead; resume() continues it.
+  FailedRedisPrimary pause_primary_of_slot(int slot);
+  /// SIGCONTs a node paused by pause_primary_of_slot. A failed-over primary then rejoins as a
+  /// replica of its successor.
+  void resume(const RedisAddress& node);
+  /// Waits, at most `limit`, until one of `failed`'s replicas serves all its slots according
+  /// to every running, unpaused node and each of them says cluster_state:ok; returns that
+  /// replica. Throws naming what is still missing otherwise.
+  RedisAddress wait_for_failover(const FailedRedisPrimary& failed,
                                  std::chrono::milliseconds limit = std::chrono::seconds(30));
 
  private:
@@ -134,8 +147,12 @@ class RedisCluster {
     unsigned short bus_port = 0;
     std::filesystem::path dir;
     std::unique_ptr<ChildServer> server;
+    bool paused = false;
+
+    bool answers() const { return server && server->running() && !paused; }
   };
 
+  FailedRedisPrimary primary_of_slot(int slot) const;
   void spawn_node(Node& node, std::vector<unsigned short>& ports_in_use);
   void create_cluster(std::chrono::milliseconds limit);
   std::string health_problem() const;
@@ -185,6 +202,13 @@ class RedisSentinelSet {
 
   /// SIGKILLs the primary; returns its address.
   RedisAddress kill_primary();
+  /// SIGSTOPs the primary: a hung node, its port accepting connections that are never
+  /// answered. The sentinels fail it over as if dead. Returns its address.
+  RedisAddress pause_primary();
+  /// SIGCONTs a node paused by pause_primary. After a failover the sentinels turn it into a
+  /// replica of the new primary, but only at their next INFO of it (every 10 s, fixed in
+  /// Redis): until then it answers as a primary with stale data.
+  void resume(const RedisAddress& node);
   /// Waits, at most `limit`, until every sentinel answers SENTINEL get-master-addr-by-name
   /// with the replica and the replica answers ROLE as master; returns it (now primary()).
   /// Throws naming what is still missing otherwise.
