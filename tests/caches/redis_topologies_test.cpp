@@ -98,10 +98,12 @@ void check_cluster_failover(RedisCluster& cluster, Outage outage) {
   CHECK(moved.is_error());
   CHECK(moved.text == "MOVED " + std::to_string(slot) + " " + owner.text());
 
+  const auto primaries_before = cluster.primaries();
   const auto replicas_before = cluster.replicas();
   const auto start = std::chrono::steady_clock::now();
-  const auto failed =
-      outage == Outage::killed ? cluster.kill_primary_of_slot(slot) : cluster.pause_primary_of_slot(slot);
+  const auto index = static_cast<std::size_t>(
+      std::find(primaries_before.begin(), primaries_before.end(), owner) - primaries_before.begin());
+  const auto failed = outage == Outage::killed ? cluster.kill_primary(index) : cluster.pause_primary_of_slot(slot);
   if (outage == Outage::paused) check_hung(owner.port);
   const auto promoted = cluster.wait_for_failover(failed);
   MESSAGE("cluster failover (primary " << name_of(outage)
