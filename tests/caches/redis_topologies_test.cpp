@@ -194,7 +194,7 @@ TEST_CASE("redis_slot_of: CRC16 XMODEM mod 16384, with the hash tag rule") {
 }
 
 TEST_CASE("RedisCluster: 3 primaries + 3 replicas start healthy, route as Redis does, fail over") {
-  const auto cluster = started<RedisCluster>(RedisClusterOptions{}, "cluster (6 nodes, redis-cli --cluster create)");
+  const auto cluster = started<RedisCluster>(RedisClusterOptions{}, "cluster (6 nodes, 3 primaries + 3 replicas, healthy)");
   check_cluster_healthy(*cluster);
   for (const std::string key : {"foo", "credkit:{bot-7}:token", "credkit:{bot-7}:lock", "foo{}{bar}", "foo{{bar}}zap",
                                 "user:1000", "\xff\x01 binary"})

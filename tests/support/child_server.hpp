@@ -38,19 +38,18 @@ inline std::string find_program(const std::string& name) {
   return {};
 }
 
-/// Starts `argv` (argv[0] searched in PATH) with stdin closed and stdout and stderr on
-/// `output_fd` (/dev/null if -1); returns its pid, or throws if it cannot be executed.
+/// Starts `argv` (argv[0] searched in PATH) with stdin, stdout and stderr on /dev/null;
+/// returns its pid, or throws if it cannot be executed.
 /// The child gets SIGKILL when the thread that started it ends, so a test killed by its
 /// runner leaves no server behind (Linux ties the parent-death signal to the starting thread:
 /// start children from a thread that outlives them, as a test body does).
-inline pid_t spawn_child(const std::vector<std::string>& argv, int output_fd = -1) {
+inline pid_t spawn_child(const std::vector<std::string>& argv) {
   const std::string program = find_program(argv.at(0));
   if (program.empty()) throw std::runtime_error("cannot start " + argv[0] + ": not found in PATH");
   std::vector<char*> av;
   for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
   av.push_back(nullptr);
   const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  const int out = output_fd >= 0 ? output_fd : null_fd;
   // The child writes its exec error here; the pipe closes on a successful exec.
   int exec_error[2];
   if (null_fd < 0 || ::pipe2(exec_error, O_CLOEXEC) != 0) {
@@ -63,9 +62,7 @@ inline pid_t spawn_child(const std::vector<std::string>& argv, int output_fd = -
     // Only async-signal-safe calls between fork and exec: the parent may have other threads.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the parent ended before prctl took effect
-    ::dup2(null_fd, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
+    for (int fd = 0; fd <= 2; ++fd) ::dup2(null_fd, fd);
     ::execv(program.c_str(), av.data());
     const int e = errno;
     (void)!::write(exec_error[1], &e, sizeof e);

@@ -3,9 +3,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -74,34 +72,6 @@ void wait_until(const std::string& what, steady_clock::time_point since, millise
   }
 }
 
-/// Runs `argv` to completion, at most `limit`, its output in `output_file`; throws with that
-/// output if it fails or runs too long.
-void run_program(const std::vector<std::string>& argv, const std::filesystem::path& output_file, milliseconds limit) {
-  const int out = ::open(output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (out < 0) throw std::runtime_error("cannot create " + output_file.string());
-  pid_t pid;
-  try {
-    pid = spawn_child(argv, out);
-  } catch (...) {
-    ::close(out);
-    throw;
-  }
-  ::close(out);
-  const auto end = steady_clock::now() + limit;
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) != pid) {
-    if (steady_clock::now() >= end) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      throw std::runtime_error(argv[0] + " did not finish within " + std::to_string(limit.count()) +
-                               " ms; its output: " + read_file(output_file));
-    }
-    std::this_thread::sleep_for(kPollInterval);
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error(argv[0] + " failed (status " + std::to_string(status) + "): " + read_file(output_file));
-}
-
 /// A loopback port free a moment ago and not among `in_use`, which it joins.
 unsigned short unused_port(std::vector<unsigned short>& in_use) {
   for (;;) {
@@ -144,6 +114,11 @@ std::string pair_field(const RedisReply& flat, std::string_view name) {
   for (std::size_t i = 0; i + 1 < flat.elements.size(); i += 2)
     if (flat.elements[i].text == name) return flat.elements[i + 1].text;
   return {};
+}
+
+/// Throws naming `command` unless `r` is the status OK.
+void require_ok(const RedisReply& r, const std::string& command) {
+  if (r.type != RedisReply::Type::status || r.text != "OK") throw std::runtime_error(command + " answered " + r.describe());
 }
 
 /// The text of a reply expected to be a string or status; throws naming `command` otherwise.
@@ -348,11 +323,33 @@ void RedisCluster::spawn_node(Node& node, std::vector<unsigned short>& ports_in_
 }
 
 void RedisCluster::create_cluster(milliseconds limit) {
-  std::vector<std::string> argv{"redis-cli", "--cluster", "create"};
-  for (const auto& n : nodes_) argv.push_back(n.address.text());
-  argv.insert(argv.end(), {"--cluster-replicas", "1", "--cluster-yes"});
-  if (!options_.password.empty()) argv.insert(argv.end(), {"-a", options_.password, "--no-auth-warning"});
-  run_program(argv, dir_.path / "cluster-create.txt", limit);
+  // What redis-cli --cluster create --cluster-replicas 1 does, without its 1 s sleeps: nodes
+  // 0-2 are the primaries with a third of the slots each, node 3 + i the replica of node i,
+  // every node with its own config epoch (set before it meets the others).
+  const auto start = steady_clock::now();
+  const int first_slot[4] = {0, 5461, 10923, kSlots};
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    const auto port = nodes_[i].address.port;
+    ids.push_back(text_of(command(port, {"CLUSTER", "MYID"}), "CLUSTER MYID"));
+    require_ok(command(port, {"CLUSTER", "SET-CONFIG-EPOCH", std::to_string(i + 1)}), "CLUSTER SET-CONFIG-EPOCH");
+    if (i < 3)
+      require_ok(command(port, {"CLUSTER", "ADDSLOTSRANGE", std::to_string(first_slot[i]),
+                                std::to_string(first_slot[i + 1] - 1)}),
+                 "CLUSTER ADDSLOTSRANGE");
+    if (i > 0)
+      require_ok(command(port, {"CLUSTER", "MEET", "127.0.0.1", std::to_string(nodes_[0].address.port),
+                                std::to_string(nodes_[0].bus_port)}),
+                 "CLUSTER MEET");
+  }
+  // A node accepts REPLICATE once gossip has told it of its primary.
+  wait_until("the replicas attaching to their primaries", start, limit, [&]() -> std::string {
+    for (std::size_t i = 3; i < nodes_.size(); ++i) {
+      const auto r = command(nodes_[i].address.port, {"CLUSTER", "REPLICATE", ids[i - 3]});
+      if (r.is_error()) return "CLUSTER REPLICATE on " + nodes_[i].address.text() + " answered " + r.text;
+    }
+    return {};
+  });
 }
 
 std::string RedisCluster::health_problem() const {

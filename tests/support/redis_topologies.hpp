@@ -2,8 +2,8 @@
 // torn down on destruction — a Redis Cluster of 3 primaries and 3 replicas, and a primary with
 // one replica watched by 3 Sentinels — with bounded waits for health and for failover, and a
 // small blocking client (hiredis) to inspect them. No Asio, no doctest: benchmarks include it.
-// Link tests/support/redis_topologies.cpp and hiredis; needs redis-server, redis-cli and
-// redis-sentinel in PATH (scripts/setup installs them).
+// Link tests/support/redis_topologies.cpp and hiredis; needs redis-server and redis-sentinel
+// in PATH (scripts/setup installs them).
 #pragma once
 
 #include "support/child_server.hpp"
@@ -83,7 +83,7 @@ struct RedisClusterOptions {
   std::string password;
   /// cluster-node-timeout: a primary silent this long is suspected; failover takes about 2-3 times it.
   std::chrono::milliseconds node_timeout{1000};
-  /// Bound on start-up: each node accepting, `redis-cli --cluster create`, and the cluster healthy.
+  /// Bound on start-up: each node accepting, the cluster formed, and the cluster healthy.
   std::chrono::milliseconds start_limit{std::chrono::seconds(20)};
 };
 
@@ -94,7 +94,9 @@ struct FailedRedisPrimary {
 };
 
 /// A Redis Cluster of 3 primaries and 3 replicas (one each) on free loopback ports, each node in
-/// its own directory, nothing persisted. The constructor returns once the cluster is healthy:
+/// its own directory, nothing persisted. It is formed as `redis-cli --cluster create
+/// --cluster-replicas 1` would (same slot ranges, distinct config epochs), by CLUSTER commands,
+/// which saves redis-cli's 1 s sleeps. The constructor returns once the cluster is healthy:
 /// every node says cluster_state:ok with all 16384 slots served and knows all 6 nodes, every
 /// replica's link to its primary is up, and every node's slot map names each primary's replica.
 /// Otherwise it throws, naming what did not happen. The destructor kills (SIGKILL) and reaps
