@@ -197,7 +197,7 @@ class RedisSentinelSet {
   const std::string& password() const { return options_.password; }
   /// The node started as primary; after wait_for_failover, the promoted replica.
   RedisAddress primary() const;
-  /// The node started as replica; after wait_for_failover, the killed primary.
+  /// The node started as replica; after wait_for_failover, the primary taken down.
   RedisAddress replica() const;
   /// One command on the primary or replica on `port`, authenticated with the password.
   RedisReply command(unsigned short port, const std::vector<std::string>& args) const;
