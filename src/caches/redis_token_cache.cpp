@@ -374,11 +374,12 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
       --impl->waiting_flights;
     }
     if (generation == 0) {
+      // A push runs the re-read on the subscriber's thread (this cache's own, so no other
+      // cache waits behind it): the hand-off to the waiting callers saves a hop to the cache
+      // I/O threads. Its commands stay bounded by command_timeout; pushes for other keys wait
+      // that long at most, and their flights still have their fallback poll.
       ++impl->push_wakeups;
-      // Sent from the subscriber's thread, without waiting: Redis answers during the hop to
-      // the cache I/O threads (the flight is between events, so `started` is free).
-      const auto name = impl->token_name(key);
-      started = impl->try_start(name, {"GET", name});
+      return run(machine.on_timer(now()));
     }
     end_wait();
   }
