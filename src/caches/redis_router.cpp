@@ -321,8 +321,12 @@ RedisReply RedisRouter::run(std::string_view key, Args args, std::unique_ptr<Red
   }
 }
 
+std::optional<RedisNodeAddress> RedisRouter::node_of(std::string_view key) {
+  return known_node_for(settings_.deployment == RedisDeployment::cluster ? redis_key_slot(key) : 0);
+}
+
 std::unique_ptr<RedisConnection> RedisRouter::try_start(std::string_view key, Args args) {
-  const auto node = known_node_for(settings_.deployment == RedisDeployment::cluster ? redis_key_slot(key) : 0);
+  const auto node = node_of(key);
   if (!node) return nullptr;
   auto c = take_idle(node->text());
   if (c) c->start(args);

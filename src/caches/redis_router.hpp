@@ -55,6 +55,8 @@ class RedisRouter {
   /// Begins `args` on an idle pooled connection to `key`'s node, from the calling thread and
   /// without waiting, if the node is known without I/O and has one; else null.
   std::unique_ptr<RedisConnection> try_start(std::string_view key, std::span<const std::string_view> args);
+  /// The node `key` goes to as far as is known now (no I/O); none before the topology is read.
+  std::optional<RedisNodeAddress> node_of(std::string_view key);
   /// A new connection (AUTH done) for a subscription to data channels: the server, the
   /// primary, or a node of the cluster (Redis Cluster forwards PUBLISH to every node).
   std::unique_ptr<RedisConnection> connect_subscriber();

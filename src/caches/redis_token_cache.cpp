@@ -70,7 +70,8 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   // command still bounded by command_timeout) always leaves a thread to the other caches.
   std::shared_ptr<detail::IoLane> lane = detail::IoLane::create(detail::cache_io_threads - 1);
 
-  std::unique_ptr<detail::RedisOutage> outage;  // retry_after_failure
+  std::mutex outages_mutex;
+  std::unordered_map<std::string, std::shared_ptr<detail::RedisOutage>> outages;  // by node (outage_for)
   std::atomic<bool> warned_decrypt{false};
   std::atomic<std::uint64_t> direct_fetches{0};
 
@@ -92,26 +93,44 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   void wake(std::string_view id);
   void wake_all();
 
-  bool skipping() const { return outage->skipping(options.clock->now()); }
+  /// The `retry_after_failure` bookkeeping of the node serving `key` (its name for messages):
+  /// a failing cluster primary is skipped without making the cache bypass the others. With
+  /// one node (single, the Sentinel primary) one entry; "" while no node is known.
+  struct NodeOutage {
+    std::shared_ptr<detail::RedisOutage> outage;
+    std::string node;
+  };
+  NodeOutage outage_for(const std::string& key) {
+    const auto node = router->node_of(key);
+    std::string name = node ? node->text() : std::string();
+    std::lock_guard lock(outages_mutex);
+    auto it = outages.find(name);
+    if (it == outages.end()) {
+      if (outages.size() >= 1024) outages.clear();  // nodes come and go; bounded by clearing
+      it = outages.emplace(name, std::make_shared<detail::RedisOutage>(options.retry_after_failure)).first;
+    }
+    return {it->second, name.empty() ? endpoint : std::move(name)};
+  }
 
   /// Starts `args` (on `key`'s node) on an idle pooled connection from the calling thread,
-  /// without waiting (see RedisConnection::start); null when Redis is being skipped or no
+  /// without waiting (see RedisConnection::start); null when that node is being skipped or no
   /// connection is idle. Sending before the hand-off to the I/O threads overlaps Redis' work
   /// with that hand-off.
   std::unique_ptr<RedisConnection> try_start(const std::string& key, Args args) {
-    if (skipping()) return nullptr;
+    if (outage_for(key).outage->skipping(options.clock->now())) return nullptr;
     return router->try_start(key, args);
   }
 
   /// Runs one command on `key`'s node, with the outage bookkeeping. `started`: the command
   /// already begun by `try_start` (then `args` is not sent again).
   Reply command(const std::string& key, Args args, std::unique_ptr<RedisConnection> started = nullptr) {
-    if (!started && skipping())
-      throw_error(errc::cache_unavailable, "Redis at " + endpoint + " is unavailable (recent failure; retrying soon)");
+    const auto [outage, node] = outage_for(key);
+    if (!started && outage->skipping(options.clock->now()))
+      throw_error(errc::cache_unavailable, "Redis at " + node + " is unavailable (recent failure; retrying soon)");
     try {
       Reply r = router->run(key, args, std::move(started));
       if (outage->on_success())
-        log(LogLevel::warning, "Redis token cache at " + endpoint + " is reachable again; using it");
+        log(LogLevel::warning, "Redis token cache at " + node + " is reachable again; using it");
       return r;
     } catch (const Error& e) {
       if (outage->on_failure(options.clock->now()))
@@ -597,7 +616,6 @@ RedisTokenCache::RedisTokenCache(executor_type executor, RedisTokenCacheOptions 
   route.max_redirects = options.max_redirects;
   route.pool_size = options.pool_size;
   impl_->router = std::make_unique<detail::RedisRouter>(std::move(route));
-  impl_->outage = std::make_unique<detail::RedisOutage>(options.retry_after_failure);
   impl_->stored_channel = options.key_prefix + "stored";
   impl_->options = std::move(options);
 }

@@ -318,7 +318,8 @@ void RedisCluster::spawn_node(Node& node, std::vector<unsigned short>& ports_in_
                            "--cluster-node-timeout", std::to_string(options_.node_timeout.count()),
                            // A replica may be promoted however long its link was down: failover
                            // tests do not depend on replication lag.
-                           "--cluster-replica-validity-factor", "0"});
+                           "--cluster-replica-validity-factor", "0",
+                           "--cluster-require-full-coverage", options_.require_full_coverage ? "yes" : "no"});
   node.server = std::make_unique<ChildServer>(argv, ChildServer::NoWait{}, SIGKILL);
 }
 

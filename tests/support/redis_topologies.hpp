@@ -85,6 +85,10 @@ struct RedisClusterOptions {
   std::chrono::milliseconds node_timeout{1000};
   /// Bound on start-up: each node accepting, the cluster formed, and the cluster healthy.
   std::chrono::milliseconds start_limit{std::chrono::seconds(20)};
+  /// cluster-require-full-coverage: with `true` (Redis' default) every node answers
+  /// CLUSTERDOWN while any slot has no primary (a failover's window); with `false` the other
+  /// slots stay served.
+  bool require_full_coverage = true;
 };
 
 /// The primary kill_primary_of_slot or pause_primary_of_slot took down, for wait_for_failover.
