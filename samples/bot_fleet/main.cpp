@@ -1,40 +1,47 @@
-// bot_fleet — several bot processes serve one user's chat through on-demand credentials
-// backed by one Redis (RedisTokenCache). Tokens are short (6 s), so they expire several
-// times during the run; the distributed single-flight makes each expiry cost ONE request to
+// bot_fleet — several bot processes serve many users' chats through on-demand credentials
+// backed by one shared Redis (RedisTokenCache): one redis-server, or with --cluster a real
+// Redis Cluster of 3 primaries and 3 replicas. Tokens are short, so they expire several times
+// during the run; the distributed single-flight makes each user's expiry cost ONE request to
 // the token service, however many bots and callers ask at that moment.
 //
-//   bot_fleet [--bots 4] [--callers 25] [--seconds 20] [--lifetime 6] [--redis-port N]
+//   bot_fleet [--bots 4] [--callers 25] [--users 1] [--seconds 20] [--lifetime 6]
+//             [--cluster] [--service-ms 50] [--redis-port N]
 //
-// Without --redis-port it starts its own redis-server (/usr/bin/redis-server) on a free
-// loopback port. The token service is a tiny loopback HTTP server in this process that
-// counts requests. Exit status 0 when no caller failed and every expiry cost one fetch.
+// Each bot holds one credential per user; its callers go through the users in turn. Without
+// --redis-port (and without --cluster) it starts its own redis-server on a free loopback
+// port. The token service is a small loopback HTTP server in this process that counts
+// requests per user. It prints users, expiries, fetches, the redirects the bots followed and
+// their memory per credential; exit status 0 when no caller failed or saw an expired token
+// and every user's expiry cost one fetch.
 #include <credkit/caches/cached_token_source.hpp>
 #include <credkit/caches/redis_token_cache.hpp>
 #include <credkit/credkit.hpp>
 
+#include "support/child_server.hpp"
+#include "support/redis_topologies.hpp"
+
 #include <boost/asio/thread_pool.hpp>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cstdio>
-#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
-#include <set>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-extern char** environ;
 
 using namespace std::chrono_literals;
 using sys_clock = std::chrono::system_clock;
@@ -42,30 +49,49 @@ using sys_clock = std::chrono::system_clock;
 namespace {
 
 struct Args {
-  int bots = 4, callers = 25, seconds = 20, lifetime = 6, redis_port = 0, token_port = 0;
+  int bots = 4, callers = 25, users = 1, seconds = 20, lifetime = 6, service_ms = 50, redis_port = 0, token_port = 0;
+  bool cluster = false;
+  std::string nodes;  // bots: the cluster's nodes, "host:port,host:port,..."
   bool bot = false;
 };
+
+/// A whole decimal number in [low, high], or none.
+std::optional<int> number(std::string_view text, int low, int high) {
+  int v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < low || v > high) return std::nullopt;
+  return v;
+}
+
+[[noreturn]] void usage(const std::string& why) {
+  std::cerr << "bot_fleet: " << why
+            << "\nusage: bot_fleet [--bots N] [--callers N] [--users N] [--seconds N] [--lifetime S] [--cluster]"
+               " [--service-ms MS] [--redis-port P]\n";
+  std::exit(2);
+}
 
 Args parse_args(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
+    const std::string k = argv[i];
+    const auto value = [&](int low, int high) {
+      if (i + 1 >= argc) usage(k + " needs a value");
+      const auto v = number(argv[++i], low, high);
+      if (!v) usage(k + " must be a number in " + std::to_string(low) + ".." + std::to_string(high));
+      return *v;
+    };
     if (k == "--bot") a.bot = true;
-    else if (k == "--bots") a.bots = next();
-    else if (k == "--callers") a.callers = next();
-    else if (k == "--seconds") a.seconds = next();
-    else if (k == "--lifetime") a.lifetime = next();
-    else if (k == "--redis-port") a.redis_port = next();
-    else if (k == "--token-port") a.token_port = next();
-    else {
-      std::cerr << "usage: bot_fleet [--bots N] [--callers N] [--seconds N] [--lifetime S] [--redis-port P]\n";
-      std::exit(2);
-    }
-  }
-  if (a.bots < 1 || a.callers < 1 || a.seconds < 1 || a.lifetime < 4) {
-    std::cerr << "bot_fleet: --bots, --callers, --seconds must be >= 1 and --lifetime >= 4\n";
-    std::exit(2);
+    else if (k == "--cluster") a.cluster = true;
+    else if (k == "--nodes" && i + 1 < argc) a.nodes = argv[++i];
+    else if (k == "--bots") a.bots = value(1, 64);
+    else if (k == "--callers") a.callers = value(1, 1000);
+    else if (k == "--users") a.users = value(1, 10'000'000);
+    else if (k == "--seconds") a.seconds = value(1, 86400);
+    else if (k == "--lifetime") a.lifetime = value(4, 86400);
+    else if (k == "--service-ms") a.service_ms = value(0, 10'000);
+    else if (k == "--redis-port") a.redis_port = value(1, 65535);
+    else if (k == "--token-port") a.token_port = value(1, 65535);
+    else usage("unknown argument " + k);
   }
   return a;
 }
@@ -74,61 +100,77 @@ std::int64_t unix_ms(sys_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-int listen_loopback(int& port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 256) != 0) return -1;
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  port = ntohs(a.sin_port);
-  return fd;
+/// Reads an HTTP message head (at most 8 KiB) from `fd`; empty on failure or overflow.
+std::string read_head(int fd, std::size_t limit = 8192) {
+  std::string head;
+  char buf[1024];
+  while (head.find("\r\n\r\n") == std::string::npos) {
+    if (head.size() > limit) return {};
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return {};
+    head.append(buf, static_cast<std::size_t>(n));
+  }
+  return head;
 }
 
-/// The app's token service: `GET /token` -> `<token> <expiry unix ms>`, counted.
+/// The app's token service: `GET /token?user=<n>` -> `<token> <expiry unix ms>`, counted per
+/// user. Several threads accept, so a fleet's refreshes do not queue behind one another.
 class TokenService {
  public:
-  explicit TokenService(std::chrono::seconds lifetime) : lifetime_(lifetime) {
-    fd_ = listen_loopback(port_);
-    if (fd_ < 0) throw std::runtime_error("token service: cannot listen on loopback");
-    thread_ = std::thread([this] { serve(); });
+  TokenService(std::chrono::seconds lifetime, std::chrono::milliseconds delay) : lifetime_(lifetime), delay_(delay) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 1024) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("token service: cannot listen on loopback");
+    port_ = ntohs(a.sin_port);
+    for (int i = 0; i < 8; ++i) threads_.emplace_back([this] { serve(); });
   }
   ~TokenService() {
     stop_ = true;
     ::shutdown(fd_, SHUT_RDWR);
+    for (auto& t : threads_) t.join();
     ::close(fd_);
-    thread_.join();
   }
   int port() const { return port_; }
-  std::vector<sys_clock::time_point> requests() {
+  /// Each request's time, per user.
+  std::map<int, std::vector<sys_clock::time_point>> requests() {
     std::lock_guard lock(mutex_);
-    return times_;
+    return requests_;
   }
 
  private:
   void serve() {
     while (!stop_) {
-      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
+      const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) {
+        if (stop_) return;
+        continue;
+      }
       timeval tv{2, 0};
       ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      std::string req;
-      char buf[1024];
-      while (req.find("\r\n\r\n") == std::string::npos) {
-        auto n = ::recv(c, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        req.append(buf, static_cast<size_t>(n));
+      const std::string head = read_head(c);
+      const auto at = head.find("GET /token?user=");
+      const auto end = at == std::string::npos ? at : head.find(' ', at + 16);
+      const auto user = end == std::string::npos ? std::nullopt : number(head.substr(at + 16, end - at - 16), 0, 10'000'000);
+      if (!user) {
+        const std::string bad = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        ::send(c, bad.data(), bad.size(), MSG_NOSIGNAL);
+        ::close(c);
+        continue;
       }
-      int n;
+      long n;
       {
         std::lock_guard lock(mutex_);
-        times_.push_back(sys_clock::now());
-        n = static_cast<int>(times_.size());
+        requests_[*user].push_back(sys_clock::now());
+        n = ++count_;
       }
-      std::this_thread::sleep_for(50ms);  // a token service takes a moment
-      const std::string body = "fleet-token-" + std::to_string(n) + "-0123456789abcdefghijklmnop " +
-                               std::to_string(unix_ms(sys_clock::now() + lifetime_));
+      if (delay_ > 0ms) std::this_thread::sleep_for(delay_);  // a token service takes a moment
+      const std::string body = "fleet-token-" + std::to_string(n) + "-user-" + std::to_string(*user) +
+                               "-0123456789abcdefghijklmnop " + std::to_string(unix_ms(sys_clock::now() + lifetime_));
       const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
                                "\r\nConnection: close\r\n\r\n" + body;
       ::send(c, resp.data(), resp.size(), MSG_NOSIGNAL);
@@ -136,38 +178,42 @@ class TokenService {
     }
   }
   std::chrono::seconds lifetime_;
+  std::chrono::milliseconds delay_;
   int fd_ = -1, port_ = 0;
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
-  std::vector<sys_clock::time_point> times_;
-  std::thread thread_;
+  std::map<int, std::vector<sys_clock::time_point>> requests_;
+  long count_ = 0;
+  std::vector<std::thread> threads_;
 };
 
-/// The bots' blocking fetcher: one HTTP GET to the token service.
-credkit::AccessToken fetch_token(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+/// The bots' blocking fetcher: one HTTP GET to the token service for `user`.
+credkit::AccessToken fetch_token(int port, int user) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(static_cast<uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    if (fd >= 0) ::close(fd);
     throw credkit::Error(credkit::errc::network_error, "cannot reach the token service on 127.0.0.1");
   }
-  const std::string req = "GET /token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  const std::string req = "GET /token?user=" + std::to_string(user) + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
   ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string resp;
   char buf[2048];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; resp.size() < 16384 && (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
   ::close(fd);
   const auto body_at = resp.find("\r\n\r\n");
   const auto sp = resp.rfind(' ');
-  if (resp.rfind("HTTP/1.1 200", 0) != 0 || body_at == std::string::npos || sp < body_at)
-    throw credkit::Error(credkit::errc::invalid_response, "the token service answered badly");
+  long long expiry_ms = 0;
+  const bool ok = resp.rfind("HTTP/1.1 200", 0) == 0 && body_at != std::string::npos && sp > body_at &&
+                  std::from_chars(resp.data() + sp + 1, resp.data() + resp.size(), expiry_ms).ec == std::errc();
+  if (!ok) throw credkit::Error(credkit::errc::invalid_response, "the token service answered badly");
   return credkit::AccessToken{resp.substr(body_at + 4, sp - body_at - 4),
-                              sys_clock::time_point(std::chrono::milliseconds(std::stoll(resp.substr(sp + 1))))};
+                              sys_clock::time_point(std::chrono::milliseconds(expiry_ms))};
 }
 
 /// The same encryption key in every bot (a real fleet reads it from its secret store).
@@ -175,157 +221,175 @@ credkit::CacheEncryptionKey fleet_key() {
   return credkit::CacheEncryptionKey::from_hex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
 }
 
+/// Resident memory of this process, in bytes (/proc/self/statm).
+long resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  long size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
 int run_bot(const Args& a) {
-  boost::asio::thread_pool pool(2);
+  boost::asio::thread_pool pool(2), fetches(8);
   credkit::RedisTokenCacheOptions o;
   o.port = a.redis_port;
+  if (a.cluster) {
+    o.deployment = credkit::RedisDeployment::cluster;
+    std::stringstream nodes(a.nodes);
+    for (std::string node; std::getline(nodes, node, ',');) {
+      if (o.nodes.empty() && o.port == 0) {
+        const auto colon = node.rfind(':');
+        o.host = node.substr(0, colon);
+        o.port = number(node.substr(colon + 1), 1, 65535).value_or(0);
+      } else {
+        o.nodes.push_back(node);
+      }
+    }
+  }
   o.keys = {fleet_key()};
-  o.expiry_margin = 1s;                // short tokens: keep the margin below min_validity
-  o.coalesce_in_process = false;       // every caller goes to Redis: shows the distributed lock
+  o.expiry_margin = 1s;                 // short tokens: keep the margin below min_validity
+  o.coalesce_in_process = a.users > 1;  // one user: every caller goes to Redis (shows the lock)
+  o.command_timeout = 2s;               // a loaded 2-core machine runs every process of the fleet
+  o.wait_timeout = 30s;
   auto cache = credkit::RedisTokenCache::create(pool.get_executor(), o);
   credkit::RefreshPolicy policy;
-  policy.min_validity = 2s;
+  policy.min_validity = std::chrono::seconds(std::max(2, a.lifetime / 3));
   policy.min_refresh_interval = 100ms;
-  const credkit::TokenCacheKey key("support-bot", {"chat"});
-  auto inner = credkit::Fetcher::blocking([port = a.token_port](const credkit::FetchContext&) { return fetch_token(port); });
 
+  // One credential per user; with one user, one per caller (each asks Redis on its own).
+  const long before = resident_bytes();
+  const int credentials = a.users > 1 ? a.users : a.callers;
   std::vector<std::shared_ptr<credkit::TokenCredential>> creds;
-  for (int i = 0; i < a.callers; ++i) creds.push_back(credkit::make_cached_credential(pool.get_executor(), cache, key, inner, policy));
+  creds.reserve(static_cast<std::size_t>(credentials));
+  for (int i = 0; i < credentials; ++i) {
+    const int user = a.users > 1 ? i : 0;
+    // A blocking fetcher on the bot's own fetch pool: any number of users may refresh at once.
+    auto inner = credkit::Fetcher::blocking(
+        [port = a.token_port, user](const credkit::FetchContext&) { return fetch_token(port, user); },
+        fetches.get_executor());
+    creds.push_back(credkit::make_cached_credential(pool.get_executor(), cache,
+                                                    credkit::TokenCacheKey("user-" + std::to_string(user), {"chat"}),
+                                                    std::move(inner), policy));
+  }
+  const long per_credential = (resident_bytes() - before) / credentials;
+
   std::atomic<long> calls{0}, errors{0}, expired{0};
-  std::mutex mutex;
-  std::set<std::string> seen;
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(a.seconds);
   std::vector<std::thread> callers;
-  for (int i = 0; i < a.callers; ++i)
-    callers.emplace_back([&, i] {
+  for (int c = 0; c < a.callers; ++c)
+    callers.emplace_back([&, c] {
+      std::size_t i = static_cast<std::size_t>(c) % creds.size();
       while (std::chrono::steady_clock::now() < end) {
         try {
-          auto t = creds[i]->get_token(10s);
+          const auto t = creds[i]->get_token(30s);
           ++calls;
           if (t.expires_on() <= sys_clock::now()) ++expired;
-          std::lock_guard lock(mutex);
-          seen.insert(t.token());
         } catch (const std::exception& e) {
           if (errors++ == 0) std::cerr << "bot " << ::getpid() << ": " << e.what() << "\n";
         }
-        std::this_thread::sleep_for(50ms);  // "send a chat message"
+        i = (i + static_cast<std::size_t>(a.callers)) % creds.size();
+        // One user: "send a chat message" every 50 ms. Many: go through them as fast as they come.
+        if (a.users == 1) std::this_thread::sleep_for(50ms);
       }
     });
   for (auto& t : callers) t.join();
   for (auto& c : creds) c->close();
-  std::printf("bot %d: %ld token requests by %d callers, %zu distinct tokens, %ld expired, %ld errors\n",
-              static_cast<int>(::getpid()), calls.load(), a.callers, seen.size(), expired.load(), errors.load());
+  const auto s = cache->stats();
+  std::printf("bot %d: %ld token requests by %d callers over %d credentials, %ld expired, %ld errors; "
+              "%ld bytes resident per credential; Redis: %llu redirects, %llu topology reads, %llu direct fetches, "
+              "%llu push wake-ups\n",
+              static_cast<int>(::getpid()), calls.load(), a.callers, credentials, expired.load(), errors.load(),
+              per_credential, static_cast<unsigned long long>(s.redirects),
+              static_cast<unsigned long long>(s.topology_reads), static_cast<unsigned long long>(s.direct_fetches),
+              static_cast<unsigned long long>(s.push_wakeups));
+  std::fflush(stdout);
+  creds.clear();
   pool.join();
+  fetches.join();
   return errors || expired ? 1 : 0;
-}
-
-pid_t spawn(const std::vector<std::string>& argv, bool quiet) {
-  std::vector<char*> av;
-  for (auto& s : argv) av.push_back(const_cast<char*>(s.c_str()));
-  av.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  if (quiet) {
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  }
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, av[0], &fa, nullptr, av.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return rc == 0 ? pid : -1;
-}
-
-bool redis_answers(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  if (ok) {
-    const char ping[] = "PING\r\n";
-    char buf[16] = {};
-    timeval tv{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ok = ::send(fd, ping, sizeof ping - 1, MSG_NOSIGNAL) > 0 && ::recv(fd, buf, sizeof buf, 0) > 0 &&
-         std::strncmp(buf, "+PONG", 5) == 0;
-  }
-  ::close(fd);
-  return ok;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args a = parse_args(argc, argv);
+  const Args a = parse_args(argc, argv);
   if (a.bot) return run_bot(a);
 
-  pid_t redis_pid = -1;
-  if (a.redis_port == 0) {
-    int fd = listen_loopback(a.redis_port);  // pick a free port
-    ::close(fd);
-    redis_pid = spawn({"/usr/bin/redis-server", "--port", std::to_string(a.redis_port), "--bind", "127.0.0.1", "--save",
-                       "", "--appendonly", "no"},
-                      true);
-    if (redis_pid < 0) {
-      std::cerr << "bot_fleet: cannot start /usr/bin/redis-server; pass --redis-port of a running one\n";
-      return 1;
+  // The shared Redis: a cluster, the one given, or a redis-server of our own.
+  std::unique_ptr<credkit::test::RedisCluster> cluster;
+  std::unique_ptr<credkit::test::ChildServer> redis;
+  std::string where;
+  int redis_port = a.redis_port;
+  std::string nodes;
+  try {
+    if (a.cluster) {
+      cluster = std::make_unique<credkit::test::RedisCluster>();
+      for (const auto& n : cluster->nodes()) nodes += (nodes.empty() ? "" : ",") + n.text();
+      where = "Redis Cluster of 3 primaries + 3 replicas (" + nodes + ")";
+    } else {
+      if (redis_port == 0) {
+        redis_port = credkit::test::free_loopback_port();
+        redis = std::make_unique<credkit::test::ChildServer>(
+            std::vector<std::string>{"redis-server", "--port", std::to_string(redis_port), "--bind", "127.0.0.1",
+                                     "--save", "", "--appendonly", "no"},
+            static_cast<unsigned short>(redis_port), SIGTERM, 10s);
+      }
+      where = "redis 127.0.0.1:" + std::to_string(redis_port);
     }
-    std::cout << "started redis-server on 127.0.0.1:" << a.redis_port << "\n";
-  }
-  const auto redis_deadline = std::chrono::steady_clock::now() + 10s;
-  while (!redis_answers(a.redis_port)) {
-    if (std::chrono::steady_clock::now() > redis_deadline) {
-      std::cerr << "bot_fleet: Redis on 127.0.0.1:" << a.redis_port << " does not answer\n";
-      if (redis_pid > 0) ::kill(redis_pid, SIGKILL);
-      return 1;
-    }
-    std::this_thread::sleep_for(20ms);
+  } catch (const std::exception& e) {
+    std::cerr << "bot_fleet: cannot start Redis (" << e.what() << "); pass --redis-port of a running one\n";
+    return 1;
   }
 
   int status_all = 0;
-  std::vector<sys_clock::time_point> requests;
-  const auto start = sys_clock::now();
+  std::map<int, std::vector<sys_clock::time_point>> requests;
   {
-    TokenService service{std::chrono::seconds(a.lifetime)};
-    std::cout << a.bots << " bots x " << a.callers << " callers, tokens live " << a.lifetime << " s, running "
-              << a.seconds << " s (redis 127.0.0.1:" << a.redis_port << ", token service 127.0.0.1:" << service.port()
-              << ")\n" << std::flush;
-    std::vector<pid_t> bots;
+    TokenService service{std::chrono::seconds(a.lifetime), std::chrono::milliseconds(a.service_ms)};
+    std::cout << a.bots << " bots x " << a.callers << " callers, " << a.users << " user(s), tokens live "
+              << a.lifetime << " s, running " << a.seconds << " s (" << where << ", token service 127.0.0.1:"
+              << service.port() << ")\n" << std::flush;
     char exe[4096];
     const auto n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
-    for (int i = 0; i < a.bots; ++i)
-      bots.push_back(spawn({exe, "--bot", "--redis-port", std::to_string(a.redis_port), "--token-port",
-                            std::to_string(service.port()), "--seconds", std::to_string(a.seconds), "--callers",
-                            std::to_string(a.callers), "--lifetime", std::to_string(a.lifetime)},
-                           false));
-    for (auto pid : bots) {
+    std::vector<pid_t> bots;
+    for (int i = 0; i < a.bots; ++i) {
+      std::vector<std::string> argv{exe, "--bot", "--token-port", std::to_string(service.port()), "--seconds",
+                                    std::to_string(a.seconds), "--callers", std::to_string(a.callers), "--users",
+                                    std::to_string(a.users), "--lifetime", std::to_string(a.lifetime)};
+      if (a.cluster) argv.insert(argv.end(), {"--cluster", "--nodes", nodes});
+      else argv.insert(argv.end(), {"--redis-port", std::to_string(redis_port)});
+      bots.push_back(credkit::test::spawn_child(argv, /*keep_output=*/true));
+    }
+    for (const pid_t bot : bots) {
       int st = 0;
-      if (pid < 0 || ::waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) status_all = 1;
+      if (::waitpid(bot, &st, 0) != bot || !WIFEXITED(st) || WEXITSTATUS(st) != 0) status_all = 1;
     }
     requests = service.requests();
   }
-  if (redis_pid > 0) {
-    ::kill(redis_pid, SIGTERM);
-    ::waitpid(redis_pid, nullptr, 0);
-  }
 
-  // Group the token service's requests by expiry: requests closer than 1 s belong together.
-  std::vector<std::vector<sys_clock::time_point>> rounds;
-  for (auto t : requests) {
-    if (rounds.empty() || t - rounds.back().back() > 1s) rounds.emplace_back();
-    rounds.back().push_back(t);
+  // Per user, requests closer than half a lifetime answer the same expiry: one is the fetch,
+  // the others are duplicates the single-flight should have prevented.
+  long fetches = 0, expiries = 0;
+  int worst_user = -1;
+  long worst = 0;
+  for (auto& [user, times] : requests) {
+    std::sort(times.begin(), times.end());
+    long user_expiries = 0;
+    for (std::size_t i = 0; i < times.size(); ++i)
+      if (i == 0 || times[i] - times[i - 1] >= std::chrono::seconds(a.lifetime) / 2) ++user_expiries;
+    fetches += static_cast<long>(times.size());
+    expiries += user_expiries;
+    if (static_cast<long>(times.size()) - user_expiries > worst) {
+      worst = static_cast<long>(times.size()) - user_expiries;
+      worst_user = user;
+    }
   }
-  std::cout << "\ntoken service: " << requests.size() << " fetch(es) in " << a.seconds << " s for " << a.bots
-            << " bots x " << a.callers << " callers\n";
-  bool single = true;
-  for (std::size_t i = 0; i < rounds.size(); ++i) {
-    const auto at = std::chrono::duration_cast<std::chrono::milliseconds>(rounds[i].front() - start).count();
-    std::cout << "  expiry " << i << " (t=" << at / 1000.0 << " s): " << rounds[i].size() << " fetch(es)\n";
-    single = single && rounds[i].size() == 1;
-  }
-  std::cout << (single && status_all == 0 ? "OK: one fetch per expiry across the fleet\n"
+  std::cout << "\nusers: " << a.users << " (" << requests.size() << " asked for), expiries: " << expiries
+            << ", token service fetches: " << fetches << " (" << fetches - expiries << " beyond one per expiry";
+  if (worst_user >= 0) std::cout << "; most for one user: " << worst << " extra, user-" << worst_user;
+  std::cout << ")\n";
+  const bool single = fetches == expiries && static_cast<int>(requests.size()) == a.users;
+  std::cout << (single && status_all == 0 ? "OK: one fetch per user per expiry across the fleet\n"
                                           : "FAILED: see above\n");
   return single && status_all == 0 ? 0 : 1;
 }

@@ -38,12 +38,12 @@ inline std::string find_program(const std::string& name) {
   return {};
 }
 
-/// Starts `argv` (argv[0] searched in PATH) with stdin, stdout and stderr on /dev/null;
-/// returns its pid, or throws if it cannot be executed.
+/// Starts `argv` (argv[0] searched in PATH) with stdin, and unless `keep_output` stdout and
+/// stderr, on /dev/null; returns its pid, or throws if it cannot be executed.
 /// The child gets SIGKILL when the thread that started it ends, so a test killed by its
 /// runner leaves no server behind (Linux ties the parent-death signal to the starting thread:
 /// start children from a thread that outlives them, as a test body does).
-inline pid_t spawn_child(const std::vector<std::string>& argv) {
+inline pid_t spawn_child(const std::vector<std::string>& argv, bool keep_output = false) {
   const std::string program = find_program(argv.at(0));
   if (program.empty()) throw std::runtime_error("cannot start " + argv[0] + ": not found in PATH");
   std::vector<char*> av;
@@ -62,7 +62,7 @@ inline pid_t spawn_child(const std::vector<std::string>& argv) {
     // Only async-signal-safe calls between fork and exec: the parent may have other threads.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the parent ended before prctl took effect
-    for (int fd = 0; fd <= 2; ++fd) ::dup2(null_fd, fd);
+    for (int fd = 0; fd <= (keep_output ? 0 : 2); ++fd) ::dup2(null_fd, fd);
     ::execv(program.c_str(), av.data());
     const int e = errno;
     (void)!::write(exec_error[1], &e, sizeof e);
