@@ -94,14 +94,14 @@ CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::an
 CredentialState::~CredentialState() {
   // A fetch still held by its fetcher (a FetchContext or FetchCompletion kept past the
   // credential) holds a copy of the strand: the context's shutdown must still release it.
-  if (!enrolment_ || context_gone_.load(std::memory_order_acquire)) return;
+  if (!enrolment_.joined() || context_gone_.load(std::memory_order_acquire)) return;
   std::vector<std::weak_ptr<FetchOp>> held;
   for (auto& w : live_ops_) {
     if (!w.expired()) held.push_back(w);
   }
   if (held.empty()) return;
   try {
-    enrolment_->leave_behind([held = std::move(held)] {
+    enrolment_.leave_behind([held = std::move(held)] {
       for (const auto& w : held) {
         if (auto op = w.lock()) {
           op->cancelled.store(true, std::memory_order_release);
@@ -172,14 +172,15 @@ void CredentialState::on_context_shutdown() noexcept {
 
 void CredentialState::start(std::weak_ptr<TokenCredential> facade, std::optional<AccessToken> initial_token) {
   Effects fx;
+  bool enrolled = false;
   {
     std::lock_guard lock(mutex_);
     facade_ = std::move(facade);
     // Enrolled after the strand and the timer exist, so that Asio (which shuts services down
     // newest first) shuts this one down before theirs.
     if (auto* context = affinity_.context()) {
-      enrolment_ = ContextRegistry::enrol(*context, [w = weak_from_this()] {
-        if (auto s = w.lock()) s->on_context_shutdown();
+      enrolled = enrolment_.join(*context, weak_from_this(), [](const std::shared_ptr<void>& owner) {
+        static_cast<CredentialState*>(owner.get())->on_context_shutdown();
       });
     }
     std::optional<time_point> initial;
@@ -192,7 +193,7 @@ void CredentialState::start(std::weak_ptr<TokenCredential> facade, std::optional
     apply_locked(machine_.start(service_now(), initial, issued_at), fx);
   }
   run_effects(fx);
-  if (affinity_.context() && !enrolment_) on_context_shutdown();  // created while its context shuts down
+  if (affinity_.context() && !enrolled) on_context_shutdown();  // created while its context shuts down
 }
 
 // ---------------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   boost::asio::any_io_executor executor_;
   std::atomic<bool> context_gone_{false};
   ExecutorAffinity affinity_;  // which threads run the credential's handlers (would_deadlock)
-  std::unique_ptr<ContextRegistry::Enrolment> enrolment_;  // set in start()
+  ContextRegistry::Enrolment enrolment_;  // joined in start()
   std::shared_ptr<Clock> clock_;
   const bool system_clock_;  // the hot path then reads the coarse clock without a virtual call
   Fetcher fetcher_;
