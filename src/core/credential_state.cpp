@@ -78,8 +78,8 @@ CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::an
       system_clock_(clock_ == Clock::system()),
       fetcher_(std::move(options.fetcher)),
       parse_(options.parse),
-      machine_(RefreshMachine::Config{options.mode, options.policy, static_cast<bool>(fetcher_),
-                                      options.random_seed ? options.random_seed : random_seed()}) {
+      machine_(shared_refresh_config(RefreshMachine::Config{options.mode, options.policy, static_cast<bool>(fetcher_)}),
+               options.random_seed ? options.random_seed : random_seed()) {
   parse_.now.reset();
   affinity_ = ExecutorAffinity(executor_);
   if (system_clock_ && affinity_.context()) {
