@@ -96,8 +96,10 @@ CredentialState::~CredentialState() {
   // credential) holds a copy of the strand: the context's shutdown must still release it.
   if (!enrolment_.joined() || context_gone_.load(std::memory_order_acquire)) return;
   std::vector<std::weak_ptr<FetchOp>> held;
-  for (auto& w : live_ops_) {
-    if (!w.expired()) held.push_back(w);
+  if (attachments_) {
+    for (auto& w : attachments_->live_ops) {
+      if (!w.expired()) held.push_back(w);
+    }
   }
   if (held.empty()) return;
   try {
@@ -148,16 +150,16 @@ void CredentialState::on_context_shutdown() noexcept {
     if (!machine_.closed()) {
       apply_locked(machine_.on_close(), fx);
       closed_flag_.store(true, std::memory_order_release);
-      for (auto& l : listeners_) l->active.store(false, std::memory_order_release);
-      fx.listeners_to_release = std::move(listeners_);
-      listeners_.clear();
+      release_listeners_locked(fx);
     }
     fx.timer_to_destroy = std::move(timer_);
     deadline_.cancel();
-    for (auto& w : live_ops_) {
-      if (auto op = w.lock()) ops.push_back(std::move(op));
+    if (attachments_) {
+      for (auto& w : attachments_->live_ops) {
+        if (auto op = w.lock()) ops.push_back(std::move(op));
+      }
+      attachments_->live_ops.clear();
     }
-    live_ops_.clear();
   }
   run_effects(fx);
   // 3. Fetches still held by fetchers drop their copy of the strand (FetchContext::executor()
@@ -316,7 +318,8 @@ void CredentialState::get_async(Handler handler) {
       token = token_;
     } else if (d == RefreshMachine::Demand::wait) {
       waiting = true;
-      const std::uint64_t id = next_waiter_id_++;
+      Attachments& at = attachments_locked();
+      const std::uint64_t id = at.next_waiter_id++;
       auto slot = asio::get_associated_cancellation_slot(handler);
       if (slot.is_connected()) {
         slot.assign([w = weak_from_this(), id](asio::cancellation_type) {
@@ -326,7 +329,7 @@ void CredentialState::get_async(Handler handler) {
       Waiter waiter;
       waiter.work = tracked_work();
       waiter.handler.emplace(std::move(handler));
-      waiters_.emplace(id, std::move(waiter));
+      at.waiters.emplace(id, std::move(waiter));
     } else {
       error = demand_error_locked(d);
     }
@@ -368,10 +371,11 @@ TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
                            "that needs that executor; use async_get_token there");
       } else {
         wait = std::make_shared<BlockingWait>();
-        waiter_id = next_waiter_id_++;
+        Attachments& at = attachments_locked();
+        waiter_id = at.next_waiter_id++;
         Waiter waiter;
         waiter.blocking = wait;
-        waiters_.emplace(waiter_id, std::move(waiter));
+        at.waiters.emplace(waiter_id, std::move(waiter));
       }
     } else {
       error = demand_error_locked(d);
@@ -392,7 +396,7 @@ TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
       lock.unlock();
       {
         std::lock_guard state_lock(mutex_);
-        waiters_.erase(waiter_id);
+        if (attachments_) attachments_->waiters.erase(waiter_id);
       }
       lock.lock();
       if (!wait->done) {
@@ -462,7 +466,7 @@ Subscription CredentialState::subscribe(TokenEventKind kind, TokenEventHandler h
   {
     std::lock_guard lock(mutex_);
     if (machine_.closed()) return Subscription{};
-    listeners_.push_back(listener);
+    attachments_locked().listeners.push_back(listener);
     if (kind == TokenEventKind::will_expire) {
       apply_locked(machine_.on_listeners_changed(service_now(), true), fx);
     }
@@ -478,9 +482,11 @@ void CredentialState::unsubscribe(const std::shared_ptr<Listener>& listener) {
   Effects fx;
   {
     std::lock_guard lock(mutex_);
-    std::erase(listeners_, listener);
+    if (!attachments_) return;  // released by close()
+    auto& listeners = attachments_->listeners;
+    std::erase(listeners, listener);
     if (listener->kind == TokenEventKind::will_expire &&
-        std::none_of(listeners_.begin(), listeners_.end(),
+        std::none_of(listeners.begin(), listeners.end(),
                      [](const auto& l) { return l->kind == TokenEventKind::will_expire; })) {
       apply_locked(machine_.on_listeners_changed(service_now(), false), fx);
     }
@@ -499,9 +505,7 @@ void CredentialState::close() noexcept {
     deadline_.cancel();
     // runner_ stays: the strand and timers built on its io_context must go first, which
     // happens when this state is destroyed (runner_ is its first member, so destroyed last).
-    for (auto& l : listeners_) l->active.store(false, std::memory_order_release);
-    fx.listeners_to_release = std::move(listeners_);
-    listeners_.clear();
+    release_listeners_locked(fx);
   }
   run_effects(fx);
 }
@@ -510,10 +514,12 @@ void CredentialState::cancel_waiter(std::uint64_t id) {
   Waiter w;
   {
     std::lock_guard lock(mutex_);
-    auto it = waiters_.find(id);
-    if (it == waiters_.end()) return;
+    if (!attachments_) return;
+    auto& waiters = attachments_->waiters;
+    auto it = waiters.find(id);
+    if (it == waiters.end()) return;
     w = std::move(it->second);
-    waiters_.erase(it);
+    waiters.erase(it);
   }
   complete(w, make_error(errc::cancelled, "async_get_token was cancelled"), {});
 }
@@ -641,8 +647,9 @@ void CredentialState::publish_locked() {
 }
 
 void CredentialState::raise_locked(Effects& fx, TokenEventKind kind, const RefreshMachine::Actions& a) {
+  if (!attachments_) return;
   PendingEvent pe;
-  for (const auto& l : listeners_) {
+  for (const auto& l : attachments_->listeners) {
     if (l->kind == kind) pe.listeners.push_back(l);
   }
   if (pe.listeners.empty()) return;
@@ -678,8 +685,10 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
       break;
   }
   if (a.complete != RefreshMachine::Completion::none) {
-    for (auto& [id, w] : waiters_) fx.waiters.push_back(std::move(w));
-    waiters_.clear();
+    if (attachments_) {
+      for (auto& [id, w] : attachments_->waiters) fx.waiters.push_back(std::move(w));
+      attachments_->waiters.clear();
+    }
   }
   if (a.fire_refresh_failed) raise_locked(fx, TokenEventKind::refresh_failed, a);
   if (a.fire_expired) raise_locked(fx, TokenEventKind::expired, a);
@@ -692,8 +701,9 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     const auto service_start = service_now();
     op->deadline = add_sat(clock_->now(), policy().fetch_timeout);  // local: the fetcher's own clock
     op->executor = executor();
-    std::erase_if(live_ops_, [](const std::weak_ptr<FetchOp>& w) { return w.expired(); });
-    live_ops_.push_back(op);
+    auto& live_ops = attachments_locked().live_ops;
+    std::erase_if(live_ops, [](const std::weak_ptr<FetchOp>& w) { return w.expired(); });
+    live_ops.push_back(op);
     op->parse = parse_;
     op->parse.now = service_start;  // fallback lifetimes count from the fetch start, in service time
     op->service_now = [w = weak_from_this()] {
@@ -711,6 +721,19 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     fx.start_fetch = std::move(op);
   }
   if (!machine_.closed()) arm_locked(a.next_deadline);
+}
+
+CredentialState::Attachments& CredentialState::attachments_locked() {
+  if (!attachments_) attachments_ = std::make_unique<Attachments>();
+  return *attachments_;
+}
+
+void CredentialState::release_listeners_locked(Effects& fx) {
+  if (!attachments_) return;
+  auto& listeners = attachments_->listeners;
+  for (auto& l : listeners) l->active.store(false, std::memory_order_release);
+  fx.listeners_to_release = std::move(listeners);
+  listeners.clear();
 }
 
 void CredentialState::complete(Waiter& w, std::exception_ptr error, TokenHandle token) {

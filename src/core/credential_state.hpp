@@ -103,6 +103,15 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
     std::vector<std::shared_ptr<Listener>> listeners_to_release;
   };
 
+  // What only some credentials ever have, in a block made on first use: most of a large
+  // fleet never has a waiter or a listener, and a fetch only at refresh time.
+  struct Attachments {
+    std::map<std::uint64_t, Waiter> waiters;
+    std::uint64_t next_waiter_id = 1;
+    std::vector<std::shared_ptr<Listener>> listeners;  // all kinds (few per credential)
+    std::vector<std::weak_ptr<FetchOp>> live_ops;  // fetches that may still hold the strand (context shutdown)
+  };
+
   [[gnu::noinline]] TokenHandle refill_thread_entry() const noexcept;  // the slow path, kept out of try_fresh
 
   /// Now in service time: the local wall clock plus the learned offset (saturating).
@@ -111,6 +120,9 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
 
   // Under mutex_.
   void apply_locked(const RefreshMachine::Actions& a, Effects& fx);
+  Attachments& attachments_locked();  // throws std::bad_alloc
+  /// Deactivates the listeners and hands them to `fx` to release outside the lock.
+  void release_listeners_locked(Effects& fx);
   void publish_locked();
   void arm_locked(std::optional<time_point> deadline);
   void raise_locked(Effects& fx, TokenEventKind kind, const RefreshMachine::Actions& a);
@@ -163,8 +175,6 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   TokenHandle token_;                         // the secret behind machine_.token()
   std::shared_ptr<const Published> published_;
   std::exception_ptr last_error_;
-  std::map<std::uint64_t, Waiter> waiters_;
-  std::uint64_t next_waiter_id_ = 1;
   bool skew_warned_ = false;
   // The refresh timer: on the system clock, a deadline in the context's one shared timer
   // (DeadlineService); on any other clock (or an executor without a known context), a timer
@@ -176,8 +186,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   time_point timer_deadline_{};
   std::shared_ptr<FetchOp> fetch_op_;
   std::uint64_t fetch_seq_ = 0;
-  std::vector<std::shared_ptr<Listener>> listeners_;  // all kinds (few per credential)
-  std::vector<std::weak_ptr<FetchOp>> live_ops_;  // fetches that may still hold the strand (context shutdown)
+  std::unique_ptr<Attachments> attachments_;  // made on first use
 };
 
 }  // namespace credkit::detail
