@@ -681,7 +681,11 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     case RefreshMachine::Completion::success: fx.token = token_; break;
     case RefreshMachine::Completion::failure: fx.error = last_error_; break;
     case RefreshMachine::Completion::closed:
-      fx.error = make_error(errc::credential_closed, "the credential was closed while waiting for a token");
+      // Only waiters receive it: closing a credential nobody waits on builds no error (whose
+      // message would go through the scrubber).
+      if (attachments_ && !attachments_->waiters.empty()) {
+        fx.error = make_error(errc::credential_closed, "the credential was closed while waiting for a token");
+      }
       break;
   }
   if (a.complete != RefreshMachine::Completion::none) {
