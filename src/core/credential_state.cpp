@@ -267,15 +267,15 @@ TokenHandle CredentialState::try_fresh() const noexcept {
 
 TokenHandle CredentialState::refill_thread_entry() const noexcept {
   try {
-    std::shared_ptr<const Published> pub;
+    Published pub;
     std::uint64_t pv;
     {
       std::lock_guard lock(mutex_);
       pub = published_;
       pv = version_.load(std::memory_order_relaxed);
     }
-    if (!pub || !pub->token || !(clock_->coarse_now() < pub->fresh_until)) return {};
-    return remember_thread_read(id_, pv, pub->fresh_until, pub->token);
+    if (!pub.token || !(clock_->coarse_now() < pub.fresh_until)) return {};
+    return remember_thread_read(id_, pv, pub.fresh_until, pub.token);
   } catch (...) {
     return {};
   }
@@ -637,10 +637,10 @@ void CredentialState::on_fetch_done(std::uint64_t seq, std::exception_ptr error,
 // Applying the machine's actions
 
 void CredentialState::publish_locked() {
-  auto pub = std::make_shared<Published>();
+  Published pub;
   if (machine_.token()) {
-    pub->token = token_;
-    pub->fresh_until = to_local(machine_.fresh_until());
+    pub.token = token_;
+    pub.fresh_until = to_local(machine_.fresh_until());
   }
   published_ = std::move(pub);
   version_.fetch_add(1, std::memory_order_release);

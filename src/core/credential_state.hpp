@@ -69,7 +69,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
  private:
   struct Published {
     TokenHandle token;
-    time_point fresh_until;  // local wall-clock time: the hot path compares it with the local clock
+    time_point fresh_until{};  // local wall-clock time: the hot path compares it with the local clock
   };
   struct BlockingWait {
     std::mutex mutex;
@@ -173,7 +173,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   mutable std::mutex mutex_;
   RefreshMachine machine_;  // also holds the RefreshPolicy: policy() below
   TokenHandle token_;                         // the secret behind machine_.token()
-  std::shared_ptr<const Published> published_;
+  Published published_;  // what refill_thread_entry hands out (a reference to token_'s block, no copy)
   std::exception_ptr last_error_;
   bool skew_warned_ = false;
   // The refresh timer: on the system clock, a deadline in the context's one shared timer
