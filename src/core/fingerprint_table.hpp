@@ -32,7 +32,9 @@ class FingerprintTable {
     for (;; i = (i + 1) & mask_) {
       Slot& s = slots_[i];
       if (s.count == 0) {
-        s = Slot{h, 1, static_cast<std::uint32_t>(cls)};
+        s.hash = h;
+        s.count = 1;
+        s.cls = static_cast<std::uint32_t>(cls) & 15;
         ++size_;
         ++class_sizes_[cls];
         return;
@@ -84,11 +86,13 @@ class FingerprintTable {
   bool empty(std::size_t cls) const noexcept { return class_sizes_[cls] == 0; }
 
  private:
-  struct Slot {
+  // 12 bytes (packed: the table holds hundreds of thousands of them).
+  struct [[gnu::packed, gnu::aligned(4)]] Slot {
     Hash hash = 0;
-    std::uint32_t count = 0;  // 0: the slot is free
-    std::uint32_t cls = 0;
+    std::uint32_t count : 28 = 0;  // 0: the slot is free
+    std::uint32_t cls : 4 = 0;
   };
+  static_assert(sizeof(Slot) == 12);
 
   std::size_t capacity() const noexcept { return slots_ ? mask_ + 1 : 0; }
 

@@ -81,18 +81,21 @@ class Registry {
       prints.reserve(windows);
       add_form(secret);
     }
-    // Kept at its exact size: thousands of secrets stay remembered.
-    auto kept = std::make_unique<Print[]>(prints.size());
-    std::copy(prints.begin(), prints.end(), kept.get());
+    Entry entry{id, std::make_unique<Hash[]>(prints.size()), std::make_unique<std::uint8_t[]>(prints.size()),
+                prints.size()};
+    for (std::size_t i = 0; i < prints.size(); ++i) {
+      entry.hashes[i] = prints[i].hash;
+      entry.classes[i] = static_cast<std::uint8_t>(prints[i].cls);
+    }
     std::unique_lock lock(mutex_);
     if (!ids_.insert(id).second) return;
     for (const auto& p : prints) table_.prefetch(p.cls, p.hash);  // overlap the cache misses
     for (const auto& p : prints) table_.add(p.cls, p.hash);
-    order_.push_back(Entry{id, std::move(kept), prints.size()});
+    order_.push_back(std::move(entry));
     while (order_.size() > kMaxSecrets) {
       const Entry& oldest = order_.front();
-      for (std::size_t i = 0; i < oldest.count; ++i) table_.prefetch(oldest.prints[i].cls, oldest.prints[i].hash);
-      for (std::size_t i = 0; i < oldest.count; ++i) table_.remove(oldest.prints[i].cls, oldest.prints[i].hash);
+      for (std::size_t i = 0; i < oldest.count; ++i) table_.prefetch(oldest.classes[i], oldest.hashes[i]);
+      for (std::size_t i = 0; i < oldest.count; ++i) table_.remove(oldest.classes[i], oldest.hashes[i]);
       ids_.erase(oldest.id);
       order_.pop_front();
     }
@@ -129,7 +132,9 @@ class Registry {
   };
   struct Entry {
     Hash id;
-    std::unique_ptr<Print[]> prints;
+    // Kept as two exact-size arrays (9 B a fingerprint, not 16): thousands of secrets stay remembered.
+    std::unique_ptr<Hash[]> hashes;
+    std::unique_ptr<std::uint8_t[]> classes;
     std::size_t count;
   };
   // One length class of the table, as scan() asks a set.
