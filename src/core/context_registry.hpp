@@ -21,41 +21,46 @@ class ContextRegistry final : public boost::asio::execution_context::service {
  public:
   static boost::asio::execution_context::id id;
 
-  /// The members of one context, shared with their enrolments so that a credential
-  /// destroyed after the context can still (harmlessly) leave.
-  struct Book {
-    std::mutex mutex;
-    bool open = true;
-    std::uint64_t next = 1;
-    std::map<std::uint64_t, std::function<void()>> members;  // called once at shutdown
-  };
+  struct Book;
 
-  /// A credential's membership; leaves the book when destroyed.
+  /// A credential's membership, embedded in it (no allocation per credential): a node of the
+  /// book's intrusive list while joined. Leaves the book when destroyed. Every member is
+  /// guarded by the book's mutex.
   class Enrolment {
    public:
-    Enrolment(std::shared_ptr<Book> book, std::uint64_t key) noexcept : book_(std::move(book)), key_(key) {}
+    /// Called once at shutdown, on the thread destroying the context, with the owner alive.
+    using ShutdownFunction = void (*)(const std::shared_ptr<void>& owner);
+
+    Enrolment() noexcept = default;
     ~Enrolment();
-    /// Replaces what runs at shutdown and keeps the entry until then (the enrolment's owner
-    /// is going away but leaves something behind that refers to the context).
-    void leave_behind(std::function<void()> on_shutdown) noexcept;
     Enrolment(const Enrolment&) = delete;
     Enrolment& operator=(const Enrolment&) = delete;
 
+    /// Enrols on `context`: `on_shutdown(owner)` runs at its shutdown unless this enrolment
+    /// is destroyed first (`owner` is held weakly). False when the context is already shutting
+    /// down (nothing enrolled).
+    bool join(boost::asio::execution_context& context, std::weak_ptr<void> owner, ShutdownFunction on_shutdown);
+    bool joined() const noexcept { return static_cast<bool>(book_); }
+    /// Replaces what runs at shutdown and keeps it in the book until then (the enrolment's
+    /// owner is going away but leaves something behind that refers to the context).
+    void leave_behind(std::function<void()> on_shutdown) noexcept;
+
    private:
+    friend class ContextRegistry;
+    void unlink() noexcept;  // under the book's mutex
     std::shared_ptr<Book> book_;
-    std::uint64_t key_;
+    Enrolment* prev_ = nullptr;
+    Enrolment* next_ = nullptr;
+    bool linked_ = false;
+    std::weak_ptr<void> owner_;
+    ShutdownFunction on_shutdown_ = nullptr;
   };
 
   explicit ContextRegistry(boost::asio::execution_context& context);
 
-  /// Enrols `on_shutdown` (which must not hold a strong reference to the credential) on
-  /// `context`; it runs once, on the thread destroying the context, unless the enrolment is
-  /// destroyed first.
-  static std::unique_ptr<Enrolment> enrol(boost::asio::execution_context& context, std::function<void()> on_shutdown);
-
  private:
   void shutdown() override;
-  std::shared_ptr<Book> book_ = std::make_shared<Book>();
+  std::shared_ptr<Book> book_;
 };
 
 }  // namespace credkit::detail

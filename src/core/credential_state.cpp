@@ -28,9 +28,20 @@ namespace {
 
 std::atomic<std::uint64_t> g_next_id{1};
 
+// A distinct, unpredictable jitter seed per credential. The system's entropy source is read
+// once per process (opening std::random_device cost microseconds per credential); each
+// credential then takes the next value of a splitmix64 sequence started there.
 std::uint64_t random_seed() {
-  std::random_device rd;
-  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  static const std::uint64_t base = [] {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  }();
+  static std::atomic<std::uint64_t> counter{0};
+  std::uint64_t z = base + (counter.fetch_add(1, std::memory_order_relaxed) + 1) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return z ? z : 1;  // 0 means "no seed given" to RefreshMachine
 }
 
 std::exception_ptr make_error(errc code, const std::string& message, ErrorDetails details = {}) {
@@ -67,24 +78,32 @@ CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::an
       system_clock_(clock_ == Clock::system()),
       fetcher_(std::move(options.fetcher)),
       parse_(options.parse),
-      machine_(RefreshMachine::Config{options.mode, options.policy, static_cast<bool>(fetcher_),
-                                      options.random_seed ? options.random_seed : random_seed()}) {
+      machine_(shared_refresh_config(RefreshMachine::Config{options.mode, options.policy, static_cast<bool>(fetcher_)}),
+               options.random_seed ? options.random_seed : random_seed()) {
   parse_.now.reset();
   affinity_ = ExecutorAffinity(executor_);
-  timer_ = clock_->make_timer(executor_);
+  if (system_clock_ && affinity_.context()) {
+    // Made before start() enrols with the ContextRegistry, so that the registry (newer) shuts
+    // down first and closes this credential while the shared timer still exists.
+    deadline_.attach(asio::use_service<DeadlineService>(*affinity_.context()), executor);
+  } else {
+    timer_ = clock_->make_timer(executor_);
+  }
 }
 
 CredentialState::~CredentialState() {
   // A fetch still held by its fetcher (a FetchContext or FetchCompletion kept past the
   // credential) holds a copy of the strand: the context's shutdown must still release it.
-  if (!enrolment_ || context_gone_.load(std::memory_order_acquire)) return;
+  if (!enrolment_.joined() || context_gone_.load(std::memory_order_acquire)) return;
   std::vector<std::weak_ptr<FetchOp>> held;
-  for (auto& w : live_ops_) {
-    if (!w.expired()) held.push_back(w);
+  if (attachments_) {
+    for (auto& w : attachments_->live_ops) {
+      if (!w.expired()) held.push_back(w);
+    }
   }
   if (held.empty()) return;
   try {
-    enrolment_->leave_behind([held = std::move(held)] {
+    enrolment_.leave_behind([held = std::move(held)] {
       for (const auto& w : held) {
         if (auto op = w.lock()) {
           op->cancelled.store(true, std::memory_order_release);
@@ -131,15 +150,16 @@ void CredentialState::on_context_shutdown() noexcept {
     if (!machine_.closed()) {
       apply_locked(machine_.on_close(), fx);
       closed_flag_.store(true, std::memory_order_release);
-      for (auto& l : listeners_) l->active.store(false, std::memory_order_release);
-      fx.listeners_to_release = std::move(listeners_);
-      listeners_.clear();
+      release_listeners_locked(fx);
     }
     fx.timer_to_destroy = std::move(timer_);
-    for (auto& w : live_ops_) {
-      if (auto op = w.lock()) ops.push_back(std::move(op));
+    deadline_.cancel();
+    if (attachments_) {
+      for (auto& w : attachments_->live_ops) {
+        if (auto op = w.lock()) ops.push_back(std::move(op));
+      }
+      attachments_->live_ops.clear();
     }
-    live_ops_.clear();
   }
   run_effects(fx);
   // 3. Fetches still held by fetchers drop their copy of the strand (FetchContext::executor()
@@ -154,14 +174,15 @@ void CredentialState::on_context_shutdown() noexcept {
 
 void CredentialState::start(std::weak_ptr<TokenCredential> facade, std::optional<AccessToken> initial_token) {
   Effects fx;
+  bool enrolled = false;
   {
     std::lock_guard lock(mutex_);
     facade_ = std::move(facade);
     // Enrolled after the strand and the timer exist, so that Asio (which shuts services down
     // newest first) shuts this one down before theirs.
     if (auto* context = affinity_.context()) {
-      enrolment_ = ContextRegistry::enrol(*context, [w = weak_from_this()] {
-        if (auto s = w.lock()) s->on_context_shutdown();
+      enrolled = enrolment_.join(*context, weak_from_this(), [](const std::shared_ptr<void>& owner) {
+        static_cast<CredentialState*>(owner.get())->on_context_shutdown();
       });
     }
     std::optional<time_point> initial;
@@ -174,7 +195,7 @@ void CredentialState::start(std::weak_ptr<TokenCredential> facade, std::optional
     apply_locked(machine_.start(service_now(), initial, issued_at), fx);
   }
   run_effects(fx);
-  if (affinity_.context() && !enrolment_) on_context_shutdown();  // created while its context shuts down
+  if (affinity_.context() && !enrolled) on_context_shutdown();  // created while its context shuts down
 }
 
 // ---------------------------------------------------------------------------------------
@@ -246,15 +267,15 @@ TokenHandle CredentialState::try_fresh() const noexcept {
 
 TokenHandle CredentialState::refill_thread_entry() const noexcept {
   try {
-    std::shared_ptr<const Published> pub;
+    Published pub;
     std::uint64_t pv;
     {
       std::lock_guard lock(mutex_);
       pub = published_;
       pv = version_.load(std::memory_order_relaxed);
     }
-    if (!pub || !pub->token || !(clock_->coarse_now() < pub->fresh_until)) return {};
-    return remember_thread_read(id_, pv, pub->fresh_until, pub->token);
+    if (!pub.token || !(clock_->coarse_now() < pub.fresh_until)) return {};
+    return remember_thread_read(id_, pv, pub.fresh_until, pub.token);
   } catch (...) {
     return {};
   }
@@ -297,7 +318,8 @@ void CredentialState::get_async(Handler handler) {
       token = token_;
     } else if (d == RefreshMachine::Demand::wait) {
       waiting = true;
-      const std::uint64_t id = next_waiter_id_++;
+      Attachments& at = attachments_locked();
+      const std::uint64_t id = at.next_waiter_id++;
       auto slot = asio::get_associated_cancellation_slot(handler);
       if (slot.is_connected()) {
         slot.assign([w = weak_from_this(), id](asio::cancellation_type) {
@@ -307,7 +329,7 @@ void CredentialState::get_async(Handler handler) {
       Waiter waiter;
       waiter.work = tracked_work();
       waiter.handler.emplace(std::move(handler));
-      waiters_.emplace(id, std::move(waiter));
+      at.waiters.emplace(id, std::move(waiter));
     } else {
       error = demand_error_locked(d);
     }
@@ -349,10 +371,11 @@ TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
                            "that needs that executor; use async_get_token there");
       } else {
         wait = std::make_shared<BlockingWait>();
-        waiter_id = next_waiter_id_++;
+        Attachments& at = attachments_locked();
+        waiter_id = at.next_waiter_id++;
         Waiter waiter;
         waiter.blocking = wait;
-        waiters_.emplace(waiter_id, std::move(waiter));
+        at.waiters.emplace(waiter_id, std::move(waiter));
       }
     } else {
       error = demand_error_locked(d);
@@ -373,7 +396,7 @@ TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
       lock.unlock();
       {
         std::lock_guard state_lock(mutex_);
-        waiters_.erase(waiter_id);
+        if (attachments_) attachments_->waiters.erase(waiter_id);
       }
       lock.lock();
       if (!wait->done) {
@@ -443,7 +466,7 @@ Subscription CredentialState::subscribe(TokenEventKind kind, TokenEventHandler h
   {
     std::lock_guard lock(mutex_);
     if (machine_.closed()) return Subscription{};
-    listeners_.push_back(listener);
+    attachments_locked().listeners.push_back(listener);
     if (kind == TokenEventKind::will_expire) {
       apply_locked(machine_.on_listeners_changed(service_now(), true), fx);
     }
@@ -459,9 +482,11 @@ void CredentialState::unsubscribe(const std::shared_ptr<Listener>& listener) {
   Effects fx;
   {
     std::lock_guard lock(mutex_);
-    std::erase(listeners_, listener);
+    if (!attachments_) return;  // released by close()
+    auto& listeners = attachments_->listeners;
+    std::erase(listeners, listener);
     if (listener->kind == TokenEventKind::will_expire &&
-        std::none_of(listeners_.begin(), listeners_.end(),
+        std::none_of(listeners.begin(), listeners.end(),
                      [](const auto& l) { return l->kind == TokenEventKind::will_expire; })) {
       apply_locked(machine_.on_listeners_changed(service_now(), false), fx);
     }
@@ -477,11 +502,10 @@ void CredentialState::close() noexcept {
     apply_locked(machine_.on_close(), fx);
     closed_flag_.store(true, std::memory_order_release);
     fx.timer_to_destroy = std::move(timer_);
+    deadline_.cancel();
     // runner_ stays: the strand and timers built on its io_context must go first, which
     // happens when this state is destroyed (runner_ is its first member, so destroyed last).
-    for (auto& l : listeners_) l->active.store(false, std::memory_order_release);
-    fx.listeners_to_release = std::move(listeners_);
-    listeners_.clear();
+    release_listeners_locked(fx);
   }
   run_effects(fx);
 }
@@ -490,10 +514,12 @@ void CredentialState::cancel_waiter(std::uint64_t id) {
   Waiter w;
   {
     std::lock_guard lock(mutex_);
-    auto it = waiters_.find(id);
-    if (it == waiters_.end()) return;
+    if (!attachments_) return;
+    auto& waiters = attachments_->waiters;
+    auto it = waiters.find(id);
+    if (it == waiters.end()) return;
     w = std::move(it->second);
-    waiters_.erase(it);
+    waiters.erase(it);
   }
   complete(w, make_error(errc::cancelled, "async_get_token was cancelled"), {});
 }
@@ -502,12 +528,16 @@ void CredentialState::cancel_waiter(std::uint64_t id) {
 // Timer and fetch completions
 
 void CredentialState::arm_locked(std::optional<time_point> deadline) {
-  if (!timer_) return;
+  if (!timer_ && !deadline_.attached()) return;
   if (!deadline) {
     if (timer_armed_) {
       ++timer_seq_;
       timer_armed_ = false;
-      timer_->cancel();
+      if (timer_) {
+        timer_->cancel();
+      } else {
+        deadline_.cancel();
+      }
     }
     return;
   }
@@ -519,10 +549,30 @@ void CredentialState::arm_locked(std::optional<time_point> deadline) {
   const std::uint64_t seq = ++timer_seq_;
   timer_armed_ = true;
   timer_deadline_ = *deadline;
+  if (!timer_) {
+    deadline_.arm(wait, weak_from_this(), &CredentialState::deadline_due, seq);
+    return;
+  }
   timer_->async_wait_for(wait, [w = weak_from_this(), seq](bool aborted) {
     if (aborted) return;
     if (auto s = w.lock()) s->on_timer(seq);
   });
+}
+
+void CredentialState::deadline_due(const std::shared_ptr<void>& owner, std::uint64_t seq) {
+  auto self = std::static_pointer_cast<CredentialState>(owner);
+  try {
+    // As a timer of its own would: the wake runs on the credential's strand.
+    if (self->post_to_strand([w = std::weak_ptr<CredentialState>(self), seq] {
+          if (auto s = w.lock()) s->on_timer(seq);
+        })) {
+      return;
+    }
+  } catch (...) {
+    // No memory to post: wake here (on_timer only takes the lock and posts its effects), rather
+    // than lose the wake.
+    self->on_timer(seq);
+  }
 }
 
 void CredentialState::on_timer(std::uint64_t seq) {
@@ -587,18 +637,19 @@ void CredentialState::on_fetch_done(std::uint64_t seq, std::exception_ptr error,
 // Applying the machine's actions
 
 void CredentialState::publish_locked() {
-  auto pub = std::make_shared<Published>();
+  Published pub;
   if (machine_.token()) {
-    pub->token = token_;
-    pub->fresh_until = to_local(machine_.fresh_until());
+    pub.token = token_;
+    pub.fresh_until = to_local(machine_.fresh_until());
   }
   published_ = std::move(pub);
   version_.fetch_add(1, std::memory_order_release);
 }
 
 void CredentialState::raise_locked(Effects& fx, TokenEventKind kind, const RefreshMachine::Actions& a) {
+  if (!attachments_) return;
   PendingEvent pe;
-  for (const auto& l : listeners_) {
+  for (const auto& l : attachments_->listeners) {
     if (l->kind == kind) pe.listeners.push_back(l);
   }
   if (pe.listeners.empty()) return;
@@ -630,12 +681,18 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     case RefreshMachine::Completion::success: fx.token = token_; break;
     case RefreshMachine::Completion::failure: fx.error = last_error_; break;
     case RefreshMachine::Completion::closed:
-      fx.error = make_error(errc::credential_closed, "the credential was closed while waiting for a token");
+      // Only waiters receive it: closing a credential nobody waits on builds no error (whose
+      // message would go through the scrubber).
+      if (attachments_ && !attachments_->waiters.empty()) {
+        fx.error = make_error(errc::credential_closed, "the credential was closed while waiting for a token");
+      }
       break;
   }
   if (a.complete != RefreshMachine::Completion::none) {
-    for (auto& [id, w] : waiters_) fx.waiters.push_back(std::move(w));
-    waiters_.clear();
+    if (attachments_) {
+      for (auto& [id, w] : attachments_->waiters) fx.waiters.push_back(std::move(w));
+      attachments_->waiters.clear();
+    }
   }
   if (a.fire_refresh_failed) raise_locked(fx, TokenEventKind::refresh_failed, a);
   if (a.fire_expired) raise_locked(fx, TokenEventKind::expired, a);
@@ -648,8 +705,9 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     const auto service_start = service_now();
     op->deadline = add_sat(clock_->now(), policy().fetch_timeout);  // local: the fetcher's own clock
     op->executor = executor();
-    std::erase_if(live_ops_, [](const std::weak_ptr<FetchOp>& w) { return w.expired(); });
-    live_ops_.push_back(op);
+    auto& live_ops = attachments_locked().live_ops;
+    std::erase_if(live_ops, [](const std::weak_ptr<FetchOp>& w) { return w.expired(); });
+    live_ops.push_back(op);
     op->parse = parse_;
     op->parse.now = service_start;  // fallback lifetimes count from the fetch start, in service time
     op->service_now = [w = weak_from_this()] {
@@ -667,6 +725,19 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     fx.start_fetch = std::move(op);
   }
   if (!machine_.closed()) arm_locked(a.next_deadline);
+}
+
+CredentialState::Attachments& CredentialState::attachments_locked() {
+  if (!attachments_) attachments_ = std::make_unique<Attachments>();
+  return *attachments_;
+}
+
+void CredentialState::release_listeners_locked(Effects& fx) {
+  if (!attachments_) return;
+  auto& listeners = attachments_->listeners;
+  for (auto& l : listeners) l->active.store(false, std::memory_order_release);
+  fx.listeners_to_release = std::move(listeners);
+  listeners.clear();
 }
 
 void CredentialState::complete(Waiter& w, std::exception_ptr error, TokenHandle token) {

@@ -10,6 +10,7 @@
 #include <credkit/core/token_credential.hpp>
 
 #include "core/context_registry.hpp"
+#include "core/deadline_service.hpp"
 #include "core/default_runner.hpp"
 #include "core/executor_affinity.hpp"
 #include "core/fetch_op.hpp"
@@ -68,7 +69,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
  private:
   struct Published {
     TokenHandle token;
-    time_point fresh_until;  // local wall-clock time: the hot path compares it with the local clock
+    time_point fresh_until{};  // local wall-clock time: the hot path compares it with the local clock
   };
   struct BlockingWait {
     std::mutex mutex;
@@ -102,6 +103,15 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
     std::vector<std::shared_ptr<Listener>> listeners_to_release;
   };
 
+  // What only some credentials ever have, in a block made on first use: most of a large
+  // fleet never has a waiter or a listener, and a fetch only at refresh time.
+  struct Attachments {
+    std::map<std::uint64_t, Waiter> waiters;
+    std::uint64_t next_waiter_id = 1;
+    std::vector<std::shared_ptr<Listener>> listeners;  // all kinds (few per credential)
+    std::vector<std::weak_ptr<FetchOp>> live_ops;  // fetches that may still hold the strand (context shutdown)
+  };
+
   [[gnu::noinline]] TokenHandle refill_thread_entry() const noexcept;  // the slow path, kept out of try_fresh
 
   /// Now in service time: the local wall clock plus the learned offset (saturating).
@@ -110,6 +120,9 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
 
   // Under mutex_.
   void apply_locked(const RefreshMachine::Actions& a, Effects& fx);
+  Attachments& attachments_locked();  // throws std::bad_alloc
+  /// Deactivates the listeners and hands them to `fx` to release outside the lock.
+  void release_listeners_locked(Effects& fx);
   void publish_locked();
   void arm_locked(std::optional<time_point> deadline);
   void raise_locked(Effects& fx, TokenEventKind kind, const RefreshMachine::Actions& a);
@@ -126,6 +139,8 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   // Outside mutex_.
   void run_effects(Effects& fx);
   void on_timer(std::uint64_t seq);
+  /// A DeadlineService deadline fell due: on_timer, on the strand.
+  static void deadline_due(const std::shared_ptr<void>& owner, std::uint64_t seq);
   void on_fetch_done(std::uint64_t seq, std::exception_ptr error, AccessToken token);
   void cancel_waiter(std::uint64_t id);
   void unsubscribe(const std::shared_ptr<Listener>& listener);
@@ -142,7 +157,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   boost::asio::any_io_executor executor_;
   std::atomic<bool> context_gone_{false};
   ExecutorAffinity affinity_;  // which threads run the credential's handlers (would_deadlock)
-  std::unique_ptr<ContextRegistry::Enrolment> enrolment_;  // set in start()
+  ContextRegistry::Enrolment enrolment_;  // joined in start()
   std::shared_ptr<Clock> clock_;
   const bool system_clock_;  // the hot path then reads the coarse clock without a virtual call
   Fetcher fetcher_;
@@ -158,19 +173,20 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   mutable std::mutex mutex_;
   RefreshMachine machine_;  // also holds the RefreshPolicy: policy() below
   TokenHandle token_;                         // the secret behind machine_.token()
-  std::shared_ptr<const Published> published_;
+  Published published_;  // what refill_thread_entry hands out (a reference to token_'s block, no copy)
   std::exception_ptr last_error_;
-  std::map<std::uint64_t, Waiter> waiters_;
-  std::uint64_t next_waiter_id_ = 1;
   bool skew_warned_ = false;
+  // The refresh timer: on the system clock, a deadline in the context's one shared timer
+  // (DeadlineService); on any other clock (or an executor without a known context), a timer
+  // of the clock's own making.
+  DeadlineService::Deadline deadline_;
   std::unique_ptr<Timer> timer_;
   std::uint64_t timer_seq_ = 0;
   bool timer_armed_ = false;
   time_point timer_deadline_{};
   std::shared_ptr<FetchOp> fetch_op_;
   std::uint64_t fetch_seq_ = 0;
-  std::vector<std::shared_ptr<Listener>> listeners_;  // all kinds (few per credential)
-  std::vector<std::weak_ptr<FetchOp>> live_ops_;  // fetches that may still hold the strand (context shutdown)
+  std::unique_ptr<Attachments> attachments_;  // made on first use
 };
 
 }  // namespace credkit::detail

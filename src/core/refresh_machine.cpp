@@ -3,6 +3,7 @@
 #include "core/saturating_time.hpp"
 
 #include <algorithm>
+#include <mutex>
 
 namespace credkit::detail {
 
@@ -16,7 +17,10 @@ void earliest(std::optional<RefreshMachine::time_point>& into, RefreshMachine::t
 }
 }  // namespace
 
-RefreshMachine::RefreshMachine(Config config) : config_(config), rng_(config.seed ? config.seed : 0x9E3779B97F4A7C15ull) {}
+RefreshMachine::RefreshMachine(Config config) : RefreshMachine(std::make_shared<const Config>(config), config.seed) {}
+
+RefreshMachine::RefreshMachine(std::shared_ptr<const Config> config, std::uint64_t seed)
+    : config_(std::move(config)), rng_(seed ? seed : 0x9E3779B97F4A7C15ull) {}
 
 double RefreshMachine::next_random() noexcept {
   // splitmix64: tiny, seedable, good enough to spread timers.
@@ -56,8 +60,8 @@ std::optional<RefreshMachine::time_point> RefreshMachine::next_deadline() const 
   std::optional<time_point> d;
   if (closed()) return d;
   if (const auto* deferred = std::get_if<Deferred>(&state_)) earliest(d, deferred->until);
-  if (const InFlight* f = in_flight()) earliest(d, add_sat(f->started, config_.policy.fetch_timeout));
-  if (config_.mode == RefreshMode::proactive) {
+  if (const InFlight* f = in_flight()) earliest(d, add_sat(f->started, config_->policy.fetch_timeout));
+  if (config_->mode == RefreshMode::proactive) {
     if (token_) {
       if (!token_->will_expire_fired) earliest(d, token_->will_expire_at);
       if (!token_->expired_fired) earliest(d, token_->expires_on());
@@ -76,7 +80,7 @@ FetchReason RefreshMachine::reason_for(time_point now) const noexcept {
   if (!token_) return FetchReason::initial;
   if (token_->invalidated) return FetchReason::invalidated;
   if (now >= token_->expires_on()) return FetchReason::expired;
-  return config_.mode == RefreshMode::proactive ? FetchReason::proactive : FetchReason::on_demand;
+  return config_->mode == RefreshMode::proactive ? FetchReason::proactive : FetchReason::on_demand;
 }
 
 bool RefreshMachine::in_failure_window(time_point now) const noexcept {
@@ -90,7 +94,7 @@ void RefreshMachine::begin_refresh(time_point now, Actions& a) {
   if (!can_refresh() || !idle) return;  // refreshing or closed
   // R7: whoever asks (timer, caller, invalidate, retry), starts are min_refresh_interval apart.
   if (last_start_) {
-    const time_point allowed = add_sat(*last_start_, config_.policy.min_refresh_interval);
+    const time_point allowed = add_sat(*last_start_, config_->policy.min_refresh_interval);
     if (now < allowed) {
       state_ = Deferred{allowed, idle->retry_at};
       return;
@@ -104,7 +108,7 @@ void RefreshMachine::launch(time_point now, Actions& a) {
   const FetchReason reason = reason_for(now);
   a.reason = reason;
   a.attempt = failures() + 1;
-  if (config_.has_fetcher) {
+  if (config_->has_fetcher) {
     state_ = Fetching{{now, reason}};
     a.start_fetch = true;
   } else {
@@ -118,8 +122,8 @@ void RefreshMachine::install(RefreshPolicy::TokenTimes times, Actions& a) {
   Token t;
   t.generation = next_generation_++;
   t.times = times;
-  t.fresh_until = config_.policy.fresh_until(times);
-  t.will_expire_at = config_.policy.will_expire_point(times, last_start_.value_or(time_point::min()), next_random());
+  t.fresh_until = config_->policy.fresh_until(times);
+  t.will_expire_at = config_->policy.will_expire_point(times, last_start_.value_or(time_point::min()), next_random());
   token_ = t;
   // A fetch still in flight carries on (its result replaces this one); a deferred or
   // listener-driven refresh is answered by this token, and a scheduled retry is dropped.
@@ -133,11 +137,11 @@ void RefreshMachine::install(RefreshPolicy::TokenTimes times, Actions& a) {
 void RefreshMachine::fail(time_point now, FetchReason reason, bool retryable, std::optional<ms> retry_after,
                           Actions& a) {
   const int count = failures() + 1;
-  const auto floor = std::max(config_.policy.min_refresh_interval, retry_after.value_or(ms::zero()));
+  const auto floor = std::max(config_->policy.min_refresh_interval, retry_after.value_or(ms::zero()));
   failures_ = FailureStreak{count, add_sat(now, floor)};
   std::optional<time_point> retry_at;
-  if (config_.mode == RefreshMode::proactive && retryable) {
-    retry_at = add_sat(now, std::max(config_.policy.retry_delay(count, next_random()), floor));
+  if (config_->mode == RefreshMode::proactive && retryable) {
+    retry_at = add_sat(now, std::max(config_->policy.retry_delay(count, next_random()), floor));
   }
   state_ = Idle{retry_at};
   a.complete = Completion::failure;
@@ -155,12 +159,12 @@ RefreshMachine::Actions RefreshMachine::start(time_point now, std::optional<time
     Token t;
     t.generation = next_generation_++;
     t.times = RefreshPolicy::TokenTimes{now, *initial_expiry, issued_at, /*delivered=*/false};
-    t.fresh_until = config_.policy.fresh_until(t.times);
-    t.will_expire_at = config_.policy.will_expire_point(t.times, time_point::min(), next_random());
+    t.fresh_until = config_->policy.fresh_until(t.times);
+    t.will_expire_at = config_->policy.will_expire_point(t.times, time_point::min(), next_random());
     token_ = t;
     a.publish = true;
   }
-  if (config_.mode == RefreshMode::proactive) {
+  if (config_->mode == RefreshMode::proactive) {
     if (token_ && now >= token_->expires_on()) {
       token_->expired_fired = true;
       token_->will_expire_fired = true;
@@ -205,7 +209,7 @@ RefreshMachine::Actions RefreshMachine::on_timer(time_point now) {
   Actions a;
   if (closed()) return a;
   observe(now);
-  if (const InFlight* f = in_flight(); f && now >= add_sat(f->started, config_.policy.fetch_timeout)) {
+  if (const InFlight* f = in_flight(); f && now >= add_sat(f->started, config_->policy.fetch_timeout)) {
     a.cancel_fetch = std::holds_alternative<Fetching>(state_);
     a.fetch_timed_out = true;
     fail(now, f->reason, /*retryable=*/true, std::nullopt, a);
@@ -222,14 +226,14 @@ RefreshMachine::Actions RefreshMachine::on_timer(time_point now) {
       token_->expired_fired = true;
       a.fire_expired = true;
     }
-    if (config_.mode == RefreshMode::proactive && !token_->will_expire_fired && now >= token_->will_expire_at) {
+    if (config_->mode == RefreshMode::proactive && !token_->will_expire_fired && now >= token_->will_expire_at) {
       token_->will_expire_fired = true;
       a.fire_will_expire = true;
       begin_refresh(now, a);
     }
   }
   if (const auto* idle = std::get_if<Idle>(&state_);
-      config_.mode == RefreshMode::proactive && idle && idle->retry_at && now >= *idle->retry_at) {
+      config_->mode == RefreshMode::proactive && idle && idle->retry_at && now >= *idle->retry_at) {
     begin_refresh(now, a);
   }
   return finish(a);
@@ -294,7 +298,7 @@ RefreshMachine::Actions RefreshMachine::on_listeners_changed(time_point now, boo
   if (closed() || has_will_listener_ == has_will_expire_listener) return finish(a);
   has_will_listener_ = has_will_expire_listener;
   a.publish = true;
-  if (config_.mode == RefreshMode::proactive && !token_ && !config_.has_fetcher) begin_refresh(now, a);
+  if (config_->mode == RefreshMode::proactive && !token_ && !config_->has_fetcher) begin_refresh(now, a);
   return finish(a);
 }
 
@@ -329,10 +333,10 @@ void RefreshMachine::on_clock_shift(std::chrono::nanoseconds delta) noexcept {
     // The token's receipt moves with the frame; what derives from it follows (its expiry and
     // issue time are the service's own and stay).
     shift(token_->times.received);
-    token_->fresh_until = config_.policy.fresh_until(token_->times);
+    token_->fresh_until = config_->policy.fresh_until(token_->times);
     if (!token_->will_expire_fired) {
       token_->will_expire_at =
-          config_.policy.will_expire_point(token_->times, last_start_.value_or(time_point::min()), next_random());
+          config_->policy.will_expire_point(token_->times, last_start_.value_or(time_point::min()), next_random());
     }
   }
 }
@@ -345,6 +349,37 @@ RefreshMachine::Actions RefreshMachine::on_close() {
   a.complete = Completion::closed;
   a.publish = true;
   return a;
+}
+
+namespace {
+
+bool same_policy(const RefreshPolicy& a, const RefreshPolicy& b) noexcept {
+  static_assert(sizeof(RefreshPolicy) == 96, "a RefreshPolicy field was added or removed: compare it below");
+  return a.schedule == b.schedule && a.refresh_before_expiry == b.refresh_before_expiry &&
+         a.lifetime_fraction == b.lifetime_fraction && a.min_refresh_interval == b.min_refresh_interval &&
+         a.jitter == b.jitter && a.min_validity == b.min_validity && a.retry_initial == b.retry_initial &&
+         a.retry_max == b.retry_max && a.wake_check_interval == b.wake_check_interval &&
+         a.fetch_timeout == b.fetch_timeout && a.clock_skew_tolerance == b.clock_skew_tolerance &&
+         a.max_clock_skew == b.max_clock_skew;
+}
+
+}  // namespace
+
+std::shared_ptr<const RefreshMachine::Config> shared_refresh_config(const RefreshMachine::Config& config) {
+  static std::mutex mutex;
+  // Held weakly (gone with its last credential); leaked, so credentials may still be made
+  // during static destruction.
+  static auto* last = new std::weak_ptr<const RefreshMachine::Config>;
+  std::lock_guard lock(mutex);
+  if (auto shared = last->lock()) {
+    if (shared->mode == config.mode && shared->has_fetcher == config.has_fetcher &&
+        same_policy(shared->policy, config.policy)) {
+      return shared;
+    }
+  }
+  auto made = std::make_shared<const RefreshMachine::Config>(config);
+  *last = made;
+  return made;
 }
 
 }  // namespace credkit::detail

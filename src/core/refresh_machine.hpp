@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <variant>
 
@@ -107,6 +108,9 @@ class RefreshMachine {
   };
 
   explicit RefreshMachine(Config config);
+  /// With a configuration shared between machines (shared_refresh_config); `seed` replaces
+  /// the configuration's own.
+  RefreshMachine(std::shared_ptr<const Config> config, std::uint64_t seed);
 
   Actions start(time_point now, std::optional<time_point> initial_expiry,
                 std::optional<time_point> issued_at = std::nullopt);
@@ -142,12 +146,13 @@ class RefreshMachine {
   bool refreshing() const noexcept { return refresh_state() != RefreshState::idle; }
   bool fetch_in_flight() const noexcept { return std::holds_alternative<Fetching>(state_); }
   bool closed() const noexcept { return std::holds_alternative<Closed>(state_); }
-  bool can_refresh() const noexcept { return config_.has_fetcher || has_will_listener_; }
+  bool can_refresh() const noexcept { return config_->has_fetcher || has_will_listener_; }
   int failures() const noexcept { return failures_ ? failures_->count : 0; }
   /// When the last refresh started (none before the first).
   std::optional<time_point> last_start() const noexcept { return last_start_; }
   std::optional<time_point> next_deadline() const noexcept;
-  const Config& config() const noexcept { return config_; }
+  /// The configuration (its `seed` is read only on construction: the machine's own may differ).
+  const Config& config() const noexcept { return *config_; }
 
  private:
   /// The failures since the last token was installed (none: the last refresh did not fail).
@@ -171,7 +176,7 @@ class RefreshMachine {
   double next_random() noexcept;
   Actions finish(Actions a) const;
 
-  Config config_;
+  std::shared_ptr<const Config> config_;  // shared between the credentials built alike
   std::optional<Token> token_;
   std::uint64_t next_generation_ = 1;
   FetchState state_ = Idle{};
@@ -181,5 +186,10 @@ class RefreshMachine {
   std::optional<time_point> latest_now_;   // R17: the latest time seen, to notice backward steps
   std::uint64_t rng_;
 };
+
+/// `config` (seed aside) as a shared, immutable block: the one handed out last when it is
+/// equal, so that a fleet of credentials built from the same options keeps one copy of its
+/// RefreshPolicy instead of one each. Thread-safe.
+std::shared_ptr<const RefreshMachine::Config> shared_refresh_config(const RefreshMachine::Config& config);
 
 }  // namespace credkit::detail

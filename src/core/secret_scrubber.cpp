@@ -1,5 +1,6 @@
 #include "core/secret_scrubber.hpp"
 
+#include "core/fingerprint_table.hpp"
 #include "core/text_decoding.hpp"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cctype>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
@@ -21,6 +23,7 @@ using Span = std::pair<std::size_t, std::size_t>;  // [begin, end) in the origin
 constexpr std::size_t kWindow = 16;   // long secrets are matched by 16-byte windows...
 constexpr std::size_t kStep = 8;      // ...taken every 8 bytes: any 24-byte piece contains one
 constexpr std::size_t kMinSecret = 6;
+static_assert(kWindow == FingerprintTable::kClasses, "one length class per secret length below the window");
 // Bounded: a fleet rotating many tokens forgets the oldest. Each secret costs ~its length/8
 // fingerprints (x ~12 with its encoded forms, for secrets up to kMaxEncoded bytes).
 constexpr std::size_t kMaxSecrets = 4096;
@@ -58,30 +61,42 @@ class Registry {
   void add(std::string_view secret) {
     if (secret.size() < kMinSecret) return;
     const Hash id = hash_of(secret) ^ secret.size();
-    std::vector<std::pair<std::size_t, Hash>> prints;  // (length class: 0 = window, else whole length)
+    std::vector<Print> prints;
     auto add_form = [&](std::string_view form) {
       if (form.size() < kMinSecret) return;
       if (form.size() < kWindow) {
-        prints.emplace_back(form.size(), hash_of(form));
+        prints.push_back(Print{hash_of(form), static_cast<std::uint32_t>(form.size())});
         return;
       }
-      for (std::size_t i = 0; i + kWindow <= form.size(); i += kStep) prints.emplace_back(0, hash_of(form.substr(i, kWindow)));
-      prints.emplace_back(0, hash_of(form.substr(form.size() - kWindow)));
+      for (std::size_t i = 0; i + kWindow <= form.size(); i += kStep) prints.push_back(Print{hash_of(form.substr(i, kWindow)), 0});
+      prints.push_back(Print{hash_of(form.substr(form.size() - kWindow)), 0});
     };
-    add_form(secret);
+    const std::size_t windows = secret.size() < kWindow ? 1 : (secret.size() - kWindow) / kStep + 2;
     if (secret.size() <= kMaxEncoded) {
-      for (const auto& form : encoded_forms(secret)) add_form(form);
+      const auto forms = encoded_forms(secret);
+      prints.reserve(windows * (1 + forms.size()) * 2);  // forms may be longer than the secret
+      add_form(secret);
+      for (const auto& form : forms) add_form(form);
+    } else {
+      prints.reserve(windows);
+      add_form(secret);
+    }
+    Entry entry{id, std::make_unique<Hash[]>(prints.size()), std::make_unique<std::uint8_t[]>(prints.size()),
+                prints.size()};
+    for (std::size_t i = 0; i < prints.size(); ++i) {
+      entry.hashes[i] = prints[i].hash;
+      entry.classes[i] = static_cast<std::uint8_t>(prints[i].cls);
     }
     std::unique_lock lock(mutex_);
     if (!ids_.insert(id).second) return;
-    for (auto [cls, h] : prints) ++table(cls)[h];
-    order_.push_back(Entry{id, std::move(prints)});
+    for (const auto& p : prints) table_.prefetch(p.cls, p.hash);  // overlap the cache misses
+    for (const auto& p : prints) table_.add(p.cls, p.hash);
+    order_.push_back(std::move(entry));
     while (order_.size() > kMaxSecrets) {
-      for (auto [cls, h] : order_.front().prints) {
-        auto& t = table(cls);
-        if (auto it = t.find(h); it != t.end() && --it->second == 0) t.erase(it);
-      }
-      ids_.erase(order_.front().id);
+      const Entry& oldest = order_.front();
+      for (std::size_t i = 0; i < oldest.count; ++i) table_.prefetch(oldest.classes[i], oldest.hashes[i]);
+      for (std::size_t i = 0; i < oldest.count; ++i) table_.remove(oldest.classes[i], oldest.hashes[i]);
+      ids_.erase(oldest.id);
       order_.pop_front();
     }
   }
@@ -94,7 +109,7 @@ class Registry {
     for (std::size_t cls = 0; cls < kWindow; ++cls) {
       if (cls != 0 && cls < kMinSecret) continue;
       const std::size_t len = cls == 0 ? kWindow : cls;
-      scan(layer.text, len, tables_[cls], [&](std::size_t i) { emit(i, len); });
+      scan(layer.text, len, ClassView{table_, cls}, [&](std::size_t i) { emit(i, len); });
       scan(layer.text, len, extra[cls], [&](std::size_t i) { emit(i, len); });
     }
   }
@@ -110,14 +125,28 @@ class Registry {
   }
 
  private:
+  // One fingerprint: cls 0 for a window of a long secret, else the whole secret's length.
+  struct Print {
+    Hash hash;
+    std::uint32_t cls;
+  };
   struct Entry {
     Hash id;
-    std::vector<std::pair<std::size_t, Hash>> prints;
+    // Kept as two exact-size arrays (9 B a fingerprint, not 16): thousands of secrets stay remembered.
+    std::unique_ptr<Hash[]> hashes;
+    std::unique_ptr<std::uint8_t[]> classes;
+    std::size_t count;
   };
-  std::unordered_map<Hash, unsigned>& table(std::size_t cls) { return tables_[cls]; }
+  // One length class of the table, as scan() asks a set.
+  struct ClassView {
+    const FingerprintTable& table;
+    std::size_t cls;
+    bool empty() const noexcept { return table.empty(cls); }
+    std::size_t count(Hash h) const noexcept { return table.contains(cls, h) ? 1 : 0; }
+  };
 
   mutable std::shared_mutex mutex_;
-  std::array<std::unordered_map<Hash, unsigned>, kWindow> tables_;  // [0]: windows; [n]: whole secrets of length n
+  FingerprintTable table_;  // class 0: windows; class n: whole secrets of length n
   std::unordered_set<Hash> ids_;
   std::deque<Entry> order_;
 };
