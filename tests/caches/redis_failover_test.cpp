@@ -38,11 +38,14 @@ RedisTokenCacheOptions topology_options(RedisDeployment deployment, const std::v
   o.port = nodes.front().port;
   for (std::size_t i = 1; i < nodes.size(); ++i) o.nodes.push_back(nodes[i].text());
   o.keys = {CacheEncryptionKey::from_raw(std::vector<unsigned char>(32, 0x5a))};
-  o.connect_timeout = 300ms;
-  o.command_timeout = 300ms;
+  // Generous enough for a sanitizer build on a loaded machine (a healthy Redis must never time
+  // out, or the "one fetch per expiry before the outage" check would see a fallback), short
+  // enough that a hung primary is given up on well within a caller's 10 s.
+  o.connect_timeout = 1s;
+  o.command_timeout = 1s;
   o.retry_after_failure = 200ms;
-  o.wait_timeout = 2s;
-  o.lock_ttl = 2s;
+  o.wait_timeout = 5s;
+  o.lock_ttl = 5s;
   o.expiry_margin = 300ms;
   return o;
 }
