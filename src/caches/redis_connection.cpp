@@ -331,7 +331,10 @@ void RedisConnection::handshake() {
   }
 
   while (true) {
-    const int r = SSL_connect(ssl_);
+    const int r = [&] {
+      std::lock_guard step(*where_->tls_steps);
+      return SSL_connect(ssl_);
+    }();
     if (r == 1) return;
     const int e = SSL_get_error(ssl_, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {

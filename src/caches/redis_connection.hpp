@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -63,6 +64,11 @@ struct RedisEndpoint {
   std::chrono::milliseconds connect_timeout{500};
   std::chrono::milliseconds command_timeout{500};
   std::shared_ptr<SSL_CTX> tls;
+  /// Held during each (non-blocking, CPU-only) SSL_connect step of connections sharing `tls`:
+  /// OpenSSL 3.0 reads certificates its store loads lazily (a CA directory) without a lock,
+  /// so two handshakes verifying at once race inside it (seen by TSan). Never held while
+  /// waiting for the peer.
+  std::shared_ptr<std::mutex> tls_steps = std::make_shared<std::mutex>();
   std::string server_name;  // checked against the certificate and sent as SNI (names only)
   bool verify_peer = true;
   /// The cache's clock (not null): when the last reply arrived, for trusting an idle connection.
