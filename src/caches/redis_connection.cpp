@@ -419,17 +419,21 @@ void RedisConnection::send(std::span<const std::string_view> args) {
   flush(true);
 }
 
+RedisReply RedisConnection::take_reply() {
+  void* reply = nullptr;
+  if (redisReaderGetReply(reader_, &reply) != REDIS_OK)
+    throw_error(errc::cache_unavailable,
+                "Redis at " + where_->endpoint + " sent a malformed reply (" + std::string(reader_->errstr) + ")");
+  if (reply) last_reply_ = where_->clock->now();
+  return RedisReply(static_cast<redisReply*>(reply));
+}
+
 RedisReply RedisConnection::poll_reply() {
   char buf[16 * 1024];
   while (true) {
-    void* reply = nullptr;
-    if (redisReaderGetReply(reader_, &reply) != REDIS_OK)
-      throw_error(errc::cache_unavailable,
-                  "Redis at " + where_->endpoint + " sent a malformed reply (" + std::string(reader_->errstr) + ")");
-    if (reply) {
-      last_reply_ = where_->clock->now();
+    if (auto reply = take_reply()) {
       scanner_.reset();
-      return RedisReply(static_cast<redisReply*>(reply));
+      return reply;
     }
     if (!held_.empty()) {
       const std::string held = std::exchange(held_, {});
@@ -480,14 +484,7 @@ RedisReply RedisConnection::finish() {
   if (start_failure_) std::rethrow_exception(std::exchange(start_failure_, nullptr));
   flush(true);
   while (true) {
-    void* reply = nullptr;
-    if (redisReaderGetReply(reader_, &reply) != REDIS_OK)
-      throw_error(errc::cache_unavailable,
-                  "Redis at " + where_->endpoint + " sent a malformed reply (" + std::string(reader_->errstr) + ")");
-    if (reply) {
-      last_reply_ = where_->clock->now();
-      return RedisReply(static_cast<redisReply*>(reply));
-    }
+    if (auto reply = take_reply()) return reply;
     read_some();
   }
 }

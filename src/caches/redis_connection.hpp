@@ -124,6 +124,8 @@ class RedisConnection {
   /// Writes pending output; with `wait` false, returns when the socket would block.
   void flush(bool wait);
   void read_some();
+  /// The reply hiredis has decoded from the bytes fed so far, or null.
+  RedisReply take_reply();
   void encode(std::span<const std::string_view> args);
   /// As `feed`, keeping bytes past the end of the reply for the next (`poll_reply`).
   void feed_stream(const char* data, std::size_t n);

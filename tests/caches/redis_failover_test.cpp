@@ -190,6 +190,34 @@ std::chrono::milliseconds since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t);
 }
 
+/// A cluster fleet while the primary serving user-0's slot is taken down by `take_down`
+/// (kill_primary_of_slot or pause_primary_of_slot) and its replica promoted.
+struct ClusterFailover {
+  FleetResult fleet;
+  test::FailedRedisPrimary failed;
+  std::chrono::milliseconds failover{0};
+};
+
+template <class TakeDown>
+ClusterFailover cluster_failover(RedisCluster& cluster, const RedisTokenCacheOptions& o, int instances, int users,
+                                 std::chrono::milliseconds around, TakeDown take_down) {
+  const int slot = test::redis_slot_of(cachetest::redis_name(o, TokenCacheKey("user-0", {"chat"}), "tok:"));
+  ClusterFailover result;
+  std::chrono::steady_clock::time_point down_at;
+  result.fleet = run_fleet(
+      o, instances, users, around,
+      [&] {
+        down_at = std::chrono::steady_clock::now();
+        result.failed = take_down(slot);
+      },
+      [&] {
+        cluster.wait_for_failover(result.failed);
+        result.failover = since(down_at);
+      },
+      around);
+  return result;
+}
+
 }  // namespace
 
 TEST_CASE("RedisTokenCache on a Redis Cluster: keys go to the primary serving their slot; MOVED is followed") {
@@ -248,21 +276,8 @@ TEST_CASE("RedisTokenCache on a Redis Cluster: a primary killed under load, its 
   const auto o = topology_options(RedisDeployment::cluster, cluster.nodes());
   const int instances = 3, users = 12;
   // The primary serving user-0's slot dies; the other primaries keep serving.
-  const int slot = test::redis_slot_of(cachetest::redis_name(o, TokenCacheKey("user-0", {"chat"}), "tok:"));
-  test::FailedRedisPrimary failed;
-  std::chrono::steady_clock::time_point down_at;
-  std::chrono::milliseconds failover{0};
-  const auto r = run_fleet(
-      o, instances, users, 2500ms,
-      [&] {
-        down_at = std::chrono::steady_clock::now();
-        failed = cluster.kill_primary_of_slot(slot);
-      },
-      [&] {
-        cluster.wait_for_failover(failed);
-        failover = since(down_at);
-      },
-      2500ms);
+  const auto [r, failed, failover] =
+      cluster_failover(cluster, o, instances, users, 2500ms, [&](int slot) { return cluster.kill_primary_of_slot(slot); });
   report("cluster, primary SIGKILLed", r, failover);
   check_guarantees(r, instances, users, failover);
   CHECK(r.stats.topology_reads >= 2);  // the map was read again after the loss
@@ -279,21 +294,8 @@ TEST_CASE("RedisTokenCache on a Redis Cluster: a primary hung (SIGSTOP) under lo
   RedisCluster cluster;
   const auto o = topology_options(RedisDeployment::cluster, cluster.nodes());
   const int instances = 2, users = 8;
-  const int slot = test::redis_slot_of(cachetest::redis_name(o, TokenCacheKey("user-0", {"chat"}), "tok:"));
-  test::FailedRedisPrimary paused;
-  std::chrono::steady_clock::time_point down_at;
-  std::chrono::milliseconds failover{0};
-  const auto r = run_fleet(
-      o, instances, users, 2000ms,
-      [&] {
-        down_at = std::chrono::steady_clock::now();
-        paused = cluster.pause_primary_of_slot(slot);
-      },
-      [&] {
-        cluster.wait_for_failover(paused);
-        failover = since(down_at);
-      },
-      2000ms);
+  const auto [r, paused, failover] =
+      cluster_failover(cluster, o, instances, users, 2000ms, [&](int slot) { return cluster.pause_primary_of_slot(slot); });
   cluster.resume(paused.address);
   report("cluster, primary SIGSTOPped", r, failover);
   check_guarantees(r, instances, users, failover);
