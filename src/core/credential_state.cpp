@@ -28,20 +28,9 @@ namespace {
 
 std::atomic<std::uint64_t> g_next_id{1};
 
-// A distinct, unpredictable jitter seed per credential. The system's entropy source is read
-// once per process (opening std::random_device cost microseconds per credential); each
-// credential then takes the next value of a splitmix64 sequence started there.
 std::uint64_t random_seed() {
-  static const std::uint64_t base = [] {
-    std::random_device rd;
-    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-  }();
-  static std::atomic<std::uint64_t> counter{0};
-  std::uint64_t z = base + (counter.fetch_add(1, std::memory_order_relaxed) + 1) * 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  z ^= z >> 31;
-  return z ? z : 1;  // 0 means "no seed given" to RefreshMachine
+  std::random_device rd;
+  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
 }
 
 std::exception_ptr make_error(errc code, const std::string& message, ErrorDetails details = {}) {
@@ -82,13 +71,7 @@ CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::an
                options.random_seed ? options.random_seed : random_seed()) {
   parse_.now.reset();
   affinity_ = ExecutorAffinity(executor_);
-  if (system_clock_ && affinity_.context()) {
-    // Made before start() enrols with the ContextRegistry, so that the registry (newer) shuts
-    // down first and closes this credential while the shared timer still exists.
-    deadline_.attach(asio::use_service<DeadlineService>(*affinity_.context()), executor);
-  } else {
-    timer_ = clock_->make_timer(executor_);
-  }
+  timer_ = clock_->make_timer(executor_);
 }
 
 CredentialState::~CredentialState() {
@@ -153,7 +136,6 @@ void CredentialState::on_context_shutdown() noexcept {
       release_listeners_locked(fx);
     }
     fx.timer_to_destroy = std::move(timer_);
-    deadline_.cancel();
     if (attachments_) {
       for (auto& w : attachments_->live_ops) {
         if (auto op = w.lock()) ops.push_back(std::move(op));
@@ -502,7 +484,6 @@ void CredentialState::close() noexcept {
     apply_locked(machine_.on_close(), fx);
     closed_flag_.store(true, std::memory_order_release);
     fx.timer_to_destroy = std::move(timer_);
-    deadline_.cancel();
     // runner_ stays: the strand and timers built on its io_context must go first, which
     // happens when this state is destroyed (runner_ is its first member, so destroyed last).
     release_listeners_locked(fx);
@@ -528,16 +509,12 @@ void CredentialState::cancel_waiter(std::uint64_t id) {
 // Timer and fetch completions
 
 void CredentialState::arm_locked(std::optional<time_point> deadline) {
-  if (!timer_ && !deadline_.attached()) return;
+  if (!timer_) return;
   if (!deadline) {
     if (timer_armed_) {
       ++timer_seq_;
       timer_armed_ = false;
-      if (timer_) {
-        timer_->cancel();
-      } else {
-        deadline_.cancel();
-      }
+      timer_->cancel();
     }
     return;
   }
@@ -549,30 +526,10 @@ void CredentialState::arm_locked(std::optional<time_point> deadline) {
   const std::uint64_t seq = ++timer_seq_;
   timer_armed_ = true;
   timer_deadline_ = *deadline;
-  if (!timer_) {
-    deadline_.arm(wait, weak_from_this(), &CredentialState::deadline_due, seq);
-    return;
-  }
   timer_->async_wait_for(wait, [w = weak_from_this(), seq](bool aborted) {
     if (aborted) return;
     if (auto s = w.lock()) s->on_timer(seq);
   });
-}
-
-void CredentialState::deadline_due(const std::shared_ptr<void>& owner, std::uint64_t seq) {
-  auto self = std::static_pointer_cast<CredentialState>(owner);
-  try {
-    // As a timer of its own would: the wake runs on the credential's strand.
-    if (self->post_to_strand([w = std::weak_ptr<CredentialState>(self), seq] {
-          if (auto s = w.lock()) s->on_timer(seq);
-        })) {
-      return;
-    }
-  } catch (...) {
-    // No memory to post: wake here (on_timer only takes the lock and posts its effects), rather
-    // than lose the wake.
-    self->on_timer(seq);
-  }
 }
 
 void CredentialState::on_timer(std::uint64_t seq) {

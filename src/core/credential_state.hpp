@@ -10,7 +10,6 @@
 #include <credkit/core/token_credential.hpp>
 
 #include "core/context_registry.hpp"
-#include "core/deadline_service.hpp"
 #include "core/default_runner.hpp"
 #include "core/executor_affinity.hpp"
 #include "core/fetch_op.hpp"
@@ -139,8 +138,6 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   // Outside mutex_.
   void run_effects(Effects& fx);
   void on_timer(std::uint64_t seq);
-  /// A DeadlineService deadline fell due: on_timer, on the strand.
-  static void deadline_due(const std::shared_ptr<void>& owner, std::uint64_t seq);
   void on_fetch_done(std::uint64_t seq, std::exception_ptr error, AccessToken token);
   void cancel_waiter(std::uint64_t id);
   void unsubscribe(const std::shared_ptr<Listener>& listener);
@@ -176,10 +173,6 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   Published published_;  // what refill_thread_entry hands out (a reference to token_'s block, no copy)
   std::exception_ptr last_error_;
   bool skew_warned_ = false;
-  // The refresh timer: on the system clock, a deadline in the context's one shared timer
-  // (DeadlineService); on any other clock (or an executor without a known context), a timer
-  // of the clock's own making.
-  DeadlineService::Deadline deadline_;
   std::unique_ptr<Timer> timer_;
   std::uint64_t timer_seq_ = 0;
   bool timer_armed_ = false;
