@@ -489,7 +489,7 @@ TEST_CASE("hostile executors (b): io_context destroyed before the credential") {
             }
             for (int i = 0; i < 1000 && o.stash->calls.load() < want; ++i) {
               if (with_timer && o.stash->calls.load() == 1) {
-                if (auto t = o.cred->cached_token()) o.cred->invalidate(t);
+                if (auto token = o.cred->cached_token()) o.cred->invalidate(token);
               }
               if (io->run_one() == 0) break;
             }
@@ -504,6 +504,11 @@ TEST_CASE("hostile executors (b): io_context destroyed before the credential") {
             guard.reset();
             io->stop();
             t.join();
+            // The first fetch may have completed before the stop: a fresh token would answer
+            // the waiter below at once. Invalidated, the waiter parks on a fetch that never runs.
+            if (with_timer) {
+              if (auto token = o.cred->cached_token()) o.cred->invalidate(token);
+            }
           }
           start_blocking_waiter(o);
           completed_before = o.async_completions->load();
