@@ -5,9 +5,11 @@
 
 #include <credkit/core/access_token.hpp>
 #include <credkit/core/clock.hpp>
+#include <credkit/core/credential_health.hpp>
 #include <credkit/core/error.hpp>
 #include <credkit/core/fetcher.hpp>
 #include <credkit/core/log.hpp>
+#include <credkit/core/metrics_observer.hpp>
 #include <credkit/core/parse_token.hpp>
 #include <credkit/core/refresh_policy.hpp>
 #include <credkit/core/subscription.hpp>

@@ -1,5 +1,6 @@
 #include <credkit/core/token_credential.hpp>
 
+#include "core/metrics_name.hpp"
 #include "core/credential_state.hpp"
 #include "core/token_admission.hpp"
 #include "core/default_runner.hpp"
@@ -14,6 +15,7 @@ void TokenCredentialOptions::validate() const {
   if (parse.fallback_lifetime.count() <= 0 || parse.fallback_lifetime > std::chrono::hours(24 * 366)) {
     throw Error(errc::invalid_argument, "ParseOptions::fallback_lifetime must be in (0, 1 year]");
   }
+  detail::check_metrics_name(metrics_name, "TokenCredentialOptions::metrics_name");
 }
 
 TokenCredential::TokenCredential(std::shared_ptr<detail::CredentialState> state) noexcept : state_(std::move(state)) {}

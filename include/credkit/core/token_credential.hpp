@@ -3,6 +3,7 @@
 
 #include <credkit/core/access_token.hpp>
 #include <credkit/core/subscription.hpp>
+#include <credkit/core/credential_health.hpp>
 #include <credkit/core/token_credential_options.hpp>
 #include <credkit/core/token_event.hpp>
 #include <credkit/core/token_handle.hpp>
@@ -31,6 +32,8 @@ using GetTokenSignature = void(std::exception_ptr, TokenHandle);
 /// included. An exception it throws is caught and logged.
 class TokenCredential;
 using TokenEventHandler = std::function<void(TokenCredential& credential, const TokenEvent& event)>;
+/// Receives health transitions (`on_health_changed`).
+using HealthHandler = std::function<void(TokenCredential& credential, const CredentialHealth& health)>;
 
 /// Holds a short-lived access token and keeps it fresh.
 ///
@@ -197,6 +200,22 @@ class TokenCredential {
   /// response's `Date`). Zero until an offset of at least `RefreshPolicy::clock_skew_tolerance`
   /// is seen. Token expiries, freshness and the refresh schedule are judged in service time.
   std::chrono::nanoseconds clock_offset() const noexcept;
+
+  /// A snapshot of the credential's health: its state, time left, next refresh or retry,
+  /// consecutive failures, last error (scrubbed), last fetch latency and clock offset. Takes
+  /// the credential's lock briefly; the read path (`get_token` with a fresh token) never does,
+  /// and is not slowed by health. Thread-safe.
+  CredentialHealth health() const;
+
+  /// Listens to changes of `health().state`: the handler runs once per transition (never for
+  /// a change of the other fields alone), on the credential's strand, with the new snapshot.
+  /// Transitions that only time causes (fresh → below_min_validity → expired) are noticed on
+  /// time in proactive mode, and in on-demand mode while a health listener is registered.
+  [[nodiscard]] Subscription on_health_changed(HealthHandler handler);
+
+  /// Tokens handed out (by `get_token`, `async_get_token`), counted only when the options
+  /// have a `metrics` observer; 0 otherwise.
+  std::uint64_t tokens_served() const noexcept;
 
  private:
   struct Private;

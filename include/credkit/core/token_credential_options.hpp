@@ -4,12 +4,14 @@
 #include <credkit/core/access_token.hpp>
 #include <credkit/core/clock.hpp>
 #include <credkit/core/fetcher.hpp>
+#include <credkit/core/metrics_observer.hpp>
 #include <credkit/core/parse_token.hpp>
 #include <credkit/core/refresh_policy.hpp>
 
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 
 namespace credkit {
 
@@ -30,9 +32,17 @@ struct TokenCredentialOptions {
   std::shared_ptr<Clock> clock;
   /// Seed of the jitter and back-off randomness; 0: seeded from `std::random_device`.
   std::uint64_t random_seed = 0;
+  /// Receives fetches, failures, waits and invalidations for metrics; null: none. With an
+  /// observer the credential also counts the tokens it serves (`tokens_served`), one relaxed
+  /// atomic add per read.
+  std::shared_ptr<MetricsObserver> metrics;
+  /// The credential's label in metrics and health logs: 1 to 64 characters from
+  /// `A-Z a-z 0-9 _ . : / -`.
+  std::string metrics_name = "credential";
 
   /// Throws `Error(errc::invalid_argument)` naming the first out-of-range field:
-  /// `policy` (see `RefreshPolicy::validate`), `parse.fallback_lifetime` in (0, 1 year].
+  /// `policy` (see `RefreshPolicy::validate`), `parse.fallback_lifetime` in (0, 1 year],
+  /// `metrics_name`.
   /// `TokenCredential::create` calls it.
   void validate() const;
 };
