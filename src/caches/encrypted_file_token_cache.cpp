@@ -6,6 +6,7 @@
 #include "caches/io_pool.hpp"
 #include "caches/record_crypto.hpp"
 #include "caches/safe_file.hpp"
+#include "core/metrics_name.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -353,6 +354,7 @@ void EncryptedFileTokenCacheOptions::validate() const {
   if (max_entries == 0) detail::reject_option(self, "max_entries", ">= 1", "0");
   detail::require_non_negative(expiry_margin, self, "expiry_margin", "nothing is stored");
   detail::require_non_negative(lock_timeout, self, "lock_timeout", "no limit");
+  detail::check_metrics_name(metrics_name, "EncryptedFileTokenCacheOptions::metrics_name");
 }
 
 std::shared_ptr<EncryptedFileTokenCache> EncryptedFileTokenCache::create(executor_type executor,
@@ -362,7 +364,9 @@ std::shared_ptr<EncryptedFileTokenCache> EncryptedFileTokenCache::create(executo
 }
 
 EncryptedFileTokenCache::EncryptedFileTokenCache(executor_type executor, EncryptedFileTokenCacheOptions options)
-    : TokenCache(std::move(executor), options.clock, options.coalesce_in_process), impl_(std::make_shared<Impl>()) {
+    : TokenCache(std::move(executor), options.clock, options.coalesce_in_process, options.metrics,
+                 options.metrics_name),
+      impl_(std::make_shared<Impl>()) {
   if (!options.clock) options.clock = Clock::system();
   impl_->path = options.path.string();
   impl_->lock_path = impl_->path + ".lock";

@@ -2,6 +2,7 @@
 #include <credkit/core/error.hpp>
 
 #include "caches/cache_time.hpp"
+#include "core/metrics_name.hpp"
 
 #include <functional>
 #include <list>
@@ -83,6 +84,7 @@ void MemoryTokenCacheOptions::validate() const {
   if (max_entries == 0) detail::reject_option(self, "max_entries", ">= 1", "0");
   if (shards < 1 || shards > 256) detail::reject_option(self, "shards", "in 1..256", std::to_string(shards));
   detail::require_non_negative(expiry_margin, self, "expiry_margin", "nothing is stored");
+  detail::check_metrics_name(metrics_name, "MemoryTokenCacheOptions::metrics_name");
 }
 
 std::shared_ptr<MemoryTokenCache> MemoryTokenCache::create(executor_type executor, MemoryTokenCacheOptions options) {
@@ -91,7 +93,9 @@ std::shared_ptr<MemoryTokenCache> MemoryTokenCache::create(executor_type executo
 }
 
 MemoryTokenCache::MemoryTokenCache(executor_type executor, MemoryTokenCacheOptions options)
-    : TokenCache(std::move(executor), options.clock, options.coalesce_in_process), impl_(std::make_unique<Impl>()) {
+    : TokenCache(std::move(executor), options.clock, options.coalesce_in_process, options.metrics,
+                 options.metrics_name),
+      impl_(std::make_unique<Impl>()) {
   if (!options.clock) options.clock = Clock::system();
   std::size_t n = 1;
   const std::size_t wanted = options.shards;  // 1..256 (validated)
@@ -105,7 +109,11 @@ MemoryTokenCache::MemoryTokenCache(executor_type executor, MemoryTokenCacheOptio
 
 MemoryTokenCache::~MemoryTokenCache() = default;
 
-std::optional<AccessToken> MemoryTokenCache::get(const TokenCacheKey& key) const { return impl_->get(key.str()); }
+std::optional<AccessToken> MemoryTokenCache::get(const TokenCacheKey& key) const {
+  auto token = impl_->get(key.str());
+  report_lookup(token ? CacheLookup::hit : CacheLookup::miss);
+  return token;
+}
 
 void MemoryTokenCache::put(const TokenCacheKey& key, AccessToken value, std::optional<std::chrono::milliseconds> ttl) {
   if (ttl && ttl->count() < 0)

@@ -296,6 +296,7 @@ RedisReply RedisRouter::run(std::string_view key, Args args, std::unique_ptr<Red
                                                    redirect->to.text() +
                                                    ", which the cluster's slot map does not list; not followed");
         ++counters_.redirects;
+        if (settings_.on_redirect) settings_.on_redirect();
         asking = redirect->kind == RedisRedirect::Kind::ask;
         if (!asking) {
           std::lock_guard lock(mutex_);

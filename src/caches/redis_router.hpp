@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,8 @@ class RedisRouter {
     std::string master_name, sentinel_username, sentinel_password;
     int max_redirects = 5;
     std::size_t pool_size = 4;
+    /// Called (no lock held) for each MOVED or ASK followed; empty: nothing to tell.
+    std::function<void()> on_redirect;
   };
 
   /// What the router has done, for `RedisTokenCache::stats()`.

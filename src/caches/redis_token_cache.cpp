@@ -4,6 +4,7 @@
 
 #include "core/completion.hpp"
 #include "caches/cache_time.hpp"
+#include "caches/cache_metrics.hpp"
 #include "caches/io_pool.hpp"
 #include "caches/record_crypto.hpp"
 #include "caches/redis_connection.hpp"
@@ -12,6 +13,7 @@
 #include "caches/redis_router.hpp"
 #include "caches/redis_subscriber.hpp"
 #include "caches/redis_tls.hpp"
+#include "core/metrics_name.hpp"
 #include "core/secret_scrubber.hpp"
 
 
@@ -74,6 +76,7 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   std::unordered_map<std::string, std::shared_ptr<detail::RedisOutage>> outages;  // by node (outage_for)
   std::atomic<bool> warned_decrypt{false};
   std::atomic<std::uint64_t> direct_fetches{0};
+  std::shared_ptr<const detail::CacheMetrics> metrics;  // null without an observer
 
   static constexpr std::size_t max_names = 4096;
   std::mutex names_mutex;
@@ -272,6 +275,7 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
   std::string owner;
   std::unique_ptr<Timer> timer;
   std::unique_ptr<RedisConnection> started;  // the first GET, begun by the caller
+  bool first_read = true;                    // the next read is the caller's lookup
   std::optional<AccessToken> read;           // the token the last GET returned
   std::exception_ptr redis_failure;          // why the flight goes direct, for the warning
   std::exception_ptr fetch_error;            // the upstream fetch's result
@@ -324,6 +328,7 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
           [[fallthrough]];
         case Kind::fetch_direct:
           ++impl->direct_fetches;
+          if (impl->metrics) impl->metrics->fallback();
           warn_direct(a.why);
           return start_fetch();
       }
@@ -331,13 +336,22 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
   }
 
   Action read_token() {
+    const bool first = std::exchange(first_read, false);
     try {
       read = impl->get_lenient(key, std::move(started));
-      return machine.on_read(now(), read ? std::optional(read->expires_on) : std::nullopt);
+      auto next = machine.on_read(now(), read ? std::optional(read->expires_on) : std::nullopt);
+      // The flight's first read is the caller's lookup; a follower's polls are not lookups.
+      if (first) report_lookup(next.kind == Kind::complete_read ? CacheLookup::hit : CacheLookup::miss);
+      return next;
     } catch (...) {
       redis_failure = std::current_exception();
     }
+    if (first) report_lookup(CacheLookup::error);
     return machine.on_failed(now());
+  }
+
+  void report_lookup(CacheLookup outcome) const noexcept {
+    if (impl->metrics) impl->metrics->lookup(outcome);
   }
 
   Action try_lock() {
@@ -570,6 +584,7 @@ void RedisTokenCacheOptions::validate() const {
   if (deployment != RedisDeployment::sentinel && (!sentinel_username.empty() || !sentinel_password.empty()))
     throw_error(errc::invalid_argument,
                 "RedisTokenCacheOptions::sentinel_username/sentinel_password are set but deployment is not sentinel");
+  detail::check_metrics_name(metrics_name, "RedisTokenCacheOptions::metrics_name");
 }
 
 std::shared_ptr<RedisTokenCache> RedisTokenCache::create(executor_type executor, RedisTokenCacheOptions options) {
@@ -580,7 +595,10 @@ std::shared_ptr<RedisTokenCache> RedisTokenCache::create(executor_type executor,
 }
 
 RedisTokenCache::RedisTokenCache(executor_type executor, RedisTokenCacheOptions options)
-    : TokenCache(std::move(executor), options.clock, options.coalesce_in_process), impl_(std::make_shared<Impl>()) {
+    : TokenCache(std::move(executor), options.clock, options.coalesce_in_process, options.metrics,
+                 options.metrics_name),
+      impl_(std::make_shared<Impl>()) {
+  impl_->metrics = detail::make_cache_metrics(options.metrics, options.metrics_name);
   if (!options.clock) options.clock = Clock::system();
   const std::string salt = options.kdf_salt.empty() ? options.key_prefix : options.kdf_salt;
   impl_->keyring = std::make_unique<Keyring>(
@@ -615,6 +633,7 @@ RedisTokenCache::RedisTokenCache(executor_type executor, RedisTokenCacheOptions 
   route.sentinel_password = options.sentinel_password;
   route.max_redirects = options.max_redirects;
   route.pool_size = options.pool_size;
+  if (auto metrics = impl_->metrics) route.on_redirect = [metrics] { metrics->redirect(); };
   impl_->router = std::make_unique<detail::RedisRouter>(std::move(route));
   impl_->stored_channel = options.key_prefix + "stored";
   impl_->options = std::move(options);

@@ -2,6 +2,7 @@
 #include <credkit/core/error.hpp>
 #include <credkit/core/log.hpp>
 
+#include "caches/cache_metrics.hpp"
 #include "caches/cache_time.hpp"
 #include "core/completion.hpp"
 #include "core/token_admission.hpp"
@@ -23,12 +24,18 @@ struct FlightTable {
 }  // namespace detail
 
 
-TokenCache::TokenCache(executor_type executor, std::shared_ptr<Clock> clock, bool coalesce_in_process)
+TokenCache::TokenCache(executor_type executor, std::shared_ptr<Clock> clock, bool coalesce_in_process,
+                       std::shared_ptr<MetricsObserver> metrics, std::string metrics_name)
     : executor_(std::move(executor)),
       clock_(clock ? std::move(clock) : Clock::system()),
-      flights_(coalesce_in_process ? std::make_shared<detail::FlightTable>() : nullptr) {}
+      flights_(coalesce_in_process ? std::make_shared<detail::FlightTable>() : nullptr),
+      metrics_(detail::make_cache_metrics(std::move(metrics), std::move(metrics_name))) {}
 
 TokenCache::~TokenCache() = default;
+
+void TokenCache::report_lookup(CacheLookup outcome) const noexcept {
+  if (metrics_) metrics_->lookup(outcome);
+}
 
 bool TokenCache::fresh_enough(const AccessToken& token, std::chrono::milliseconds min_validity) const noexcept {
   return detail::has_validity_left(token.expires_on, clock_->now(), min_validity);
@@ -36,17 +43,26 @@ bool TokenCache::fresh_enough(const AccessToken& token, std::chrono::millisecond
 
 namespace {
 
+/// What an operation without metrics reports: nothing.
+struct NoReport {
+  template <class... Results>
+  void operator()(const std::exception_ptr&, const Results&...) const noexcept {}
+};
+
 /// The one way a cache operation starts: `done` posts the user's handler on `executor` (after
-/// `check` looked at the results, if given); `call(done)` runs the backend hook, and an
-/// exception it throws completes the operation with that exception and empty results.
-template <class... Results, class Call>
+/// `check` looked at the results, if given, and `report` saw the final ones); `call(done)` runs
+/// the backend hook, and an exception it throws completes the operation with that exception and
+/// empty results.
+template <class... Results, class Call, class Report = NoReport>
 void start_operation(TokenCache::executor_type executor,
                      boost::asio::any_completion_handler<void(std::exception_ptr, Results...)> handler, Call call,
-                     std::type_identity_t<void (*)(std::exception_ptr&, Results&...)> check = nullptr) {
+                     std::type_identity_t<void (*)(std::exception_ptr&, Results&...)> check = nullptr,
+                     Report report = {}) {
   auto h = std::make_shared<decltype(handler)>(std::move(handler));
-  std::function<void(std::exception_ptr, Results...)> done = [h, executor = std::move(executor), check](
+  std::function<void(std::exception_ptr, Results...)> done = [h, executor = std::move(executor), check, report](
                                                                  std::exception_ptr e, Results... results) {
     if (check) check(e, results...);
+    report(e, results...);
     detail::post_completion(executor, std::move(*h), std::move(e), std::move(results)...);
   };
   if (auto failure = detail::exception_from([&] { call(done); })) done(std::move(failure), Results{}...);
@@ -63,8 +79,14 @@ void admit_record(std::exception_ptr& e, std::optional<AccessToken>& t) {
 
 void TokenCache::start_get(std::shared_ptr<TokenCache> self, std::string key,
                            boost::asio::any_completion_handler<GetSignature> handler) {
-  start_operation(self->executor_, std::move(handler),
-                  [&](const auto& done) { self->do_get(std::move(key), done); }, &admit_record);
+  // The lookup is reported where it completes, before the handler is posted: the backend
+  // calls `done` with none of its locks held that the observer could need.
+  auto report = [metrics = self->metrics_](const std::exception_ptr& e, const std::optional<AccessToken>& t) noexcept {
+    if (metrics) metrics->lookup(e ? CacheLookup::error : t ? CacheLookup::hit : CacheLookup::miss);
+  };
+  start_operation(
+      self->executor_, std::move(handler), [&](const auto& done) { self->do_get(std::move(key), done); },
+      &admit_record, std::move(report));
 }
 
 void TokenCache::start_put(std::shared_ptr<TokenCache> self, std::string key, AccessToken value,
@@ -149,7 +171,9 @@ void TokenCache::do_get_or_fetch(std::string key, std::chrono::milliseconds min_
     if (!e && cached) {
       if (auto bad = detail::admission_error(cached->token, "token cache record")) e = std::move(bad), cached.reset();
     }
-    if (!e && cached && self->fresh_enough(*cached, min_validity)) {
+    const bool hit = !e && cached && self->fresh_enough(*cached, min_validity);
+    self->report_lookup(e ? CacheLookup::error : hit ? CacheLookup::hit : CacheLookup::miss);
+    if (hit) {
       done(nullptr, std::move(*cached));
       return;
     }

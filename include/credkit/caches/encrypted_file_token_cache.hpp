@@ -4,6 +4,7 @@
 #include <credkit/caches/cache_encryption_key.hpp>
 #include <credkit/caches/token_cache.hpp>
 #include <credkit/core/clock.hpp>
+#include <credkit/core/metrics_observer.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -11,6 +12,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace credkit {
@@ -46,6 +48,10 @@ struct EncryptedFileTokenCacheOptions {
   bool coalesce_in_process = true;
   /// Time source for TTLs; null: `Clock::system()`.
   std::shared_ptr<Clock> clock;
+  /// Receives the outcome of every lookup (`MetricsObserver::cache_lookup`); null: none.
+  std::shared_ptr<MetricsObserver> metrics;
+  /// The cache's label in metrics: 1 to 64 characters from `A-Z a-z 0-9 _ . : / -`.
+  std::string metrics_name = "file";
 
   /// Throws `Error(errc::invalid_argument)` naming the first out-of-range field
   /// (`EncryptedFileTokenCacheOptions::<field> must be ...`) with its allowed range.

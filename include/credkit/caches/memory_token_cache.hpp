@@ -3,6 +3,7 @@
 
 #include <credkit/caches/token_cache.hpp>
 #include <credkit/core/clock.hpp>
+#include <credkit/core/metrics_observer.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -10,6 +11,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <string>
 
 namespace credkit {
 
@@ -29,6 +31,10 @@ struct MemoryTokenCacheOptions {
   bool coalesce_in_process = true;
   /// Time source for TTLs; null: `Clock::system()`.
   std::shared_ptr<Clock> clock;
+  /// Receives the outcome of every lookup (`MetricsObserver::cache_lookup`); null: none.
+  std::shared_ptr<MetricsObserver> metrics;
+  /// The cache's label in metrics: 1 to 64 characters from `A-Z a-z 0-9 _ . : / -`.
+  std::string metrics_name = "memory";
 
   /// Throws `Error(errc::invalid_argument)` naming the first out-of-range field
   /// (`MemoryTokenCacheOptions::<field> must be ...`) with its allowed range.
@@ -48,7 +54,8 @@ class MemoryTokenCache final : public TokenCache {
   /// Throws `Error(errc::invalid_argument)` for an out-of-range option (`options.validate()`).
   static std::shared_ptr<MemoryTokenCache> create(executor_type executor, MemoryTokenCacheOptions options = {});
 
-  /// Synchronous lookup (no posting): the token, or `nullopt` on a miss. Thread-safe.
+  /// Synchronous lookup (no posting): the token, or `nullopt` on a miss (reported to the
+  /// metrics observer like `async_get`). Thread-safe.
   std::optional<AccessToken> get(const TokenCacheKey& key) const;
   /// Synchronous store (see `async_put`; `ttl` >= 0, `milliseconds::max()`: no explicit
   /// limit). Thread-safe.

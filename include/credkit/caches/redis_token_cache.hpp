@@ -4,6 +4,7 @@
 #include <credkit/caches/cache_encryption_key.hpp>
 #include <credkit/caches/token_cache.hpp>
 #include <credkit/core/clock.hpp>
+#include <credkit/core/metrics_observer.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -132,6 +133,12 @@ struct RedisTokenCacheOptions {
   bool coalesce_in_process = true;
   /// Time source for TTLs and freshness; null: `Clock::system()`.
   std::shared_ptr<Clock> clock;
+  /// Receives the outcome of every lookup (`async_get`, and the first read of each
+  /// `async_get_or_fetch` flight), the cluster redirects followed and the direct fetches
+  /// (`MetricsObserver::cache_lookup`, `redis_redirect`, `redis_fallback`); null: none.
+  std::shared_ptr<MetricsObserver> metrics;
+  /// The cache's label in metrics: 1 to 64 characters from `A-Z a-z 0-9 _ . : / -`.
+  std::string metrics_name = "redis";
 
   /// The longest PX credkit sends to Redis (about 1000 years): longer lock and token TTLs are
   /// capped to it (Redis refuses expiries past its 64-bit millisecond range; older versions

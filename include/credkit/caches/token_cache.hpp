@@ -4,6 +4,7 @@
 #include <credkit/caches/token_cache_key.hpp>
 #include <credkit/core/access_token.hpp>
 #include <credkit/core/clock.hpp>
+#include <credkit/core/metrics_observer.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -20,6 +21,7 @@ namespace credkit {
 
 namespace detail {
 struct FlightTable;
+struct CacheMetrics;
 }
 
 /// Stores access tokens by `TokenCacheKey`, asynchronously, on Boost.Asio.
@@ -201,8 +203,18 @@ class TokenCache : public std::enable_shared_from_this<TokenCache> {
   }
 
  protected:
-  /// Backends call this from their constructor. `clock` null: `Clock::system()`.
-  TokenCache(executor_type executor, std::shared_ptr<Clock> clock, bool coalesce_in_process);
+  /// Backends call this from their constructor. `clock` null: `Clock::system()`. `metrics`
+  /// (null: none) receives the outcome of every lookup, labelled `metrics_name` (checked by
+  /// the backend's options: 1 to 64 characters from `A-Z a-z 0-9 _ . : / -`).
+  TokenCache(executor_type executor, std::shared_ptr<Clock> clock, bool coalesce_in_process,
+             std::shared_ptr<MetricsObserver> metrics = nullptr, std::string metrics_name = "cache");
+
+  /// Reports one lookup's outcome to the metrics observer, if any (`MetricsObserver::
+  /// cache_lookup`; an exception from it is logged). The base class reports `async_get` and
+  /// the default `do_get_or_fetch` (one outcome per read of the backend: a hit, a miss or
+  /// stale token, or an error). A backend that overrides `do_get_or_fetch`, or reads outside
+  /// `do_get`, reports those lookups itself. Call it with none of the backend's locks held.
+  void report_lookup(CacheLookup outcome) const noexcept;
 
   /// Backend hooks, the contract a backend implements (the three caches here, or yours):
   /// - Thread: called on the thread that called the `async_*` function, before it returns.
@@ -210,7 +222,8 @@ class TokenCache : public std::enable_shared_from_this<TokenCache> {
   /// - Completion: call `done` exactly once, from any thread, inline or later; the base class
   ///   posts the user's handler to its executor (never inline, never under a lock), so a hook
   ///   may call `done` while holding its own locks only if `done` cannot re-enter it (it does
-  ///   not: it only posts).
+  ///   not: it only posts, after reporting a lookup to the metrics observer, if any, which
+  ///   must not call into the cache).
   /// - Errors: pass an `Error` to `done`, or throw it from the hook before calling `done` (the
   ///   base class then completes with it). Never both.
   /// - Lifetimes: `key` (a `TokenCacheKey::str()`) and `value` are the hook's own. The base
@@ -266,6 +279,7 @@ class TokenCache : public std::enable_shared_from_this<TokenCache> {
   executor_type executor_;
   std::shared_ptr<Clock> clock_;
   std::shared_ptr<detail::FlightTable> flights_;  // null when coalescing is off
+  std::shared_ptr<const detail::CacheMetrics> metrics_;  // null without an observer
 };
 
 }  // namespace credkit

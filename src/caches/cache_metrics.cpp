@@ -1,0 +1,24 @@
+#include "caches/cache_metrics.hpp"
+
+#include "core/metrics_notify.hpp"
+
+namespace credkit::detail {
+
+void CacheMetrics::lookup(CacheLookup outcome) const noexcept {
+  notify_metrics(observer, [&](MetricsObserver& o) { o.cache_lookup(name, outcome); });
+}
+
+void CacheMetrics::redirect() const noexcept {
+  notify_metrics(observer, [&](MetricsObserver& o) { o.redis_redirect(name); });
+}
+
+void CacheMetrics::fallback() const noexcept {
+  notify_metrics(observer, [&](MetricsObserver& o) { o.redis_fallback(name); });
+}
+
+std::shared_ptr<const CacheMetrics> make_cache_metrics(std::shared_ptr<MetricsObserver> observer, std::string name) {
+  if (!observer) return nullptr;
+  return std::make_shared<const CacheMetrics>(CacheMetrics{std::move(observer), std::move(name)});
+}
+
+}  // namespace credkit::detail
