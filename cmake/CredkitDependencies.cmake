@@ -10,3 +10,8 @@ pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 if(CREDKIT_BUILD_TESTS)
   find_package(doctest REQUIRED)
 endif()
+# Optional: the credkit::prometheus component (Debian prometheus-cpp-dev), built when found.
+option(CREDKIT_PROMETHEUS "Build the credkit::prometheus component when prometheus-cpp is found" ON)
+if(CREDKIT_PROMETHEUS)
+  find_package(prometheus-cpp CONFIG QUIET)
+endif()

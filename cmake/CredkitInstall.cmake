@@ -6,8 +6,18 @@ install(TARGETS credkit EXPORT credkitTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY include/credkit DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# The prometheus component's header is installed with the component, when it is built.
+install(DIRECTORY include/credkit DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} PATTERN prometheus EXCLUDE)
 install(EXPORT credkitTargets NAMESPACE credkit:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/credkit)
+if(TARGET credkit_prometheus)
+  install(TARGETS credkit_prometheus EXPORT credkitPrometheusTargets
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(DIRECTORY include/credkit/prometheus DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/credkit)
+  install(EXPORT credkitPrometheusTargets NAMESPACE credkit:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/credkit)
+endif()
 
 # The config file of a static credkit finds every library the archive links.
 if(CREDKIT_SHARED)

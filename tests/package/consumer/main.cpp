@@ -4,6 +4,9 @@
 #include <credkit/sources.hpp>
 
 #include <boost/asio/io_context.hpp>
+#ifdef CONSUMER_WITH_PROMETHEUS
+#include <credkit/prometheus/exporter.hpp>
+#endif
 
 #include <iostream>
 
@@ -20,5 +23,10 @@ int main() {
   boost::asio::io_context io;
   auto cache = credkit::MemoryTokenCache::create(io.get_executor());  // links a cache
   if (!cache) return 1;
+#ifdef CONSUMER_WITH_PROMETHEUS
+  auto exporter = credkit::prometheus::Exporter::create(std::make_shared<prometheus::Registry>());
+  exporter->cache_lookup("memory", credkit::CacheLookup::hit);
+  std::cout << "consumer linked credkit::prometheus\n";
+#endif
   return token.expires_on() > system_clock::now() ? 0 : 1;
 }
