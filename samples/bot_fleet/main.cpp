@@ -5,7 +5,7 @@
 // the token service, however many bots and callers ask at that moment.
 //
 //   bot_fleet [--bots 4] [--callers 25] [--users 1] [--seconds 20] [--lifetime 6]
-//             [--cluster] [--service-ms 50] [--redis-port N]
+//             [--cluster] [--service-ms 50] [--redis-port N] [--metrics-port N]
 //
 // Each bot holds one credential per user; its callers go through the users in turn. Without
 // --redis-port (and without --cluster) it starts its own redis-server on a free loopback
@@ -13,14 +13,25 @@
 // requests per user. It prints users, expiries, fetches, the redirects the bots followed and
 // their memory per credential; exit status 0 when no caller failed or saw an expired token
 // and every user's expiry cost one fetch.
+//
+// With --metrics-port N, bot i serves Prometheus metrics at http://127.0.0.1:(N+i)/metrics
+// while it runs: its credentials (labelled "chat") and its Redis cache ("fleet-redis") report
+// to one credkit::prometheus::Exporter (docs/operations.md lists the metrics).
 #include <credkit/caches/cached_token_source.hpp>
 #include <credkit/caches/redis_token_cache.hpp>
 #include <credkit/credkit.hpp>
+#ifdef BOT_FLEET_METRICS
+#include <credkit/prometheus/exporter.hpp>
+#endif
 
 #include "support/child_server.hpp"
 #include "support/redis_topologies.hpp"
 
 #include <boost/asio/thread_pool.hpp>
+#ifdef BOT_FLEET_METRICS
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+#endif
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -50,6 +61,7 @@ namespace {
 
 struct Args {
   int bots = 4, callers = 25, users = 1, seconds = 20, lifetime = 6, service_ms = 50, redis_port = 0, token_port = 0;
+  int metrics_port = 0;  // 0: no /metrics; bot i listens on metrics_port + i
   bool cluster = false;
   std::string nodes;  // bots: the cluster's nodes, "host:port,host:port,..."
   bool bot = false;
@@ -66,7 +78,7 @@ std::optional<int> number(std::string_view text, int low, int high) {
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "bot_fleet: " << why
             << "\nusage: bot_fleet [--bots N] [--callers N] [--users N] [--seconds N] [--lifetime S] [--cluster]"
-               " [--service-ms MS] [--redis-port P]\n";
+               " [--service-ms MS] [--redis-port P] [--metrics-port P]\n";
   std::exit(2);
 }
 
@@ -91,6 +103,7 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--service-ms") a.service_ms = value(0, 10'000);
     else if (k == "--redis-port") a.redis_port = value(1, 65535);
     else if (k == "--token-port") a.token_port = value(1, 65535);
+    else if (k == "--metrics-port") a.metrics_port = value(1, 65535);
     else usage("unknown argument " + k);
   }
   return a;
@@ -229,8 +242,35 @@ long resident_bytes() {
   return resident * ::sysconf(_SC_PAGESIZE);
 }
 
+/// This bot's /metrics: one exporter for its credentials and its cache, served by
+/// prometheus-cpp's Exposer on loopback. `observer` is null without --metrics-port.
+struct BotMetrics {
+  std::shared_ptr<credkit::MetricsObserver> observer;
+#ifdef BOT_FLEET_METRICS
+  std::shared_ptr<prometheus::Registry> registry;
+  std::unique_ptr<prometheus::Exposer> exposer;
+#endif
+
+  explicit BotMetrics(int port) {
+    if (port == 0) return;
+#ifdef BOT_FLEET_METRICS
+    registry = std::make_shared<prometheus::Registry>();
+    auto exporter = credkit::prometheus::Exporter::create(registry);
+    exposer = std::make_unique<prometheus::Exposer>("127.0.0.1:" + std::to_string(port), 1);
+    exposer->RegisterCollectable(registry);
+    exposer->RegisterCollectable(exporter);
+    observer = exporter;
+    std::printf("bot %d: metrics at http://127.0.0.1:%d/metrics\n", static_cast<int>(::getpid()), port);
+    std::fflush(stdout);
+#else
+    usage("--metrics-port needs credkit built with its credkit::prometheus component (prometheus-cpp)");
+#endif
+  }
+};
+
 int run_bot(const Args& a) {
   boost::asio::thread_pool pool(2), fetches(8);
+  BotMetrics metrics(a.metrics_port);
   credkit::RedisTokenCacheOptions o;
   o.port = a.redis_port;
   if (a.cluster) {
@@ -251,6 +291,8 @@ int run_bot(const Args& a) {
   o.coalesce_in_process = a.users > 1;  // one user: every caller goes to Redis (shows the lock)
   o.command_timeout = 2s;               // a loaded 2-core machine runs every process of the fleet
   o.wait_timeout = 30s;
+  o.metrics = metrics.observer;
+  o.metrics_name = "fleet-redis";
   auto cache = credkit::RedisTokenCache::create(pool.get_executor(), o);
   credkit::RefreshPolicy policy;
   policy.min_validity = std::chrono::seconds(std::max(2, a.lifetime / 3));
@@ -267,9 +309,18 @@ int run_bot(const Args& a) {
     auto inner = credkit::Fetcher::blocking(
         [port = a.token_port, user](const credkit::FetchContext&) { return fetch_token(port, user); },
         fetches.get_executor());
-    creds.push_back(credkit::make_cached_credential(pool.get_executor(), cache,
-                                                    credkit::TokenCacheKey("user-" + std::to_string(user), {"chat"}),
-                                                    std::move(inner), policy));
+    // make_cached_credential's pieces, with the metrics options: one label for all users (a
+    // label per user would make a series per user).
+    credkit::CachedFetcherOptions fetch_options;
+    fetch_options.min_validity = policy.min_validity;
+    credkit::TokenCredentialOptions options;
+    options.fetcher = credkit::make_cached_fetcher(
+        cache, credkit::TokenCacheKey("user-" + std::to_string(user), {"chat"}), std::move(inner), fetch_options);
+    options.mode = credkit::RefreshMode::on_demand;
+    options.policy = policy;
+    options.metrics = metrics.observer;
+    options.metrics_name = "chat";
+    creds.push_back(credkit::TokenCredential::create(pool.get_executor(), std::move(options)));
   }
   const long per_credential = (resident_bytes() - before) / credentials;
 
@@ -356,6 +407,7 @@ int main(int argc, char** argv) {
       std::vector<std::string> argv{exe, "--bot", "--token-port", std::to_string(service.port()), "--seconds",
                                     std::to_string(a.seconds), "--callers", std::to_string(a.callers), "--users",
                                     std::to_string(a.users), "--lifetime", std::to_string(a.lifetime)};
+      if (a.metrics_port != 0) argv.insert(argv.end(), {"--metrics-port", std::to_string(a.metrics_port + i)});
       if (a.cluster) argv.insert(argv.end(), {"--cluster", "--nodes", nodes});
       else argv.insert(argv.end(), {"--redis-port", std::to_string(redis_port)});
       bots.push_back(credkit::test::spawn_child(argv, /*keep_output=*/true));

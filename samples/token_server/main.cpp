@@ -1,7 +1,14 @@
 // token_server — the sample trusted token service. Runs until SIGINT/SIGTERM.
 //
 //   token_server [--port N] [--lifetime 20s|5m|10m20s|1h] [--fault 5xx|429|slow|garbage|expired|hang [--fault-count N]]
+//                [--metrics-port N]
+//
+// --metrics-port serves Prometheus metrics on 127.0.0.1:N/metrics (server_metrics.hpp; needs
+// credkit's credkit::prometheus component).
 #include "token_server.hpp"
+#ifdef TOKEN_SERVER_METRICS
+#include "server_metrics.hpp"
+#endif
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -9,6 +16,8 @@
 #include <charconv>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <string>
 
 namespace {
@@ -55,7 +64,7 @@ std::chrono::seconds parse_duration(const std::string& text) {
 
 int usage() {
   std::cerr << "usage: token_server [--port N] [--lifetime 20s|5m|10m20s|1h] "
-               "[--fault 5xx|429|slow|garbage|expired|hang] [--fault-count N]\n";
+               "[--fault 5xx|429|slow|garbage|expired|hang] [--fault-count N] [--metrics-port N]\n";
   return 2;
 }
 
@@ -63,6 +72,7 @@ int usage() {
 
 int main(int argc, char** argv) {
   credkit::samples::TokenServerOptions options;
+  std::optional<unsigned short> metrics_port;
   try {
     for (int i = 1; i < argc; ++i) {
       std::string arg = argv[i];
@@ -88,6 +98,11 @@ int main(int argc, char** argv) {
         if (!known) throw std::invalid_argument("unknown --fault " + mode);
       } else if (arg == "--fault-count") {
         options.initial_fault.count = static_cast<int>(number(next(), 0, 1'000'000, "--fault-count"));
+      } else if (arg == "--metrics-port") {
+        metrics_port = static_cast<unsigned short>(number(next(), 0, 65535, "--metrics-port"));
+#ifndef TOKEN_SERVER_METRICS
+        throw std::invalid_argument("--metrics-port needs credkit's credkit::prometheus component (prometheus-cpp)");
+#endif
       } else if (arg == "--help" || arg == "-h") {
         usage();
         return 0;
@@ -112,6 +127,18 @@ int main(int argc, char** argv) {
             << "  GET  /api/agora/chat/user/{uid}/token, ACS identity (HMAC), POST /{tenant}/oauth2/v2.0/token\n"
             << "  POST /admin/faults, GET /admin/stats; token lifetime " << options.token_lifetime.count() << " s\n"
             << std::flush;
+#ifdef TOKEN_SERVER_METRICS
+  std::unique_ptr<token_server_sample::ServerMetrics> metrics;
+  if (metrics_port) {
+    try {
+      metrics = std::make_unique<token_server_sample::ServerMetrics>(server, *metrics_port);
+    } catch (const std::exception& e) {
+      std::cerr << "token_server: cannot serve metrics: " << e.what() << "\n";
+      return 1;
+    }
+    std::cout << "  metrics at http://127.0.0.1:" << metrics->port() << "/metrics\n" << std::flush;
+  }
+#endif
 
   boost::asio::io_context io;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
