@@ -70,6 +70,12 @@ CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::an
       machine_(shared_refresh_config(RefreshMachine::Config{options.mode, options.policy, static_cast<bool>(fetcher_)}),
                options.random_seed ? options.random_seed : random_seed()) {
   parse_.now.reset();
+  if (options.metrics) {
+    auto hooks = std::make_unique<MetricsHooks>();
+    hooks->observer = std::move(options.metrics);
+    hooks->name = options.metrics_name;
+    metrics_ = std::move(hooks);
+  }
   affinity_ = ExecutorAffinity(executor_);
   timer_ = clock_->make_timer(executor_);
 }
@@ -175,6 +181,9 @@ void CredentialState::start(std::weak_ptr<TokenCredential> facade, std::optional
       token_ = TokenHandle::make(std::move(*initial_token));
     }
     apply_locked(machine_.start(service_now(), initial, issued_at), fx);
+  }
+  if (metrics_) {
+    notify_metrics([&] { metrics_->observer->credential_created(metrics_->name, facade_); });
   }
   run_effects(fx);
   if (affinity_.context() && !enrolled) on_context_shutdown();  // created while its context shuts down
@@ -286,6 +295,7 @@ void CredentialState::get_async(Handler handler) {
                 "async_get_token: the credential's execution context was destroyed (the credential is closed)");
   }
   if (TokenHandle t = try_fresh()) {
+    count_served();
     post_completion(std::move(handler), nullptr, std::move(t));
     return;
   }
@@ -311,13 +321,17 @@ void CredentialState::get_async(Handler handler) {
       Waiter waiter;
       waiter.work = tracked_work();
       waiter.handler.emplace(std::move(handler));
+      if (metrics_) waiter.since = clock_->elapsed();
       at.waiters.emplace(id, std::move(waiter));
     } else {
       error = demand_error_locked(d);
     }
     apply_locked(a, fx);
   }
-  if (!waiting) post_completion(std::move(handler), std::move(error), std::move(token));
+  if (!waiting) {
+    if (token) count_served();
+    post_completion(std::move(handler), std::move(error), std::move(token));
+  }
   run_effects(fx);
 }
 
@@ -335,12 +349,16 @@ bool CredentialState::on_own_executor() const noexcept {
 }
 
 TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
-  if (TokenHandle t = try_fresh()) return t;
+  if (TokenHandle t = try_fresh()) {
+    count_served();
+    return t;
+  }
   Effects fx;
   std::exception_ptr error;
   TokenHandle token;
   std::shared_ptr<BlockingWait> wait;
   std::uint64_t waiter_id = 0;
+  nanoseconds since{0};
   {
     std::lock_guard lock(mutex_);
     const auto [d, a] = machine_.on_demand(service_now());
@@ -357,6 +375,7 @@ TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
         waiter_id = at.next_waiter_id++;
         Waiter waiter;
         waiter.blocking = wait;
+        if (metrics_) waiter.since = since = clock_->elapsed();
         at.waiters.emplace(waiter_id, std::move(waiter));
       }
     } else {
@@ -366,7 +385,10 @@ TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
   }
   run_effects(fx);
   if (error) std::rethrow_exception(error);
-  if (!wait) return token;
+  if (!wait) {
+    count_served();
+    return token;
+  }
 
   std::unique_lock lock(wait->mutex);
   auto done = [&] { return wait->done; };
@@ -382,7 +404,13 @@ TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
       }
       lock.lock();
       if (!wait->done) {
-        throw Error(errc::timeout, "get_token: no token within " + std::to_string(timeout->count()) + " ms");
+        auto timed_out = make_error(errc::timeout, "get_token: no token within " + std::to_string(timeout->count()) + " ms");
+        if (metrics_) {
+          Waiter gave_up;
+          gave_up.since = since;
+          report_wait(gave_up, timed_out);
+        }
+        std::rethrow_exception(timed_out);
       }
     }
   } else {
@@ -428,6 +456,7 @@ bool CredentialState::invalidate(std::string_view rejected) {
     if (!token_ || !machine_.token() || token_.token() != rejected) return false;
     auto a = machine_.on_invalidate(service_now(), machine_.token()->generation);
     accepted = a.accepted;
+    fx.metrics.invalidated = accepted;
     apply_locked(a, fx);
   }
   run_effects(fx);
@@ -506,6 +535,130 @@ void CredentialState::cancel_waiter(std::uint64_t id) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Health
+
+HealthState CredentialState::health_state_locked(time_point now) const noexcept {
+  if (machine_.closed()) return HealthState::closed;
+  const auto& t = machine_.token();
+  if (!t || t->invalidated || now >= t->expires_on()) return HealthState::expired;
+  if (now >= t->fresh_until) return HealthState::below_min_validity;
+  if (machine_.failures() > 0) return HealthState::retrying;
+  if (machine_.refreshing()) return HealthState::refreshing;
+  return HealthState::fresh;
+}
+
+CredentialHealth CredentialState::health_locked(time_point now) const {
+  CredentialHealth h;
+  h.state = health_state_locked(now);
+  h.clock_offset = clock_offset();
+  h.consecutive_failures = machine_.failures();
+  if (h.consecutive_failures > 0 && last_error_) {
+    h.last_error_code = error_code_of(last_error_);
+    h.last_error = message_of(last_error_);  // an Error's message, scrubbed when it was made
+  }
+  if (attachments_) h.last_fetch_latency = attachments_->last_fetch_latency;
+  if (const auto& t = machine_.token()) {
+    h.expires_on = t->expires_on();
+    h.time_left = std::max(sub_sat(t->expires_on(), now), nanoseconds::zero());
+  }
+  if (machine_.config().mode == RefreshMode::proactive && !machine_.closed()) {
+    const auto& state = machine_.fetch_state();
+    if (const auto* idle = std::get_if<RefreshMachine::Idle>(&state)) {
+      if (idle->retry_at) {
+        h.next_refresh = to_local(*idle->retry_at);
+        h.next_is_retry = true;
+      } else if (const auto& t = machine_.token(); t && !t->will_expire_fired && !t->invalidated) {
+        h.next_refresh = to_local(t->will_expire_at);
+      }
+    } else if (const auto* deferred = std::get_if<RefreshMachine::Deferred>(&state)) {
+      h.next_refresh = to_local(deferred->until);
+      h.next_is_retry = deferred->retry_at.has_value();
+    }
+  }
+  return h;
+}
+
+CredentialHealth CredentialState::health() const {
+  std::lock_guard lock(mutex_);
+  return health_locked(service_now());
+}
+
+std::optional<CredentialState::time_point> CredentialState::health_deadline_locked(time_point now) const noexcept {
+  const auto& t = machine_.token();
+  if (!t || t->invalidated) return std::nullopt;
+  if (now < t->fresh_until) return t->fresh_until;
+  if (now < t->expires_on()) return t->expires_on();
+  return std::nullopt;
+}
+
+void CredentialState::note_health_locked(Effects& fx) {
+  const HealthState now_state = health_state_locked(service_now());
+  if (now_state == health_state_) return;
+  health_state_ = now_state;
+  if (!attachments_ || attachments_->health_listeners.empty()) return;
+  PendingHealth pending;
+  pending.health = health_locked(service_now());
+  pending.health.state = now_state;  // the state judged above, whatever the clock read since
+  pending.listeners = attachments_->health_listeners;
+  fx.health = std::move(pending);  // the latest transition of this step wins
+}
+
+Subscription CredentialState::subscribe_health(HealthHandler handler) {
+  if (!handler) throw Error(errc::invalid_argument, "on_health_changed: the handler is empty");
+  auto listener = std::make_shared<HealthListener>();
+  listener->handler = std::move(handler);
+  Effects fx;
+  {
+    std::lock_guard lock(mutex_);
+    if (machine_.closed()) return Subscription{};
+    attachments_locked().health_listeners.push_back(listener);
+    // Re-arm so that transitions time alone causes are noticed from now on.
+    timer_armed_ = false;
+    RefreshMachine::Actions rearm;
+    rearm.next_deadline = machine_.next_deadline();
+    apply_locked(rearm, fx);
+  }
+  run_effects(fx);
+  return Subscription([w = weak_from_this(), listener] {
+    listener->active.store(false, std::memory_order_release);
+    if (auto s = w.lock()) {
+      std::lock_guard lock(s->mutex_);
+      if (s->attachments_) std::erase(s->attachments_->health_listeners, listener);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Metrics
+
+template <typename F>
+void CredentialState::notify_metrics(F&& hook) const noexcept {
+  try {
+    hook();
+  } catch (const std::exception& e) {
+    log(LogLevel::error, std::string("a MetricsObserver hook threw: ") + e.what());
+  } catch (...) {
+    log(LogLevel::error, "a MetricsObserver hook threw a non-standard exception");
+  }
+}
+
+void CredentialState::report_metrics(const MetricsNotes& notes) const noexcept {
+  MetricsObserver& o = *metrics_->observer;
+  const std::string& name = metrics_->name;
+  if (notes.fetch_finished) {
+    notify_metrics([&] { o.fetch_finished(name, notes.fetch_reason, notes.fetch_result, notes.fetch_latency); });
+  }
+  if (notes.refresh_failed) notify_metrics([&] { o.refresh_failed(name, notes.refresh_failed_code); });
+  if (notes.invalidated) notify_metrics([&] { o.invalidated(name); });
+}
+
+void CredentialState::report_wait(const Waiter& w, const std::exception_ptr& error) const noexcept {
+  const nanoseconds waited = std::max(sub_sat(clock_->elapsed(), w.since), nanoseconds::zero());
+  const std::error_code result = error_code_of(error);
+  notify_metrics([&] { metrics_->observer->caller_waited(metrics_->name, waited, result); });
+}
+
+// ---------------------------------------------------------------------------------------
 // Timer and fetch completions
 
 void CredentialState::arm_locked(std::optional<time_point> deadline) {
@@ -550,8 +703,14 @@ void CredentialState::on_fetch_done(std::uint64_t seq, std::exception_ptr error,
   {
     std::lock_guard lock(mutex_);
     if (machine_.closed() || !fetch_op_ || seq != fetch_seq_) return;  // a fetch we gave up on
+    const FetchReason reason = fetch_op_->reason;
     fetch_op_.reset();
     const auto now = service_now();
+    const nanoseconds latency = sub_sat(clock_->elapsed(), attachments_locked().fetch_started);
+    attachments_->last_fetch_latency = std::max(latency, nanoseconds::zero());
+    fx.metrics.fetch_finished = true;
+    fx.metrics.fetch_reason = reason;
+    fx.metrics.fetch_latency = *attachments_->last_fetch_latency;
     if (!error) error = admission_error(token.token, "the token fetcher's result");
     if (!error) {
       const auto expires_on = token.expires_on;
@@ -563,6 +722,7 @@ void CredentialState::on_fetch_done(std::uint64_t seq, std::exception_ptr error,
         last_error_ = make_error(errc::token_expired_on_arrival,
                                  "the token returned by the fetcher is already expired (it expired at " +
                                      format_time(expires_on) + ", service time " + format_time(now) + ")");
+        fx.metrics.fetch_result = make_error_code(errc::token_expired_on_arrival);
       } else {
         token_ = std::move(handle);
         last_error_ = nullptr;
@@ -584,6 +744,7 @@ void CredentialState::on_fetch_done(std::uint64_t seq, std::exception_ptr error,
         error = make_error(errc::fetch_failed, "the token fetcher failed: " + message_of(error), details);
       }
       last_error_ = error;
+      fx.metrics.fetch_result = error_code_of(error);
       apply_locked(machine_.on_fetch_failed(now, retryable, details.retry_after), fx);
     }
   }
@@ -627,6 +788,17 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     last_error_ = make_error(errc::fetch_timeout,
                              "no token arrived within " + std::to_string(policy().fetch_timeout.count()) +
                                  " ms (RefreshPolicy::fetch_timeout) from the fetcher or a token_will_expire listener");
+    if (fetch_op_ && attachments_) {  // a fetcher's fetch (not a listener's update_token) ended by the timeout
+      attachments_->last_fetch_latency = saturate_cast<nanoseconds>(policy().fetch_timeout);
+      fx.metrics.fetch_finished = true;
+      fx.metrics.fetch_reason = fetch_op_->reason;
+      fx.metrics.fetch_result = make_error_code(errc::fetch_timeout);
+      fx.metrics.fetch_latency = *attachments_->last_fetch_latency;
+    }
+  }
+  if (a.fire_refresh_failed) {
+    fx.metrics.refresh_failed = true;
+    fx.metrics.refresh_failed_code = error_code_of(last_error_);
   }
   if (a.cancel_fetch && fetch_op_) {
     fx.cancel_fetch = std::move(fetch_op_);
@@ -665,6 +837,7 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     auto& live_ops = attachments_locked().live_ops;
     std::erase_if(live_ops, [](const std::weak_ptr<FetchOp>& w) { return w.expired(); });
     live_ops.push_back(op);
+    attachments_->fetch_started = clock_->elapsed();
     op->parse = parse_;
     op->parse.now = service_start;  // fallback lifetimes count from the fetch start, in service time
     op->service_now = [w = weak_from_this()] {
@@ -681,7 +854,14 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     fetch_op_ = op;
     fx.start_fetch = std::move(op);
   }
-  if (!machine_.closed()) arm_locked(a.next_deadline);
+  note_health_locked(fx);
+  if (!machine_.closed()) {
+    std::optional<time_point> deadline = a.next_deadline;
+    if (attachments_ && !attachments_->health_listeners.empty()) {
+      if (auto h = health_deadline_locked(service_now()); h && (!deadline || *h < *deadline)) deadline = h;
+    }
+    arm_locked(deadline);
+  }
 }
 
 CredentialState::Attachments& CredentialState::attachments_locked() {
@@ -695,9 +875,17 @@ void CredentialState::release_listeners_locked(Effects& fx) {
   for (auto& l : listeners) l->active.store(false, std::memory_order_release);
   fx.listeners_to_release = std::move(listeners);
   listeners.clear();
+  auto& health_listeners = attachments_->health_listeners;
+  for (auto& l : health_listeners) l->active.store(false, std::memory_order_release);
+  fx.health_listeners_to_release = std::move(health_listeners);
+  health_listeners.clear();
 }
 
 void CredentialState::complete(Waiter& w, std::exception_ptr error, TokenHandle token) {
+  if (metrics_) {
+    if (token) count_served();
+    report_wait(w, error);
+  }
   if (w.blocking) {
     {
       std::lock_guard lock(w.blocking->mutex);
@@ -775,7 +963,26 @@ void CredentialState::run_effects(Effects& fx) {
       }
     });
   }
+  if (fx.health) {
+    post_to_strand([self = shared_from_this(), pending = std::move(*fx.health)] {
+      auto facade = self->facade_.lock();
+      if (!facade) return;
+      CallbackScope scope;
+      for (const auto& l : pending.listeners) {
+        if (!l->active.load(std::memory_order_acquire)) continue;
+        try {
+          l->handler(*facade, pending.health);
+        } catch (const std::exception& e) {
+          log(LogLevel::error, std::string("an on_health_changed listener threw: ") + e.what());
+        } catch (...) {
+          log(LogLevel::error, "an on_health_changed listener threw a non-standard exception");
+        }
+      }
+    });
+  }
+  if (metrics_) report_metrics(fx.metrics);
   fx.listeners_to_release.clear();
+  fx.health_listeners_to_release.clear();
   fx.timer_to_destroy.reset();
 }
 

@@ -46,6 +46,15 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
 
   void get_async(Handler handler);
   TokenHandle get_blocking(std::optional<std::chrono::milliseconds> timeout);
+  /// Counts a token handed out, when a metrics observer is set (one relaxed add).
+  void count_served() const noexcept {
+    if (metrics_) [[unlikely]] metrics_->served.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::uint64_t tokens_served() const noexcept {
+    return metrics_ ? metrics_->served.load(std::memory_order_relaxed) : 0;
+  }
+  CredentialHealth health() const;
+  Subscription subscribe_health(HealthHandler handler);
   void update(AccessToken token);
   void update(std::string_view token);
   bool invalidate(std::string_view rejected);
@@ -81,6 +90,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
     std::optional<Handler> handler;           // async waiters
     std::shared_ptr<BlockingWait> blocking;   // get_token() waiters
     boost::asio::any_io_executor work;        // keeps the executor's run() going while waiting
+    std::chrono::nanoseconds since{0};        // Clock::elapsed() when it began to wait (metrics)
   };
   struct Listener {
     TokenEventKind kind;
@@ -91,6 +101,30 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
     TokenEvent event;
     std::vector<std::shared_ptr<Listener>> listeners;
   };
+  struct HealthListener {
+    HealthHandler handler;
+    std::atomic<bool> active{true};
+  };
+  struct PendingHealth {
+    CredentialHealth health;
+    std::vector<std::shared_ptr<HealthListener>> listeners;
+  };
+  // What the observer is told after the lock is released (metrics_ set only).
+  struct MetricsNotes {
+    bool fetch_finished = false;
+    FetchReason fetch_reason = FetchReason::initial;
+    std::error_code fetch_result;
+    std::chrono::nanoseconds fetch_latency{0};
+    bool refresh_failed = false;
+    std::error_code refresh_failed_code;
+    bool invalidated = false;
+  };
+  // The metrics observer and its label, in a block only credentials with an observer pay for.
+  struct MetricsHooks {
+    std::shared_ptr<MetricsObserver> observer;
+    std::string name;
+    mutable std::atomic<std::uint64_t> served{0};
+  };
   struct Effects {
     std::vector<Waiter> waiters;
     std::exception_ptr error;
@@ -100,6 +134,9 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
     std::shared_ptr<FetchOp> cancel_fetch;
     std::unique_ptr<Timer> timer_to_destroy;
     std::vector<std::shared_ptr<Listener>> listeners_to_release;
+    std::vector<std::shared_ptr<HealthListener>> health_listeners_to_release;
+    std::optional<PendingHealth> health;
+    MetricsNotes metrics;
   };
 
   // What only some credentials ever have, in a block made on first use: most of a large
@@ -109,6 +146,9 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
     std::uint64_t next_waiter_id = 1;
     std::vector<std::shared_ptr<Listener>> listeners;  // all kinds (few per credential)
     std::vector<std::weak_ptr<FetchOp>> live_ops;  // fetches that may still hold the strand (context shutdown)
+    std::vector<std::shared_ptr<HealthListener>> health_listeners;
+    std::chrono::nanoseconds fetch_started{0};  // Clock::elapsed() when the running fetch started
+    std::optional<std::chrono::nanoseconds> last_fetch_latency;
   };
 
   [[gnu::noinline]] TokenHandle refill_thread_entry() const noexcept;  // the slow path, kept out of try_fresh
@@ -125,6 +165,17 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   void publish_locked();
   void arm_locked(std::optional<time_point> deadline);
   void raise_locked(Effects& fx, TokenEventKind kind, const RefreshMachine::Actions& a);
+  CredentialHealth health_locked(time_point now) const;
+  HealthState health_state_locked(time_point now) const noexcept;
+  /// Raises a health transition if the state changed since the last one seen.
+  void note_health_locked(Effects& fx);
+  /// The next time health changes by time alone (service time), while health listeners exist.
+  std::optional<time_point> health_deadline_locked(time_point now) const noexcept;
+  /// Calls one observer hook, catching (and logging) what it throws.
+  template <typename F>
+  void notify_metrics(F&& hook) const noexcept;
+  void report_metrics(const MetricsNotes& notes) const noexcept;
+  void report_wait(const Waiter& w, const std::exception_ptr& error) const noexcept;
   std::exception_ptr demand_error_locked(RefreshMachine::Demand d) const;
   bool on_own_executor() const noexcept;
   /// The execution context is shutting down (ContextRegistry): close, and drop everything
@@ -160,6 +211,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   Fetcher fetcher_;
   ParseOptions parse_;
   std::weak_ptr<TokenCredential> facade_;
+  std::unique_ptr<const MetricsHooks> metrics_;  // null without an observer
 
   // Read without the lock on the hot path; written under it. No cache-line padding: with a
   // fresh token nothing here is written, and 100 000 credentials should not pay 128 B each.
@@ -173,6 +225,7 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   Published published_;  // what refill_thread_entry hands out (a reference to token_'s block, no copy)
   std::exception_ptr last_error_;
   bool skew_warned_ = false;
+  HealthState health_state_ = HealthState::expired;  // the last state seen (transitions)
   std::unique_ptr<Timer> timer_;
   std::uint64_t timer_seq_ = 0;
   bool timer_armed_ = false;

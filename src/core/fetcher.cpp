@@ -8,6 +8,9 @@
 
 #include <atomic>
 #include <string>
+#include <optional>
+#include <mutex>
+#include <list>
 
 namespace credkit {
 
@@ -90,18 +93,41 @@ Fetcher Fetcher::async(AsyncFunction function) {
 }
 
 namespace {
-// On the SDK's elastic pool, calls of one blocking fetcher (each credential has its own; copies
-// of a Fetcher share it) that may run at once: the live call plus at most this many abandoned
-// ones (timed out or cancelled, still running). Beyond it a fetch fails at once with
-// fetch_failed (retried with back-off) instead of pinning one more thread.
-constexpr int kMaxAbandonedBlockingCalls = 3;
+// On the SDK's elastic pool, abandoned calls of one blocking fetcher (copies of a Fetcher share
+// them) that may still run: calls whose fetch is over (timed out, cancelled, closed) but which
+// have not returned. Beyond it a fetch fails at once with fetch_failed (retried with back-off)
+// instead of pinning one more thread. Live calls are not limited here: each credential has at
+// most one, so a fleet sharing one fetcher refreshes all its credentials at once.
+constexpr std::size_t kMaxAbandonedBlockingCalls = 3;
+
+// The calls of one blocking fetcher running on the pool, to tell abandoned ones from live ones.
+class BlockingCalls {
+ public:
+  using Entry = std::list<FetchContext>::iterator;
+  /// Registers `ctx` as running; empty when too many abandoned calls still run.
+  std::optional<Entry> enter(const FetchContext& ctx) {
+    std::lock_guard lock(mutex_);
+    std::size_t abandoned = 0;
+    for (const auto& c : running_) abandoned += c.cancelled();
+    if (abandoned >= kMaxAbandonedBlockingCalls) return std::nullopt;
+    return running_.insert(running_.end(), ctx);
+  }
+  void leave(Entry e) noexcept {
+    std::lock_guard lock(mutex_);
+    running_.erase(e);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::list<FetchContext> running_;
+};
 
 // Runs `call(ctx, done)` on the blocking executor; `call` completes `done` or throws.
 template <typename Call>
 Fetcher::AsyncFunction on_blocking_executor(Call call, std::optional<boost::asio::any_io_executor> executor) {
   auto shared = std::make_shared<Call>(std::move(call));
-  auto running = std::make_shared<std::atomic<int>>(0);  // calls started on the pool and not yet returned
-  return [shared, running, executor = std::move(executor)](FetchContext ctx, FetchCompletion done) {
+  auto calls = std::make_shared<BlockingCalls>();
+  return [shared, calls, executor = std::move(executor)](FetchContext ctx, FetchCompletion done) {
     if (executor) {
       boost::asio::post(*executor, [shared, ctx = std::move(ctx), done = std::move(done)]() mutable {
         if (ctx.cancelled()) return;  // nobody waits for it any more
@@ -115,20 +141,30 @@ Fetcher::AsyncFunction on_blocking_executor(Call call, std::optional<boost::asio
     }
     // The SDK's elastic pool: a thread per call when none is idle, so a hung call of one
     // credential never delays another's.
-    if (running->fetch_add(1, std::memory_order_acq_rel) > kMaxAbandonedBlockingCalls) {
-      running->fetch_sub(1, std::memory_order_acq_rel);
+    const auto entry = calls->enter(ctx);
+    if (!entry) {
       done.fail(errc::fetch_failed, std::to_string(kMaxAbandonedBlockingCalls) +
-                                        " earlier calls of this blocking fetcher are still running (hung?); "
-                                        "not starting another until one returns");
+                                        " earlier calls of this blocking fetcher are still running (hung?) after "
+                                        "their fetches ended; not starting another until one returns");
       return;
     }
+    // Unregisters the call when the last copy of the task goes: when the call returns, or when
+    // the task is never run (no thread could be made).
     struct Leave {
-      std::shared_ptr<std::atomic<int>> running;
-      ~Leave() { running->fetch_sub(1, std::memory_order_acq_rel); }
+      Leave(std::shared_ptr<BlockingCalls> c, BlockingCalls::Entry e) noexcept : calls(std::move(c)), entry(e) {}
+      Leave(const Leave&) = delete;
+      Leave& operator=(const Leave&) = delete;
+      ~Leave() { calls->leave(entry); }
+      std::shared_ptr<BlockingCalls> calls;
+      BlockingCalls::Entry entry;
     };
-    auto leave = std::make_shared<Leave>();
-    leave->running = running;
-    // std::function needs a copyable callable: the move-only completion rides in a shared box.
+    std::shared_ptr<Leave> leave;
+    try {
+      leave = std::make_shared<Leave>(calls, *entry);
+    } catch (...) {
+      calls->leave(*entry);
+      throw;
+    }
     auto box = std::make_shared<FetchCompletion>(std::move(done));
     detail::run_blocking([shared, leave, ctx = std::move(ctx), box]() mutable {
       auto left = std::move(leave);  // the count drops when this call returns

@@ -63,7 +63,10 @@ std::shared_ptr<TokenCredential> TokenCredential::create(TokenCredentialOptions 
 TokenCredential::executor_type TokenCredential::get_executor() const noexcept { return state_->executor(); }
 
 TokenHandle TokenCredential::get_token() const {
-  if (TokenHandle t = state_->try_fresh()) return t;  // the hot path, without get_blocking's frame
+  if (TokenHandle t = state_->try_fresh()) {  // the hot path, without get_blocking's frame
+    state_->count_served();
+    return t;
+  }
   return state_->get_blocking(std::nullopt);
 }
 
@@ -106,6 +109,12 @@ void TokenCredential::close() noexcept { state_->close(); }
 bool TokenCredential::is_closed() const noexcept { return state_->closed(); }
 
 std::chrono::nanoseconds TokenCredential::clock_offset() const noexcept { return state_->clock_offset(); }
+
+CredentialHealth TokenCredential::health() const { return state_->health(); }
+
+Subscription TokenCredential::on_health_changed(HealthHandler handler) { return state_->subscribe_health(std::move(handler)); }
+
+std::uint64_t TokenCredential::tokens_served() const noexcept { return state_->tokens_served(); }
 
 std::string_view to_string(TokenEventKind kind) noexcept {
   switch (kind) {

@@ -640,6 +640,31 @@ TEST_CASE("hostile executors (c): K hung blocking fetchers do not stall a health
   }
 }
 
+TEST_CASE("hostile executors (c): credentials sharing one blocking Fetcher all fetch at once; only abandoned calls are bounded") {
+  // A fleet holds one credential per user with one shared Fetcher: live calls are not limited
+  // (before, a fifth concurrent live call failed with "still running (hung?)").
+  for (int n : {1, 4, 5, 12}) {
+    CAPTURE(n);
+    auto gate = std::make_shared<Gate>();
+    const auto shared = credkit::Fetcher::blocking([gate](const credkit::FetchContext&) {
+      gate->wait_open();
+      return good_token();
+    });
+    std::vector<std::shared_ptr<credkit::TokenCredential>> fleet;
+    std::vector<std::future<credkit::TokenHandle>> tokens;
+    for (int i = 0; i < n; ++i) {
+      credkit::TokenCredentialOptions options;
+      options.fetcher = shared;
+      fleet.push_back(credkit::TokenCredential::create(std::move(options)));
+    }
+    REQUIRE_MESSAGE(gate->wait_entered(n), "not every credential's call started");
+    for (auto& c : fleet) tokens.push_back(std::async(std::launch::async, [c] { return c->get_token(kWatchdog); }));
+    gate->release_and_wait_exits();
+    for (auto& t : tokens) CHECK(static_cast<bool>(t.get()));
+    for (auto& c : fleet) CHECK(c->health().consecutive_failures == 0);
+  }
+}
+
 TEST_CASE("hostile executors (c): one credential's abandoned blocking fetches are bounded") {
   auto gate = std::make_shared<Gate>();
   credkit::TokenCredentialOptions options;

@@ -28,15 +28,11 @@ RedisReply copy_reply(const redisReply& r) {
   RedisReply out;
   switch (r.type) {
     case REDIS_REPLY_STRING:
-      out.type = RedisReply::Type::string;
-      out.text.assign(r.str, r.len);
-      break;
     case REDIS_REPLY_STATUS:
-      out.type = RedisReply::Type::status;
-      out.text.assign(r.str, r.len);
-      break;
     case REDIS_REPLY_ERROR:
-      out.type = RedisReply::Type::error;
+      out.type = r.type == REDIS_REPLY_STRING   ? RedisReply::Type::string
+                 : r.type == REDIS_REPLY_STATUS ? RedisReply::Type::status
+                                                : RedisReply::Type::error;
       out.text.assign(r.str, r.len);
       break;
     case REDIS_REPLY_INTEGER:

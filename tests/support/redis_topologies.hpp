@@ -9,6 +9,8 @@
 #include "support/child_server.hpp"
 #include "support/temp_files.hpp"
 
+#include <boost/core/noncopyable.hpp>
+
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -105,11 +107,9 @@ struct FailedRedisPrimary {
 /// replica's link to its primary is up, and every node's slot map names each primary's replica.
 /// Otherwise it throws, naming what did not happen. The destructor kills (SIGKILL) and reaps
 /// every node and removes the directories.
-class RedisCluster {
+class RedisCluster : boost::noncopyable {
  public:
   explicit RedisCluster(RedisClusterOptions options = {});
-  RedisCluster(const RedisCluster&) = delete;
-  RedisCluster& operator=(const RedisCluster&) = delete;
   ~RedisCluster();
 
   const std::string& password() const { return options_.password; }
@@ -189,11 +189,9 @@ struct RedisSentinelOptions {
 /// sentinel names the primary, counts the replica and the 2 other sentinels, and reaches
 /// quorum (SENTINEL CKQUORUM); otherwise it throws. The destructor kills (SIGKILL) and reaps
 /// every process and removes the directories.
-class RedisSentinelSet {
+class RedisSentinelSet : boost::noncopyable {
  public:
   explicit RedisSentinelSet(RedisSentinelOptions options = {});
-  RedisSentinelSet(const RedisSentinelSet&) = delete;
-  RedisSentinelSet& operator=(const RedisSentinelSet&) = delete;
   ~RedisSentinelSet();
 
   std::vector<RedisAddress> sentinels() const;

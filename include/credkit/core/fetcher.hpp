@@ -109,9 +109,10 @@ class FetchCompletion {
 ///   a new one, so a hung call never delays another credential's fetch; idle threads retire
 ///   after 30 s and are never joined (a hung call cannot keep the process alive). A call that
 ///   outlives its fetch (timed out, cancelled) keeps running; at most 3 such abandoned calls
-///   of one Fetcher (copies share the count) may run beside the live one: beyond that a new
+///   of one Fetcher (copies share the count) may run beside the live ones: beyond that a new
 ///   fetch fails at once with `fetch_failed` (retried with back-off) instead of taking a
-///   thread.
+///   thread. Live calls are not limited: credentials sharing one Fetcher (a fleet, one per
+///   user) all refresh at once, each with at most one live call.
 /// - `Fetcher::async(f)`: `f(FetchContext, FetchCompletion)` starts work and returns; the
 ///   completion is called later, from any thread.
 /// - `coroutine_fetcher(f)`, in the opt-in header `<credkit/core/coroutine_fetcher.hpp>` (so
