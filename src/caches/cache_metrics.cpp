@@ -1,5 +1,6 @@
 #include "caches/cache_metrics.hpp"
 
+#include "core/metrics_name.hpp"
 #include "core/metrics_notify.hpp"
 
 namespace credkit::detail {
@@ -17,6 +18,7 @@ void CacheMetrics::fallback() const noexcept {
 }
 
 std::shared_ptr<const CacheMetrics> make_cache_metrics(std::shared_ptr<MetricsObserver> observer, std::string name) {
+  check_metrics_name(name, "TokenCache metrics_name");  // a backend of the user's may pass any text
   if (!observer) return nullptr;
   return std::make_shared<const CacheMetrics>(CacheMetrics{std::move(observer), std::move(name)});
 }

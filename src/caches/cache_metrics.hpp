@@ -20,6 +20,7 @@ struct CacheMetrics {
 };
 
 /// Null when `observer` is null, so a cache without metrics pays one null test per lookup.
+/// Throws `Error(errc::invalid_argument)` for a `name` the metrics_name rule rejects.
 std::shared_ptr<const CacheMetrics> make_cache_metrics(std::shared_ptr<MetricsObserver> observer, std::string name);
 
 }  // namespace credkit::detail

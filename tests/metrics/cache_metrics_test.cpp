@@ -62,8 +62,9 @@ AccessToken token_until(std::chrono::system_clock::time_point expiry) {
 /// A backend whose reads fail: thrown from the hook, or reported through `done`.
 class FailingCache final : public TokenCache {
  public:
-  FailingCache(boost::asio::io_context& io, std::shared_ptr<MetricsObserver> metrics, bool throw_from_hook)
-      : TokenCache(io.get_executor(), nullptr, false, std::move(metrics), "failing"), throw_(throw_from_hook) {}
+  FailingCache(boost::asio::io_context& io, std::shared_ptr<MetricsObserver> metrics, bool throw_from_hook,
+               std::string name = "failing")
+      : TokenCache(io.get_executor(), nullptr, false, std::move(metrics), std::move(name)), throw_(throw_from_hook) {}
 
  protected:
   void do_get(std::string, GetDone done) override {
@@ -214,6 +215,11 @@ TEST_CASE("each cache's options check metrics_name with the label rule") {
     redis.metrics_name = bad;
     CHECK(rejected(redis));
   }
+  // A backend of the user's passes its name to the base class, which checks it too.
+  boost::asio::io_context io;
+  CHECK_THROWS_AS(FailingCache(io, std::make_shared<RecordingObserver>(), false, "bad name"), Error);
+  CHECK_THROWS_AS(FailingCache(io, nullptr, false, "bad name"), Error);
+  CHECK_NOTHROW(FailingCache(io, nullptr, false, "custom-backend"));
   CHECK(MemoryTokenCacheOptions{}.metrics_name == "memory");
   CHECK(EncryptedFileTokenCacheOptions{}.metrics_name == "file");
   CHECK(RedisTokenCacheOptions{}.metrics_name == "redis");

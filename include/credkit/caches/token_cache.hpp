@@ -204,8 +204,8 @@ class TokenCache : public std::enable_shared_from_this<TokenCache> {
 
  protected:
   /// Backends call this from their constructor. `clock` null: `Clock::system()`. `metrics`
-  /// (null: none) receives the outcome of every lookup, labelled `metrics_name` (checked by
-  /// the backend's options: 1 to 64 characters from `A-Z a-z 0-9 _ . : / -`).
+  /// (null: none) receives the outcome of every lookup, labelled `metrics_name`: 1 to 64
+  /// characters from `A-Z a-z 0-9 _ . : / -`, else `Error(errc::invalid_argument)` is thrown.
   TokenCache(executor_type executor, std::shared_ptr<Clock> clock, bool coalesce_in_process,
              std::shared_ptr<MetricsObserver> metrics = nullptr, std::string metrics_name = "cache");
 
