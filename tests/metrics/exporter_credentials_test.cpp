@@ -35,13 +35,6 @@ std::pair<std::exception_ptr, TokenHandle> get_in_virtual_time(TokenCredential& 
   return {error, std::move(token)};
 }
 
-double value_of(const std::map<std::string, double>& samples, const std::string& series) {
-  auto it = samples.find(series);
-  INFO("series " << series);
-  REQUIRE(it != samples.end());
-  return it->second;
-}
-
 }  // namespace
 
 TEST_CASE("credentials and a memory cache in virtual time: the scrape is what happened") {

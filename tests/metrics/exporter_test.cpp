@@ -66,13 +66,6 @@ double sum_of(const std::map<std::string, double>& samples, std::initializer_lis
   return total;
 }
 
-double at(const std::map<std::string, double>& samples, const std::string& series) {
-  auto it = samples.find(series);
-  INFO("series " << series);
-  REQUIRE(it != samples.end());
-  return it->second;
-}
-
 std::error_code code(errc e) { return make_error_code(e); }
 
 /// The label values the exporter may write for error codes: every `errc` name and three more.
@@ -109,29 +102,29 @@ TEST_CASE("hooks called directly: the scrape passes promtool and counts what was
   exporter->redis_fallback("redis");
 
   const auto s = scrape_checked(endpoint);
-  CHECK(at(s, R"(credkit_fetches_total{credential="graph",reason="initial",result="ok"})") == 1);
-  CHECK(at(s, R"(credkit_fetches_total{credential="graph",reason="proactive",result="ok"})") == 2);
-  CHECK(at(s, R"(credkit_fetches_total{credential="graph",reason="proactive",result="fetch_timeout"})") == 1);
-  CHECK(at(s, R"(credkit_fetches_total{credential="graph",reason="on_demand",result="http_status"})") == 1);
+  CHECK(value_of(s, R"(credkit_fetches_total{credential="graph",reason="initial",result="ok"})") == 1);
+  CHECK(value_of(s, R"(credkit_fetches_total{credential="graph",reason="proactive",result="ok"})") == 2);
+  CHECK(value_of(s, R"(credkit_fetches_total{credential="graph",reason="proactive",result="fetch_timeout"})") == 1);
+  CHECK(value_of(s, R"(credkit_fetches_total{credential="graph",reason="on_demand",result="http_status"})") == 1);
   CHECK(sum_of(s, {"credkit_fetches_total{"}) == 5);
-  CHECK(at(s, R"(credkit_refresh_failures_total{code="fetch_timeout",credential="graph"})") == 1);
-  CHECK(at(s, R"(credkit_refresh_failures_total{code="http_status",credential="graph"})") == 1);
-  CHECK(at(s, R"(credkit_invalidations_total{credential="graph"})") == 1);
+  CHECK(value_of(s, R"(credkit_refresh_failures_total{code="fetch_timeout",credential="graph"})") == 1);
+  CHECK(value_of(s, R"(credkit_refresh_failures_total{code="http_status",credential="graph"})") == 1);
+  CHECK(value_of(s, R"(credkit_invalidations_total{credential="graph"})") == 1);
   // The histogram: one observation per fetch, in seconds, in the documented buckets.
-  CHECK(at(s, R"(credkit_fetch_duration_seconds_count{credential="graph"})") == 5);
-  CHECK(at(s, R"(credkit_fetch_duration_seconds_sum{credential="graph"})") == doctest::Approx(33.18));
-  CHECK(at(s, R"(credkit_fetch_duration_seconds_bucket{credential="graph",le="0.025"})") == 1);
-  CHECK(at(s, R"(credkit_fetch_duration_seconds_bucket{credential="graph",le="0.25"})") == 3);
-  CHECK(at(s, R"(credkit_fetch_duration_seconds_bucket{credential="graph",le="5"})") == 4);
-  CHECK(at(s, R"(credkit_fetch_duration_seconds_bucket{credential="graph",le="30"})") == 5);
-  CHECK(at(s, R"(credkit_fetch_duration_seconds_bucket{credential="graph",le="+Inf"})") == 5);
-  CHECK(at(s, R"(credkit_caller_wait_seconds_count{credential="graph"})") == 2);
-  CHECK(at(s, R"(credkit_caller_wait_seconds_bucket{credential="graph",le="0.005"})") == 1);
-  CHECK(at(s, R"(credkit_cache_lookups_total{cache="memory",outcome="hit"})") == 5);
-  CHECK(at(s, R"(credkit_cache_lookups_total{cache="memory",outcome="miss"})") == 2);
-  CHECK(at(s, R"(credkit_cache_lookups_total{cache="redis",outcome="error"})") == 1);
-  CHECK(at(s, R"(credkit_redis_redirects_total{cache="redis"})") == 2);
-  CHECK(at(s, R"(credkit_redis_fallbacks_total{cache="redis"})") == 1);
+  CHECK(value_of(s, R"(credkit_fetch_duration_seconds_count{credential="graph"})") == 5);
+  CHECK(value_of(s, R"(credkit_fetch_duration_seconds_sum{credential="graph"})") == doctest::Approx(33.18));
+  CHECK(value_of(s, R"(credkit_fetch_duration_seconds_bucket{credential="graph",le="0.025"})") == 1);
+  CHECK(value_of(s, R"(credkit_fetch_duration_seconds_bucket{credential="graph",le="0.25"})") == 3);
+  CHECK(value_of(s, R"(credkit_fetch_duration_seconds_bucket{credential="graph",le="5"})") == 4);
+  CHECK(value_of(s, R"(credkit_fetch_duration_seconds_bucket{credential="graph",le="30"})") == 5);
+  CHECK(value_of(s, R"(credkit_fetch_duration_seconds_bucket{credential="graph",le="+Inf"})") == 5);
+  CHECK(value_of(s, R"(credkit_caller_wait_seconds_count{credential="graph"})") == 2);
+  CHECK(value_of(s, R"(credkit_caller_wait_seconds_bucket{credential="graph",le="0.005"})") == 1);
+  CHECK(value_of(s, R"(credkit_cache_lookups_total{cache="memory",outcome="hit"})") == 5);
+  CHECK(value_of(s, R"(credkit_cache_lookups_total{cache="memory",outcome="miss"})") == 2);
+  CHECK(value_of(s, R"(credkit_cache_lookups_total{cache="redis",outcome="error"})") == 1);
+  CHECK(value_of(s, R"(credkit_redis_redirects_total{cache="redis"})") == 2);
+  CHECK(value_of(s, R"(credkit_redis_fallbacks_total{cache="redis"})") == 1);
   // No credential was created: no live series.
   CHECK(sum_of(s, {"credkit_token_expiry_seconds"}) == 0);
 }

@@ -4,6 +4,8 @@
 
 #include "support/loopback_port.hpp"
 
+#include <doctest/doctest.h>
+
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -79,6 +81,14 @@ inline std::map<std::string, double> parse_samples(const std::string& exposition
     samples[line.substr(0, space)] = std::stod(line.substr(space + 1));
   }
   return samples;
+}
+
+/// The value of `series` (as serialized, e.g. `name{a="b"}`); fails the test when it is absent.
+inline double value_of(const std::map<std::string, double>& samples, const std::string& series) {
+  auto it = samples.find(series);
+  INFO("series " << series);
+  REQUIRE(it != samples.end());
+  return it->second;
 }
 
 }  // namespace credkit::metricstest
