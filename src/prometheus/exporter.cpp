@@ -160,6 +160,13 @@ struct Exporter::Impl {
   };
   mutable std::mutex watched_mutex;
   mutable std::vector<Watched> watched;  // Collect drops the expired ones
+  std::size_t prune_at = 64;             // credential_created drops them too, as the list doubles
+
+  /// Drops the credentials that are gone (watched_mutex held).
+  void drop_expired_locked() const {
+    watched.erase(std::remove_if(watched.begin(), watched.end(), [](const auto& w) { return w.credential.expired(); }),
+                  watched.end());
+  }
 };
 
 std::shared_ptr<Exporter> Exporter::create(std::shared_ptr<::prometheus::Registry> registry, ExporterOptions options) {
@@ -174,6 +181,11 @@ Exporter::~Exporter() = default;
 void Exporter::credential_created(std::string_view name, std::weak_ptr<TokenCredential> credential) {
   Impl::Watched w{std::string(impl_->label(name)), std::move(credential)};
   std::lock_guard lock(impl_->watched_mutex);
+  // Without scrapes, short-lived credentials would pile up: prune when the list has doubled.
+  if (impl_->watched.size() >= impl_->prune_at) {
+    impl_->drop_expired_locked();
+    impl_->prune_at = std::max<std::size_t>(64, 2 * impl_->watched.size());
+  }
   impl_->watched.push_back(std::move(w));
 }
 
@@ -206,10 +218,8 @@ std::vector<MetricFamily> Exporter::Collect() const {
   std::vector<std::pair<std::string, std::shared_ptr<TokenCredential>>> live;
   {
     std::lock_guard lock(impl_->watched_mutex);
-    auto& watched = impl_->watched;
-    watched.erase(std::remove_if(watched.begin(), watched.end(), [](const auto& w) { return w.credential.expired(); }),
-                  watched.end());
-    for (const auto& w : watched)
+    impl_->drop_expired_locked();
+    for (const auto& w : impl_->watched)
       if (auto c = w.credential.lock()) live.emplace_back(w.name, std::move(c));
   }
   std::map<std::string, Row> rows;  // sorted: a stable exposition

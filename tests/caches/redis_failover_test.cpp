@@ -224,6 +224,14 @@ TEST_CASE("RedisTokenCache on a Redis Cluster: keys go to the primary serving th
   RedisCluster cluster;
   boost::asio::thread_pool pool(2);
   auto o = topology_options(RedisDeployment::cluster, cluster.nodes());
+  // The redirects followed also reach the metrics observer, one report each.
+  struct RedirectCounter : MetricsObserver {
+    std::atomic<std::uint64_t> redirects{0};
+    void redis_redirect(std::string_view cache) override { redirects += cache == "cluster"; }
+  };
+  auto observer = std::make_shared<RedirectCounter>();
+  o.metrics = observer;
+  o.metrics_name = "cluster";
   auto cache = RedisTokenCache::create(pool.get_executor(), o);
   std::set<unsigned short> primaries_used;
   for (int u = 0; u < 24; ++u) {
@@ -261,6 +269,7 @@ TEST_CASE("RedisTokenCache on a Redis Cluster: keys go to the primary serving th
   REQUIRE(cluster.primary_for_slot(slot) == replica);
   CHECK(cachetest::get_within(cache->async_get(k, boost::asio::use_future)).has_value());
   CHECK(cache->stats().redirects >= 1);
+  CHECK(observer->redirects == cache->stats().redirects);
   CHECK(cache->stats().direct_fetches == 0);
   cache.reset();
   pool.join();
