@@ -178,6 +178,21 @@ int main(int argc, char** argv) try {
     timeline.print("event", "token_expired: ", e.token, " expired before it was renewed");
   });
 
+  // Health transitions only (fresh, refreshing, retrying, below_min_validity, expired): the
+  // signal an app shows before the cliff, e.g. "reconnecting..." while retrying.
+  auto on_health = credential->on_health_changed([&](credkit::TokenCredential&, const credkit::CredentialHealth& h) {
+    using std::chrono::duration_cast;
+    using std::chrono::seconds;
+    std::string next = "none";
+    if (h.next_refresh) {
+      const auto in = duration_cast<seconds>(*h.next_refresh - std::chrono::system_clock::now()).count();
+      next = (h.next_is_retry ? "retry in " : "refresh in ") + std::to_string(in) + " s";
+    }
+    timeline.print("health", credkit::to_string(h.state), ": ", duration_cast<seconds>(h.time_left).count(),
+                   " s left, ", h.consecutive_failures, " failures, next ", next,
+                   h.last_error_code ? ", last error: " + h.last_error_code.message() : std::string());
+  });
+
   std::thread app_thread([&] { io.run(); });
 
   ChatClient chat("chat", credential, service, timeline, stats);

@@ -28,9 +28,20 @@ namespace {
 
 std::atomic<std::uint64_t> g_next_id{1};
 
+// A distinct seed per credential without a std::random_device per credential (opening it
+// cost a quarter of a credential's creation): one draw per process, then splitmix64 over a
+// counter, which spreads consecutive inputs over the whole 64-bit range.
 std::uint64_t random_seed() {
-  std::random_device rd;
-  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  static const std::uint64_t base = [] {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  }();
+  static std::atomic<std::uint64_t> counter{0};
+  std::uint64_t z = base + 0x9e3779b97f4a7c15ULL * (counter.fetch_add(1, std::memory_order_relaxed) + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return z ? z : 1;
 }
 
 std::exception_ptr make_error(errc code, const std::string& message, ErrorDetails details = {}) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <atomic>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
@@ -58,8 +59,44 @@ void scan(std::string_view text, std::size_t len, const Set& set, F&& f) {
 
 class Registry {
  public:
+  // Remembering is cheap and fingerprinting is deferred to the next diagnostic: creating a
+  // credential (which remembers its token) must not pay ~100 random table writes per token,
+  // and most secrets of a large fleet are never near a diagnostic. The secret waits in a
+  // bounded queue (the newest kMaxSecrets; older ones would be forgotten anyway) and is wiped
+  // when it is fingerprinted or dropped.
   void add(std::string_view secret) {
     if (secret.size() < kMinSecret) return;
+    std::lock_guard lock(pending_mutex_);
+    pending_.emplace_back(secret);
+    while (pending_.size() > kMaxSecrets) {
+      wipe(pending_.front());
+      pending_.pop_front();
+    }
+    has_pending_.store(true, std::memory_order_release);
+  }
+
+  // Fingerprints what add() queued; every scrub calls it first.
+  void settle() {
+    if (!has_pending_.load(std::memory_order_acquire)) return;
+    std::deque<std::string> batch;
+    {
+      std::lock_guard lock(pending_mutex_);
+      batch.swap(pending_);
+      has_pending_.store(false, std::memory_order_release);
+    }
+    for (auto& secret : batch) {
+      fingerprint(secret);
+      wipe(secret);
+    }
+  }
+
+ private:
+  static void wipe(std::string& secret) noexcept {
+    volatile char* p = secret.data();
+    for (std::size_t i = 0; i < secret.size(); ++i) p[i] = 0;
+  }
+
+  void fingerprint(std::string_view secret) {
     const Hash id = hash_of(secret) ^ secret.size();
     std::vector<Print> prints;
     auto add_form = [&](std::string_view form) {
@@ -101,6 +138,7 @@ class Registry {
     }
   }
 
+ public:
   // Adds the spans of remembered secrets (and of `extra`) in `layer` to `out`.
   void find(const DecodedText& layer, const std::vector<std::unordered_map<Hash, unsigned>>& extra,
             std::vector<Span>& out) const {
@@ -145,6 +183,9 @@ class Registry {
     std::size_t count(Hash h) const noexcept { return table.contains(cls, h) ? 1 : 0; }
   };
 
+  std::mutex pending_mutex_;
+  std::deque<std::string> pending_;  // remembered, not yet fingerprinted (newest last)
+  std::atomic<bool> has_pending_{false};
   mutable std::shared_mutex mutex_;
   FingerprintTable table_;  // class 0: windows; class n: whole secrets of length n
   std::unordered_set<Hash> ids_;
@@ -317,6 +358,7 @@ std::string scrub(std::string_view text, const ScrubOptions& options) {
     }
   }
   std::vector<Span> spans;
+  registry().settle();
   for (const auto& layer : decoded_layers(text)) {
     registry().find(layer, extra, spans);
     std::vector<Span> shapes;

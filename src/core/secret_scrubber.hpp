@@ -20,9 +20,10 @@
 namespace credkit::detail {
 
 /// Remembers a secret so every later diagnostic hides it (and its encoded forms). Only
-/// fingerprints are kept, never the secret; the set is bounded (the oldest are forgotten
-/// first: see secret_scrubber.cpp). Secrets shorter than 6 characters are not matched
-/// literally (they would hide ordinary words); the context rules still catch them.
+/// fingerprints are kept; the secret itself waits (copied, in a bounded queue) only until the
+/// next diagnostic fingerprints it, and is then wiped. The set is bounded (the oldest are
+/// forgotten first: see secret_scrubber.cpp). Secrets shorter than 6 characters are not
+/// matched literally (they would hide ordinary words); the context rules still catch them.
 void remember_secret(std::string_view secret);
 
 /// What scrub() hides beyond the remembered secrets.

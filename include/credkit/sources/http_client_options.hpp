@@ -14,9 +14,10 @@ struct HttpClientOptions {
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
   /// Longest time for a whole request, connection included.
   std::chrono::milliseconds total_timeout = std::chrono::seconds(30);
-  /// A PEM file of CA certificates to trust instead of the system store (empty: system store).
+  /// A PEM file of CA certificates to trust. With `ca_file` or `ca_path` set, exactly these are
+  /// trusted, instead of the system store; with neither, the system store.
   std::string ca_file;
-  /// A directory of hashed CA certificates (`c_rehash` layout) to trust (empty: none).
+  /// A directory of hashed CA certificates (`c_rehash` layout) to trust (see `ca_file`).
   std::string ca_path;
   /// Verify the server's certificate chain and host name. Turn off only for local experiments.
   bool verify_peer = true;

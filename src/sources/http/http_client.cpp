@@ -504,8 +504,14 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
     set(CURLOPT_TIMEOUT_MS, static_cast<long>(options_.total_timeout.count()));
     set(CURLOPT_SSL_VERIFYPEER, options_.verify_peer ? 1L : 0L);
     set(CURLOPT_SSL_VERIFYHOST, options_.verify_peer ? 2L : 0L);
-    if (!options_.ca_file.empty()) set(CURLOPT_CAINFO, options_.ca_file.c_str());
-    if (!options_.ca_path.empty()) set(CURLOPT_CAPATH, options_.ca_path.c_str());
+    // A CA file or directory given replaces the system store: the other one is cleared, or
+    // libcurl would still trust its built-in default beside it.
+    const auto trust = [&](CURLoption file_option, CURLoption path_option) {
+      if (options_.ca_file.empty() && options_.ca_path.empty()) return;
+      set(file_option, options_.ca_file.empty() ? static_cast<const char*>(nullptr) : options_.ca_file.c_str());
+      set(path_option, options_.ca_path.empty() ? static_cast<const char*>(nullptr) : options_.ca_path.c_str());
+    };
+    trust(CURLOPT_CAINFO, CURLOPT_CAPATH);
     set(CURLOPT_USERAGENT, options_.user_agent.c_str());
     set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_response_bytes));
     set(CURLOPT_WRITEFUNCTION, &HttpEngine::on_body);
@@ -521,8 +527,7 @@ class HttpEngine : public std::enable_shared_from_this<HttpEngine> {
       set(CURLOPT_HTTPPROXYTUNNEL, 1L);  // a proxy is a tunnel, never sent the request itself
       set(CURLOPT_PROXY_SSL_VERIFYPEER, options_.verify_peer ? 1L : 0L);
       set(CURLOPT_PROXY_SSL_VERIFYHOST, options_.verify_peer ? 2L : 0L);
-      if (!options_.ca_file.empty()) set(CURLOPT_PROXY_CAINFO, options_.ca_file.c_str());
-      if (!options_.ca_path.empty()) set(CURLOPT_PROXY_CAPATH, options_.ca_path.c_str());
+      trust(CURLOPT_PROXY_CAINFO, CURLOPT_PROXY_CAPATH);
     }
     // Not `set`: a TLS backend without SSL_CTX access (not credkit's OpenSSL build) has no key log to stop.
     curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, &no_tls_key_log);
