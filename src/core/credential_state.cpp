@@ -7,6 +7,7 @@
 #include "core/callback_scope.hpp"
 #include "core/coarse_clock.hpp"
 #include "core/completion.hpp"
+#include "core/metrics_notify.hpp"
 #include "core/credential_strand.hpp"
 #include "core/saturating_time.hpp"
 #include "core/thread_read_cache.hpp"
@@ -194,7 +195,7 @@ void CredentialState::start(std::weak_ptr<TokenCredential> facade, std::optional
     apply_locked(machine_.start(service_now(), initial, issued_at), fx);
   }
   if (metrics_) {
-    notify_metrics([&] { metrics_->observer->credential_created(metrics_->name, facade_); });
+    notify_metrics(metrics_->observer, [&](MetricsObserver& o) { o.credential_created(metrics_->name, facade_); });
   }
   run_effects(fx);
   if (affinity_.context() && !enrolled) on_context_shutdown();  // created while its context shuts down
@@ -642,31 +643,24 @@ Subscription CredentialState::subscribe_health(HealthHandler handler) {
 // ---------------------------------------------------------------------------------------
 // Metrics
 
-template <typename F>
-void CredentialState::notify_metrics(F&& hook) const noexcept {
-  try {
-    hook();
-  } catch (const std::exception& e) {
-    log(LogLevel::error, std::string("a MetricsObserver hook threw: ") + e.what());
-  } catch (...) {
-    log(LogLevel::error, "a MetricsObserver hook threw a non-standard exception");
-  }
-}
-
 void CredentialState::report_metrics(const MetricsNotes& notes) const noexcept {
-  MetricsObserver& o = *metrics_->observer;
   const std::string& name = metrics_->name;
   if (notes.fetch_finished) {
-    notify_metrics([&] { o.fetch_finished(name, notes.fetch_reason, notes.fetch_result, notes.fetch_latency); });
+    notify_metrics(metrics_->observer, [&](MetricsObserver& o) {
+      o.fetch_finished(name, notes.fetch_reason, notes.fetch_result, notes.fetch_latency);
+    });
   }
-  if (notes.refresh_failed) notify_metrics([&] { o.refresh_failed(name, notes.refresh_failed_code); });
-  if (notes.invalidated) notify_metrics([&] { o.invalidated(name); });
+  if (notes.refresh_failed) {
+    notify_metrics(metrics_->observer, [&](MetricsObserver& o) { o.refresh_failed(name, notes.refresh_failed_code); });
+  }
+  if (notes.invalidated) notify_metrics(metrics_->observer, [&](MetricsObserver& o) { o.invalidated(name); });
 }
 
 void CredentialState::report_wait(const Waiter& w, const std::exception_ptr& error) const noexcept {
   const nanoseconds waited = std::max(sub_sat(clock_->elapsed(), w.since), nanoseconds::zero());
   const std::error_code result = error_code_of(error);
-  notify_metrics([&] { metrics_->observer->caller_waited(metrics_->name, waited, result); });
+  notify_metrics(metrics_->observer,
+                 [&](MetricsObserver& o) { o.caller_waited(metrics_->name, waited, result); });
 }
 
 // ---------------------------------------------------------------------------------------

@@ -171,9 +171,6 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   void note_health_locked(Effects& fx);
   /// The next time health changes by time alone (service time), while health listeners exist.
   std::optional<time_point> health_deadline_locked(time_point now) const noexcept;
-  /// Calls one observer hook, catching (and logging) what it throws.
-  template <typename F>
-  void notify_metrics(F&& hook) const noexcept;
   void report_metrics(const MetricsNotes& notes) const noexcept;
   void report_wait(const Waiter& w, const std::exception_ptr& error) const noexcept;
   std::exception_ptr demand_error_locked(RefreshMachine::Demand d) const;
