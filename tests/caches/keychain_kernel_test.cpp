@@ -29,6 +29,14 @@ key_serial_t entry_serial(const KernelKeyringKeyOptions& options) {
       keyctl_search(keyring, "user", ("credkit:" + options.application + ":" + options.name).c_str(), 0));
 }
 
+/// Creates the entry of `options` through credkit and returns its serial.
+key_serial_t created_entry(const KernelKeyringKeyOptions& options) {
+  load_keychain_keys(options);
+  const key_serial_t key = entry_serial(options);
+  REQUIRE(key > 0);
+  return key;
+}
+
 /// Unlinks the user-keyring entry of `options` when the test case ends.
 struct UserKeyringCleanup {
   KernelKeyringKeyOptions options;
@@ -86,17 +94,10 @@ TEST_CASE("kernel keyring: rotation puts a new key first and keeps the old one f
 TEST_CASE("kernel keyring: a corrupted payload is keychain_corrupt and is left as it is") {
   FreshSessionKeyring session;
   const auto options = options_for("credkit-corrupt");
-  load_keychain_keys(options);
-  const key_serial_t key = entry_serial(options);
-  REQUIRE(key > 0);
+  const key_serial_t key = created_entry(options);
   const std::string corrupted = "0123456789abcdef not a key";
   REQUIRE(keyctl_update(key, corrupted.data(), corrupted.size()) == 0);
-  for (const auto& call : {std::function<void()>([&] { load_keychain_keys(options); }),
-                           std::function<void()>([&] { rotate_keychain_key(options); })}) {
-    const auto [code, message] = failure_of(call);
-    CHECK(code == errc::keychain_corrupt);
-    CHECK(message.find("credkit:credkit-corrupt:cache") != std::string::npos);
-  }
+  check_load_and_rotate_fail(options, errc::keychain_corrupt, "credkit:credkit-corrupt:cache");
   void* payload = nullptr;
   const int size = keyctl_read_alloc(key, &payload);
   REQUIRE(size >= 0);
@@ -107,16 +108,9 @@ TEST_CASE("kernel keyring: a corrupted payload is keychain_corrupt and is left a
 TEST_CASE("kernel keyring: an entry credkit may not read is keychain_unavailable, never replaced") {
   FreshSessionKeyring session;
   const auto options = options_for("credkit-denied");
-  load_keychain_keys(options);
-  const key_serial_t key = entry_serial(options);
-  REQUIRE(key > 0);
+  const key_serial_t key = created_entry(options);
   REQUIRE(keyctl_setperm(key, KEY_POS_VIEW) == 0);  // no search, read or write, for anyone
-  for (const auto& call : {std::function<void()>([&] { load_keychain_keys(options); }),
-                           std::function<void()>([&] { rotate_keychain_key(options); })}) {
-    const auto [code, message] = failure_of(call);
-    CHECK(code == errc::keychain_unavailable);
-    CHECK(message.find("permission denied") != std::string::npos);
-  }
+  check_load_and_rotate_fail(options, errc::keychain_unavailable, "permission denied");
   // The session keyring still holds that one entry, not a replacement beside it.
   void* links = nullptr;
   const int size = keyctl_read_alloc(KEY_SPEC_SESSION_KEYRING, &links);

@@ -103,44 +103,35 @@ TEST_CASE("keychain material: a corrupt entry's message names the entry, never i
 }
 
 TEST_CASE("keychain options: validate names the field it rejects") {
-  const auto rejected_field = [](const auto& options) {
-    return failure_of([&] { options.validate(); }).second;
-  };
   SecretServiceKeyOptions secret_service;
   secret_service.application = "app";
   secret_service.validate();
   KernelKeyringKeyOptions kernel;
   kernel.application = "app";
   kernel.validate();
-
-  auto s = secret_service;
-  s.application = "";
-  CHECK(rejected_field(s).rfind("SecretServiceKeyOptions::application must be", 0) == 0);
-  s = secret_service;
-  s.name = "a:b";
-  CHECK(rejected_field(s).rfind("SecretServiceKeyOptions::name must be", 0) == 0);
-  s = secret_service;
-  s.label = "line\nbreak";
-  CHECK(rejected_field(s).rfind("SecretServiceKeyOptions::label must be", 0) == 0);
-  s = secret_service;
-  s.collection = "a.b";
-  CHECK(rejected_field(s).rfind("SecretServiceKeyOptions::collection must be", 0) == 0);
-  s = secret_service;
-  s.max_previous_keys = max_keychain_previous_keys + 1;
-  CHECK(rejected_field(s).rfind("SecretServiceKeyOptions::max_previous_keys must be", 0) == 0);
-  s = secret_service;
-  s.timeout = std::chrono::milliseconds(0);
-  CHECK(rejected_field(s).rfind("SecretServiceKeyOptions::timeout must be", 0) == 0);
-
-  auto k = kernel;
-  k.application = std::string(129, 'a');
-  CHECK(rejected_field(k).rfind("KernelKeyringKeyOptions::application must be", 0) == 0);
-  k = kernel;
-  k.keyring = static_cast<KernelKeyringKeyOptions::Keyring>(7);
-  CHECK(rejected_field(k).rfind("KernelKeyringKeyOptions::keyring must be", 0) == 0);
-  k = kernel;
-  k.max_previous_keys = max_keychain_previous_keys + 1;
-  CHECK(rejected_field(k).rfind("KernelKeyringKeyOptions::max_previous_keys must be", 0) == 0);
+  // `change` applied to a copy of `valid` makes validate() reject `field` first.
+  const auto rejects = [](auto valid, auto change, const std::string& field) {
+    change(valid);
+    const std::string message = failure_of([&] { valid.validate(); }).second;
+    CAPTURE(message);
+    return message.rfind(field + " must be", 0) == 0;
+  };
+  using S = SecretServiceKeyOptions;
+  CHECK(rejects(secret_service, [](S& o) { o.application = ""; }, "SecretServiceKeyOptions::application"));
+  CHECK(rejects(secret_service, [](S& o) { o.name = "a:b"; }, "SecretServiceKeyOptions::name"));
+  CHECK(rejects(secret_service, [](S& o) { o.label = "line\nbreak"; }, "SecretServiceKeyOptions::label"));
+  CHECK(rejects(secret_service, [](S& o) { o.collection = "a.b"; }, "SecretServiceKeyOptions::collection"));
+  CHECK(rejects(secret_service, [](S& o) { o.max_previous_keys = max_keychain_previous_keys + 1; },
+                "SecretServiceKeyOptions::max_previous_keys"));
+  CHECK(rejects(secret_service, [](S& o) { o.timeout = std::chrono::milliseconds(0); },
+                "SecretServiceKeyOptions::timeout"));
+  using K = KernelKeyringKeyOptions;
+  CHECK(rejects(kernel, [](K& o) { o.application = std::string(129, 'a'); }, "KernelKeyringKeyOptions::application"));
+  CHECK(rejects(kernel, [](K& o) { o.keyring = static_cast<K::Keyring>(7); }, "KernelKeyringKeyOptions::keyring"));
+  CHECK(rejects(kernel, [](K& o) { o.max_previous_keys = max_keychain_previous_keys + 1; },
+                "KernelKeyringKeyOptions::max_previous_keys"));
   // The options are checked before any keychain is touched.
-  CHECK(failure_of([&] { load_keychain_keys(k); }).first == errc::invalid_argument);
+  K invalid = kernel;
+  invalid.name = "";
+  CHECK(failure_of([&] { load_keychain_keys(invalid); }).first == errc::invalid_argument);
 }

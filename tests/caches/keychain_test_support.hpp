@@ -200,6 +200,25 @@ inline std::pair<errc, std::string> failure_of(const std::function<void()>& call
   return {};
 }
 
+/// Both `load_keychain_keys(options)` and `rotate_keychain_key(options)` fail with `code` and a
+/// message containing `text`, within 2 s.
+template <typename Options>
+void check_load_and_rotate_fail(const Options& options, errc code, const std::string& text) {
+  for (const bool rotate : {false, true}) {
+    CAPTURE(rotate);
+    const auto start = SteadyClock::now();
+    const auto [failed_with, message] = failure_of([&] {
+      if (rotate)
+        rotate_keychain_key(options);
+      else
+        load_keychain_keys(options);
+    });
+    CHECK(failed_with == code);
+    CHECK(message.find(text) != std::string::npos);
+    CHECK(SteadyClock::now() - start < 2s);
+  }
+}
+
 /// A private session bus: a dbus-daemon without service activation (nothing is started behind
 /// the tests' back, and the real keyring is never touched), in a temporary directory. Started
 /// once per process, before anything uses GIO, and exported as DBUS_SESSION_BUS_ADDRESS.
