@@ -186,6 +186,9 @@ class SecretServiceEntry {
   GObjectPtr<SecretItem> item_;
 };
 
+/// How long a timed-out call waits for its cancelled helper thread before detaching it.
+constexpr std::chrono::milliseconds kCancelledCallGrace{200};
+
 /// What the helper thread and the waiting caller share; the last of them to let go frees it.
 struct BoundedCall {
   std::mutex mutex;
@@ -222,7 +225,7 @@ std::vector<CacheEncryptionKey> run_bounded(const SecretServiceKeyOptions& optio
   std::unique_lock lock(call->mutex);
   if (!call->finished_signal.wait_for(lock, options.timeout, [&] { return call->finished; })) {
     g_cancellable_cancel(call->cancellable.get());
-    const bool ended = call->finished_signal.wait_for(lock, std::chrono::milliseconds(200), [&] { return call->finished; });
+    const bool ended = call->finished_signal.wait_for(lock, kCancelledCallGrace, [&] { return call->finished; });
     lock.unlock();
     if (ended)
       helper.join();
