@@ -63,7 +63,7 @@ using SecretValuePtr = std::unique_ptr<SecretValue, SecretValueUnref>;
 class GErrorSlot {
  public:
   GError** out() noexcept { return &error_; }
-  std::string message() const { return error_ ? error_->message : "unknown error"; }
+  std::string message(const char* without_error = "no details") const { return error_ ? error_->message : without_error; }
   ~GErrorSlot() {
     if (error_) g_error_free(error_);
   }
@@ -110,7 +110,8 @@ class SecretServiceEntry {
     collection_.reset(secret_collection_for_alias_sync(service_.get(), options_.collection.c_str(),
                                                        SECRET_COLLECTION_NONE, cancellable, alias_error.out()));
     if (!collection_)
-      unavailable("the Secret Service has no collection '" + options_.collection + "' (" + alias_error.message() +
+      unavailable("the Secret Service has no collection '" + options_.collection + "' (" +
+                  alias_error.message("no collection has that alias") +
                   "); create the keyring (the desktop's login keyring is 'default') or name another collection");
     if (secret_collection_get_locked(collection_.get()))
       unavailable("the Secret Service collection '" + options_.collection +

@@ -97,6 +97,11 @@ TEST_CASE("secret service: other attributes, other keys") {
   CHECK_FALSE(same_material(b[0], a_other[0]));
   CHECK(same_material(load_keychain_keys(options_for("credkit-app-a"))[0], a[0]));
   CHECK(same_material(load_keychain_keys(options_for("credkit-app-b"))[0], b[0]));
+
+  auto elsewhere = options_for("credkit-app-a");  // a collection that does not exist is not created
+  elsewhere.collection = "credkit_missing";
+  check_load_and_rotate_fail(elsewhere, errc::keychain_unavailable,
+                             "has no collection 'credkit_missing' (no collection has that alias)");
 }
 
 TEST_CASE("secret service: rotation puts a new key first and keeps the old one for reading") {
