@@ -18,7 +18,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,32 +65,36 @@ struct SpawnedChild {
   int stdout_fd = -1;
 };
 
-/// Starts `argv` with `environment`; stderr goes to /dev/null; stdin and stdout are pipes when asked.
+/// Starts `argv` with `environment`; stderr goes to /dev/null; stdin and stdout are pipes when
+/// asked. The child is killed when this process dies (PR_SET_PDEATHSIG), so a test run that
+/// aborts (a sanitizer, a crash) leaves no daemon behind.
 inline SpawnedChild spawn_child(const std::vector<std::string>& argv, const ChildEnvironment& environment,
                                 bool pipe_stdin, bool pipe_stdout) {
   int in[2] = {-1, -1}, out[2] = {-1, -1};
   if ((pipe_stdin && ::pipe2(in, O_CLOEXEC) != 0) || (pipe_stdout && ::pipe2(out, O_CLOEXEC) != 0))
     throw std::runtime_error("pipe2 failed");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (pipe_stdin) posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-  if (pipe_stdout)
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  else
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
   std::vector<char*> args, envs;
   const std::vector<std::string> entries = environment.entries();
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   for (const auto& e : entries) envs.push_back(const_cast<char*>(e.c_str()));
   envs.push_back(nullptr);
+  const pid_t parent = ::getpid();
   SpawnedChild child;
-  const int rc = ::posix_spawnp(&child.pid, args[0], &actions, nullptr, args.data(), envs.data());
-  posix_spawn_file_actions_destroy(&actions);
+  child.pid = ::fork();
+  if (child.pid == 0) {  // only async-signal-safe calls until exec
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    const int null = ::open("/dev/null", O_RDWR);
+    ::dup2(pipe_stdin ? in[0] : null, 0);
+    ::dup2(pipe_stdout ? out[1] : null, 1);
+    ::dup2(null, 2);
+    ::execvpe(args[0], args.data(), envs.data());
+    ::_exit(127);
+  }
   if (pipe_stdin) ::close(in[0]);
   if (pipe_stdout) ::close(out[1]);
-  if (rc != 0) throw std::runtime_error("posix_spawn failed for " + argv[0]);
+  if (child.pid < 0) throw std::runtime_error("fork failed for " + argv[0]);
   child.stdin_fd = in[1];
   child.stdout_fd = out[0];
   return child;
