@@ -7,6 +7,7 @@
 #include <credkit/caches/cache_encryption_key.hpp>
 #include <credkit/caches/cached_token_source.hpp>
 #include <credkit/caches/encrypted_file_token_cache.hpp>
+#include <credkit/caches/keychain_key.hpp>
 #include <credkit/caches/memory_token_cache.hpp>
 #include <credkit/caches/redis_token_cache.hpp>
 #include <credkit/caches/token_cache.hpp>

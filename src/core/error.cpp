@@ -45,6 +45,8 @@ class Category final : public std::error_category {
       case errc::cache_unavailable: return "the token cache backend is unavailable";
       case errc::cache_io_error: return "reading or writing the token cache failed";
       case errc::crypto_error: return "a cryptographic operation failed";
+      case errc::keychain_unavailable: return "the OS keychain (Secret Service or kernel keyring) is unavailable";
+      case errc::keychain_corrupt: return "the key stored in the OS keychain is not one credkit stored";
     }
     return "unknown credkit error " + std::to_string(value);
   }
@@ -74,7 +76,8 @@ bool retryable_by_default(const std::error_code& ec, int http_status) noexcept {
     case errc::timeout:
     case errc::invalid_response:
     case errc::cache_unavailable:
-    case errc::cache_io_error: return true;
+    case errc::cache_io_error:
+    case errc::keychain_unavailable: return true;  // the keyring may be unlocked or started later
     case errc::http_status: return http_status >= 500 || http_status == 408 || http_status == 429;
     default: return false;
   }

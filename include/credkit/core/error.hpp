@@ -42,6 +42,9 @@ enum class errc {
   cache_unavailable,         ///< The cache backend (e.g. Redis) cannot be reached.
   cache_io_error,            ///< Reading or writing the cache's storage failed.
   crypto_error,              ///< An OpenSSL primitive failed.
+  // OS keychains
+  keychain_unavailable,      ///< The OS keychain cannot be used (absent, locked, not answering, not built in).
+  keychain_corrupt,          ///< A key stored in the OS keychain is not what credkit stores there.
 };
 
 /// The error category of all credkit error codes (name: "credkit").

@@ -28,5 +28,16 @@ int main() {
   exporter->cache_lookup("memory", credkit::CacheLookup::hit);
   std::cout << "consumer linked credkit::prometheus\n";
 #endif
+  // Links both keychain backends (a static credkit needs libsecret and libkeyutils from the
+  // package config); an empty application fails validation before any keychain is touched.
+  for (auto load : {+[] { credkit::load_keychain_keys(credkit::SecretServiceKeyOptions{}); },
+                    +[] { credkit::load_keychain_keys(credkit::KernelKeyringKeyOptions{}); }}) {
+    try {
+      load();
+      return 1;
+    } catch (const credkit::Error& e) {
+      if (e.code() != credkit::errc::invalid_argument) return 1;
+    }
+  }
   return token.expires_on() > system_clock::now() ? 0 : 1;
 }
