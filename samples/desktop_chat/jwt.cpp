@@ -40,6 +40,10 @@ JwtMinter::JwtMinter() : key_(32) {
   if (RAND_bytes(key_.data(), static_cast<int>(key_.size())) != 1) throw std::runtime_error("RAND_bytes failed");
 }
 
+JwtMinter::JwtMinter(std::vector<unsigned char> key) : key_(std::move(key)) {
+  if (key_.size() < 32) throw std::invalid_argument("a JwtMinter key needs at least 32 bytes");
+}
+
 JwtMinter::~JwtMinter() { OPENSSL_cleanse(key_.data(), key_.size()); }
 
 std::string JwtMinter::sign(std::string_view signing_input) const {

@@ -18,7 +18,10 @@ std::string base64url(std::string_view bytes);
 /// Signs and verifies HS256 JWTs with a random key that is wiped on destruction.
 class JwtMinter {
  public:
+  /// A minter with a random key.
   JwtMinter();
+  /// A minter with the given HMAC key (a service whose key outlives one run).
+  explicit JwtMinter(std::vector<unsigned char> key);
   ~JwtMinter();
   JwtMinter(const JwtMinter&) = delete;
   JwtMinter& operator=(const JwtMinter&) = delete;

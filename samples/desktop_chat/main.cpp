@@ -6,9 +6,15 @@
 //
 //   desktop_chat [--duration SECONDS] [--lifetime SECONDS]
 //                [--token-url URL [--token-response acs|plain|oauth|web_pubsub]]
+//                [--cache DIR [--keychain secret-service|kernel]]
 //
 // With --token-url, tokens come from that token service over HTTP (credkit::HttpTokenSource)
 // instead of the in-process minter; --lifetime must then match the lifetime it issues.
+//
+// With --cache, the token is kept in an encrypted file in DIR whose key lives in the OS
+// keychain (the desktop's Secret Service, or the kernel keyring): a second start within the
+// token's life uses the cached token and does not fetch. No keychain: the demo stops with the
+// keychain's error; it never falls back to a key in a file.
 
 #include "clients.hpp"
 #include "jwt.hpp"
@@ -16,6 +22,7 @@
 #include "timeline.hpp"
 #include "token_source.hpp"
 
+#include <credkit/caches.hpp>
 #include <credkit/credkit.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -27,6 +34,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 #include <future>
 #include <iostream>
 #include <string>
@@ -43,6 +52,8 @@ struct Options {
   int lifetime = 12;
   std::string token_url;
   std::string token_response = "acs";
+  std::string cache_dir;
+  std::string keychain = "secret-service";
 };
 
 credkit::HttpTokenResponse response_format(const std::string& name) {
@@ -74,9 +85,16 @@ Options parse_args(int argc, char** argv) {
       o.token_url = text();
     } else if (arg == "--token-response") {
       o.token_response = text();
+    } else if (arg == "--cache") {
+      o.cache_dir = text();
+    } else if (arg == "--keychain") {
+      o.keychain = text();
+      if (o.keychain != "secret-service" && o.keychain != "kernel")
+        throw std::invalid_argument("--keychain must be secret-service or kernel");
     } else if (arg == "--help" || arg == "-h") {
       std::cout << "usage: desktop_chat [--duration SECONDS (default 30)] [--lifetime SECONDS (default 12)]\n"
-                   "                    [--token-url URL [--token-response acs|plain|oauth|web_pubsub (default acs)]]\n";
+                   "                    [--token-url URL [--token-response acs|plain|oauth|web_pubsub (default acs)]]\n"
+                   "                    [--cache DIR [--keychain secret-service|kernel (default secret-service)]]\n";
       std::exit(0);
     } else {
       throw std::invalid_argument("unknown option " + arg + " (try --help)");
@@ -118,7 +136,11 @@ int main(int argc, char** argv) try {
 
   Timeline timeline;
   Stats stats;
-  auto keys = std::make_shared<const JwtMinter>();
+  const bool cached = !opt.cache_dir.empty();
+  // With --cache the simulated service keeps its signing key across runs, as a real one does,
+  // so a token cached by an earlier run is still accepted.
+  auto keys = cached ? std::make_shared<const JwtMinter>(std::vector<unsigned char>(32, 0x5a))
+                     : std::make_shared<const JwtMinter>();
   const bool over_http = !opt.token_url.empty();
   SimulatedService service(over_http ? nullptr : keys);
 
@@ -127,9 +149,63 @@ int main(int argc, char** argv) try {
   asio::io_context io;
   auto work = asio::make_work_guard(io);
 
+  // --cache: an encrypted file whose key is in the OS keychain, with its own I/O thread.
+  asio::io_context cache_io;
+  auto cache_work = asio::make_work_guard(cache_io);
+  std::thread cache_thread([&] { cache_io.run(); });
+  struct JoinCacheThread {
+    decltype(cache_work)& work;
+    std::thread& thread;
+    ~JoinCacheThread() {
+      work.reset();
+      thread.join();
+    }
+  } join_cache_thread{cache_work, cache_thread};
+  std::shared_ptr<credkit::EncryptedFileTokenCache> cache;
+  const credkit::TokenCacheKey cache_key("desktop-chat-user", {"chat", "voip"});
+  std::optional<credkit::AccessToken> cached_token;
+  if (cached) {
+    credkit::EncryptedFileTokenCacheOptions co;
+    co.path = std::filesystem::path(opt.cache_dir) / "desktop_chat.tokens";
+    if (opt.keychain == "kernel") {
+      credkit::KernelKeyringKeyOptions where;
+      where.application = "credkit-desktop-chat";
+      where.keyring = credkit::KernelKeyringKeyOptions::Keyring::user;  // outlives this login session's shell
+      co.keys = credkit::load_keychain_keys(where);
+    } else {
+      credkit::SecretServiceKeyOptions where;
+      where.application = "credkit-desktop-chat";
+      co.keys = credkit::load_keychain_keys(where);
+    }
+    co.expiry_margin = scaled_policy(lifetime).min_validity;  // the demo's tokens live seconds, not hours
+    const auto co_path = co.path;
+    const auto co_copy = co;
+    cache = credkit::EncryptedFileTokenCache::create(cache_io.get_executor(), std::move(co));
+    try {
+      cached_token = cache->async_get(cache_key, asio::use_future).get();
+    } catch (const credkit::Error& e) {
+      if (e.code() != credkit::errc::cache_wrong_key) throw;
+      // The keychain's key changed (a new keyring, a rotation that dropped the old key): the
+      // file is unreadable for good. Start afresh; the next token replaces it.
+      timeline.print("cache", "the cached tokens cannot be read with the keychain's key; starting a new cache file");
+      cache.reset();
+      std::filesystem::remove(co_path);
+      cache = credkit::EncryptedFileTokenCache::create(cache_io.get_executor(), co_copy);
+    }
+    const auto min_validity = scaled_policy(lifetime).min_validity;
+    if (cached_token && cached_token->expires_on - std::chrono::system_clock::now() > min_validity) {
+      timeline.print("cache", "a cached token from an earlier run (key from the ", opt.keychain,
+                     " keychain): no fetch at start");
+    } else {
+      cached_token.reset();
+      timeline.print("cache", "no usable cached token (key from the ", opt.keychain, " keychain): fetching");
+    }
+  }
+
   credkit::TokenCredentialOptions options;
   options.mode = credkit::RefreshMode::proactive;
   options.policy = scaled_policy(lifetime);
+  options.initial_token = cached_token;
   // The only line that knows where tokens come from.
   options.fetcher = over_http ? make_http_fetcher(opt.token_url, response_format(opt.token_response), timeline, stats)
                               : make_minting_fetcher(MintingSource{
@@ -176,6 +252,15 @@ int main(int argc, char** argv) try {
   auto on_expired = credential->on_token_expired([&](credkit::TokenCredential&, const credkit::TokenEvent& e) {
     stats.expired_events++;
     timeline.print("event", "token_expired: ", e.token, " expired before it was renewed");
+  });
+
+  // --cache: every new token is written back (encrypted) for the next start.
+  auto on_refreshed_cache = credential->on_token_refreshed([&](credkit::TokenCredential&, const credkit::TokenEvent& e) {
+    if (!cache || !e.token) return;
+    cache->async_put(cache_key, credkit::AccessToken{e.token.token(), e.token.expires_on()},
+                     [&timeline](std::exception_ptr error) {
+                       if (error) timeline.print("cache", "could not store the token: ", credkit::message_of(error));
+                     });
   });
 
   // Health transitions only (fresh, refreshing, retrying, below_min_validity, expired): the
@@ -231,6 +316,7 @@ int main(int argc, char** argv) try {
   on_refreshed.reset();
   on_failed.reset();
   on_expired.reset();
+  on_refreshed_cache.reset();
   credential->close();  // cancels the timers: with the work guard gone, io.run() returns
   work.reset();
   app_thread.join();
