@@ -32,6 +32,8 @@ std::string_view error_label(std::error_code code) noexcept {
     case errc::cache_unavailable: return "cache_unavailable";
     case errc::cache_io_error: return "cache_io_error";
     case errc::crypto_error: return "crypto_error";
+    case errc::keychain_unavailable: return "keychain_unavailable";
+    case errc::keychain_corrupt: return "keychain_corrupt";
   }
   return "unknown_credkit_error";
 }

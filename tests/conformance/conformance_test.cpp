@@ -125,6 +125,8 @@ const std::map<std::string, errc>& errc_names() {
       {"cache_unavailable", errc::cache_unavailable},
       {"cache_io_error", errc::cache_io_error},
       {"crypto_error", errc::crypto_error},
+      {"keychain_unavailable", errc::keychain_unavailable},
+      {"keychain_corrupt", errc::keychain_corrupt},
   };
   return names;
 }
