@@ -10,6 +10,8 @@
 #include <doctest/doctest.h>
 #include <rapidcheck.h>
 
+#include "support/rapidcheck_defaults.hpp"
+
 #include <algorithm>
 #include <deque>
 #include <functional>
@@ -26,11 +28,6 @@ using Kind = RedisFlight::Action::Kind;
 using time_point = RedisFlight::time_point;
 
 namespace {
-
-const bool rc_defaults = [] {
-  ::setenv("RC_PARAMS", "seed=20261204 max_success=10000 max_size=40", /*overwrite=*/0);
-  return true;
-}();
 
 /// Redis as the flights see it: one token value and one lock, each with its PX, in virtual time.
 struct SimRedis {

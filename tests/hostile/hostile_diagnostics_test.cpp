@@ -12,6 +12,8 @@
 
 #include <rapidcheck.h>
 
+#include "support/rapidcheck_defaults.hpp"
+
 #include <credkit/credkit.hpp>
 #include <credkit/caches/redis_token_cache.hpp>
 #include <credkit/sources/http_token_source.hpp>
@@ -35,11 +37,6 @@ using credkit::testing::DiagnosticsCapture;
 using namespace std::chrono_literals;
 
 namespace {
-
-const bool rc_defaults = [] {
-  ::setenv("RC_PARAMS", "seed=20261204 max_success=10000 max_size=40", /*overwrite=*/0);
-  return true;
-}();
 
 // ---------------------------------------------------------------------------------------
 // Encoders: every way a peer or a user's code may re-spell a secret.

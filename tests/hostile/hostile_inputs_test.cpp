@@ -12,6 +12,8 @@
 
 #include <rapidcheck.h>
 
+#include "support/rapidcheck_defaults.hpp"
+
 #include <credkit/credkit.hpp>
 #include <credkit/caches/memory_token_cache.hpp>
 
@@ -31,11 +33,6 @@ using namespace std::chrono_literals;
 using sys = std::chrono::system_clock;
 
 namespace {
-
-const bool rc_defaults = [] {
-  ::setenv("RC_PARAMS", "seed=20261204 max_success=10000 max_size=40", /*overwrite=*/0);
-  return true;
-}();
 
 const std::string kTokenChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/";
 

@@ -13,6 +13,8 @@
 #include <prometheus/exposer.h>
 #include <rapidcheck.h>
 
+#include "support/rapidcheck_defaults.hpp"
+
 #include <cmath>
 #include <set>
 
@@ -22,12 +24,6 @@ using namespace credkit::metricstest;
 using namespace std::chrono_literals;
 
 namespace {
-
-// 10 000 cases per property, seed fixed, unless the environment says otherwise.
-const bool rc_defaults = [] {
-  ::setenv("RC_PARAMS", "seed=20261204 max_success=10000 max_size=40", /*overwrite=*/0);
-  return true;
-}();
 
 /// An Exposer on a free loopback port serving `registry` and `exporter` at /metrics.
 struct Endpoint {

@@ -17,6 +17,8 @@
 
 #include <rapidcheck.h>
 
+#include "support/rapidcheck_defaults.hpp"
+
 #include "core/saturating_time.hpp"
 #include "support/test_tokens.hpp"
 
@@ -30,11 +32,6 @@ using namespace std::chrono;
 using namespace std::chrono_literals;
 
 namespace {
-
-const bool rc_defaults = [] {
-  ::setenv("RC_PARAMS", "seed=20261204 max_success=10000 max_size=40", /*overwrite=*/0);
-  return true;
-}();
 
 enum class Op { advance, advance_small, fail_next, hold_next, release, fail_held, invalidate, update, get, listen };
 

@@ -9,6 +9,8 @@
 
 #include <rapidcheck.h>
 
+#include "support/rapidcheck_defaults.hpp"
+
 #include "core/refresh_machine.hpp"
 #include "core/saturating_time.hpp"
 #include "support/test_tokens.hpp"
@@ -26,12 +28,6 @@ using M = detail::RefreshMachine;
 using TP = system_clock::time_point;
 
 namespace {
-
-// 10 000 cases per property, seed fixed, unless the environment says otherwise.
-const bool rc_defaults = [] {
-  ::setenv("RC_PARAMS", "seed=20261204 max_success=10000 max_size=40", /*overwrite=*/0);
-  return true;
-}();
 
 const TP T0 = TP(seconds(1'800'000'000));
 
