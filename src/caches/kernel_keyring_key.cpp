@@ -124,17 +124,11 @@ std::vector<CacheEncryptionKey> rotate_keychain_key(const KernelKeyringKeyOption
 
 #else  // built without libkeyutils
 
-namespace {
-[[noreturn]] void not_compiled_in(const KernelKeyringKeyOptions& options) {
+std::vector<CacheEncryptionKey> load_keychain_keys(const KernelKeyringKeyOptions& options) {
   options.validate();
-  throw_error(errc::keychain_unavailable,
-              "credkit was built without libkeyutils, so it cannot use the kernel keyring: install libkeyutils-dev "
-              "(pkg-config libkeyutils) and rebuild with CREDKIT_KEYCHAIN=ON");
+  detail::keychain_not_built("the kernel keyring", "libkeyutils", "libkeyutils-dev", "libkeyutils");
 }
-}  // namespace
-
-std::vector<CacheEncryptionKey> load_keychain_keys(const KernelKeyringKeyOptions& options) { not_compiled_in(options); }
-std::vector<CacheEncryptionKey> rotate_keychain_key(const KernelKeyringKeyOptions& options) { not_compiled_in(options); }
+std::vector<CacheEncryptionKey> rotate_keychain_key(const KernelKeyringKeyOptions& options) { return load_keychain_keys(options); }
 
 #endif
 

@@ -75,4 +75,12 @@ std::vector<CacheEncryptionKey> rotated_keychain_keys(std::vector<CacheEncryptio
   return keys;
 }
 
+void keychain_not_built(std::string_view backend, std::string_view library, std::string_view package,
+                        std::string_view pkg_config_module) {
+  throw_error(errc::keychain_unavailable, "credkit was built without " + std::string(library) + ", so it cannot use " +
+                                              std::string(backend) + ": install " + std::string(package) +
+                                              " (pkg-config " + std::string(pkg_config_module) +
+                                              ") and rebuild with CREDKIT_KEYCHAIN=ON");
+}
+
 }  // namespace credkit::detail

@@ -43,4 +43,9 @@ std::vector<CacheEncryptionKey> decode_keychain_keys(std::string_view text, std:
 /// A fresh random key followed by `keys`, cut to `1 + max_previous` keys.
 std::vector<CacheEncryptionKey> rotated_keychain_keys(std::vector<CacheEncryptionKey> keys, std::size_t max_previous);
 
+/// Fails a keychain call in a build without the backend's library: `keychain_unavailable`,
+/// naming the Debian package and pkg-config module to install.
+[[noreturn]] void keychain_not_built(std::string_view backend, std::string_view library, std::string_view package,
+                                     std::string_view pkg_config_module);
+
 }  // namespace credkit::detail

@@ -265,17 +265,11 @@ std::vector<CacheEncryptionKey> rotate_keychain_key(const SecretServiceKeyOption
 
 #else  // built without libsecret
 
-namespace {
-[[noreturn]] void not_compiled_in(const SecretServiceKeyOptions& options) {
+std::vector<CacheEncryptionKey> load_keychain_keys(const SecretServiceKeyOptions& options) {
   options.validate();
-  throw_error(errc::keychain_unavailable,
-              "credkit was built without libsecret, so it cannot use the Secret Service: install libsecret-1-dev "
-              "(pkg-config libsecret-1) and rebuild with CREDKIT_KEYCHAIN=ON");
+  detail::keychain_not_built("the Secret Service", "libsecret", "libsecret-1-dev", "libsecret-1");
 }
-}  // namespace
-
-std::vector<CacheEncryptionKey> load_keychain_keys(const SecretServiceKeyOptions& options) { not_compiled_in(options); }
-std::vector<CacheEncryptionKey> rotate_keychain_key(const SecretServiceKeyOptions& options) { not_compiled_in(options); }
+std::vector<CacheEncryptionKey> rotate_keychain_key(const SecretServiceKeyOptions& options) { return load_keychain_keys(options); }
 
 #endif
 

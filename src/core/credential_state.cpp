@@ -609,8 +609,8 @@ void CredentialState::note_health_locked(Effects& fx) {
   health_state_ = now_state;
   if (!attachments_ || attachments_->health_listeners.empty()) return;
   PendingHealth pending;
-  pending.health = health_locked(service_now());
-  pending.health.state = now_state;  // the state judged above, whatever the clock read since
+  pending.event = health_locked(service_now());
+  pending.event.state = now_state;  // the state judged above, whatever the clock read since
   pending.listeners = attachments_->health_listeners;
   fx.health = std::move(pending);  // the latest transition of this step wins
 }
@@ -916,6 +916,25 @@ void CredentialState::post_completion(Handler handler, std::exception_ptr error,
                                                         std::move(error), std::move(token));
 }
 
+// Runs on the strand: hands `pending.event` to each listener still subscribed, as a callback;
+// what a listener throws is logged (scrubbed) and the others still run.
+template <typename Event, typename L>
+void CredentialState::deliver(const Pending<Event, L>& pending, const std::string& who) {
+  auto facade = facade_.lock();
+  if (!facade) return;
+  CallbackScope scope;
+  for (const auto& l : pending.listeners) {
+    if (!l->active.load(std::memory_order_acquire)) continue;
+    try {
+      l->handler(*facade, pending.event);
+    } catch (const std::exception& e) {
+      log(LogLevel::error, who + " threw: " + e.what());
+    } catch (...) {
+      log(LogLevel::error, who + " threw a non-standard exception");
+    }
+  }
+}
+
 void CredentialState::run_effects(Effects& fx) {
   for (auto& w : fx.waiters) complete(w, copy_for_one(fx.error), fx.token);
   if (fx.cancel_fetch) {
@@ -928,22 +947,8 @@ void CredentialState::run_effects(Effects& fx) {
   }
   if (!fx.events.empty()) {
     post_to_strand([self = shared_from_this(), events = std::move(fx.events)] {
-      auto facade = self->facade_.lock();
-      if (!facade) return;
-      CallbackScope scope;
       for (const auto& pe : events) {
-        for (const auto& l : pe.listeners) {
-          if (!l->active.load(std::memory_order_acquire)) continue;
-          try {
-            l->handler(*facade, pe.event);
-          } catch (const std::exception& e) {
-            log(LogLevel::error, std::string("a token_") + std::string(to_string(pe.event.kind)) +
-                                     " listener threw: " + e.what());
-          } catch (...) {
-            log(LogLevel::error, std::string("a token_") + std::string(to_string(pe.event.kind)) +
-                                     " listener threw a non-standard exception");
-          }
-        }
+        self->deliver(pe, std::string("a token_") + std::string(to_string(pe.event.kind)) + " listener");
       }
     });
   }
@@ -970,19 +975,7 @@ void CredentialState::run_effects(Effects& fx) {
   }
   if (fx.health) {
     post_to_strand([self = shared_from_this(), pending = std::move(*fx.health)] {
-      auto facade = self->facade_.lock();
-      if (!facade) return;
-      CallbackScope scope;
-      for (const auto& l : pending.listeners) {
-        if (!l->active.load(std::memory_order_acquire)) continue;
-        try {
-          l->handler(*facade, pending.health);
-        } catch (const std::exception& e) {
-          log(LogLevel::error, std::string("an on_health_changed listener threw: ") + e.what());
-        } catch (...) {
-          log(LogLevel::error, "an on_health_changed listener threw a non-standard exception");
-        }
-      }
+      self->deliver(pending, "an on_health_changed listener");
     });
   }
   if (metrics_) report_metrics(fx.metrics);

@@ -92,23 +92,25 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
     boost::asio::any_io_executor work;        // keeps the executor's run() going while waiting
     std::chrono::nanoseconds since{0};        // Clock::elapsed() when it began to wait (metrics)
   };
-  struct Listener {
-    TokenEventKind kind;
-    TokenEventHandler handler;
+  // A registered listener; `active` turns false when its subscription ends (or at close), so
+  // an event already queued for it is skipped.
+  template <typename Handler>
+  struct Registered {
+    Handler handler;
     std::atomic<bool> active{true};
   };
-  struct PendingEvent {
-    TokenEvent event;
-    std::vector<std::shared_ptr<Listener>> listeners;
+  struct Listener : Registered<TokenEventHandler> {
+    TokenEventKind kind{};
   };
-  struct HealthListener {
-    HealthHandler handler;
-    std::atomic<bool> active{true};
+  using HealthListener = Registered<HealthHandler>;
+  // What to deliver to whom, after the lock is released.
+  template <typename Event, typename L>
+  struct Pending {
+    Event event;
+    std::vector<std::shared_ptr<L>> listeners;
   };
-  struct PendingHealth {
-    CredentialHealth health;
-    std::vector<std::shared_ptr<HealthListener>> listeners;
-  };
+  using PendingEvent = Pending<TokenEvent, Listener>;
+  using PendingHealth = Pending<CredentialHealth, HealthListener>;
   // What the observer is told after the lock is released (metrics_ set only).
   struct MetricsNotes {
     bool fetch_finished = false;
@@ -185,6 +187,8 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
 
   // Outside mutex_.
   void run_effects(Effects& fx);
+  template <typename Event, typename L>
+  void deliver(const Pending<Event, L>& pending, const std::string& who);
   void on_timer(std::uint64_t seq);
   void on_fetch_done(std::uint64_t seq, std::exception_ptr error, AccessToken token);
   void cancel_waiter(std::uint64_t id);

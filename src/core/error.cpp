@@ -3,6 +3,7 @@
 #include "core/secret_scrubber.hpp"
 
 #include <atomic>
+#include <iterator>
 #include <string>
 #include <string_view>
 
@@ -88,6 +89,26 @@ bool retryable_by_default(const std::error_code& ec, int http_status) noexcept {
 const std::error_category& category() noexcept {
   static const Category instance;
   return instance;
+}
+
+namespace {
+// Indexed by the enumerator's value (errc starts at 1); appended in the enum's order.
+constexpr std::string_view kErrcNames[] = {
+    "unknown",          "invalid_token",   "token_expired_on_arrival", "no_token",
+    "fetch_failed",     "fetch_timeout",   "fetcher_abandoned",        "credential_closed",
+    "would_deadlock",   "cancelled",       "invalid_argument",         "invalid_connection_string",
+    "insecure_url",     "http_status",     "rate_limited",             "network_error",
+    "timeout",          "tls_error",       "invalid_response",         "response_too_large",
+    "cache_corrupt",    "cache_wrong_key", "cache_unavailable",        "cache_io_error",
+    "crypto_error",     "keychain_unavailable", "keychain_corrupt",
+};
+static_assert(std::size(kErrcNames) == static_cast<std::size_t>(errc::keychain_corrupt) + 1,
+              "every errc has its name");
+}  // namespace
+
+std::string_view to_string(errc e) noexcept {
+  const auto v = static_cast<std::size_t>(e);
+  return v < std::size(kErrcNames) ? kErrcNames[v] : kErrcNames[0];
 }
 
 std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), category()}; }

@@ -5,6 +5,7 @@
 
 #include "core/metrics_name.hpp"
 
+#include <iterator>
 #include <string>
 
 namespace credkit {
@@ -18,26 +19,22 @@ void MetricsObserver::cache_lookup(std::string_view, CacheLookup) {}
 void MetricsObserver::redis_redirect(std::string_view) {}
 void MetricsObserver::redis_fallback(std::string_view) {}
 
-std::string_view to_string(CacheLookup lookup) noexcept {
-  switch (lookup) {
-    case CacheLookup::hit: return "hit";
-    case CacheLookup::miss: return "miss";
-    case CacheLookup::error: return "error";
-  }
-  return "unknown";
-}
+namespace {
+// Indexed by the enumerator's value, in the enum's order.
+constexpr std::string_view kLookupNames[] = {"hit", "miss", "error"};
+constexpr std::string_view kHealthNames[] = {"fresh", "refreshing", "retrying", "below_min_validity", "expired", "closed"};
+static_assert(std::size(kLookupNames) == static_cast<std::size_t>(CacheLookup::error) + 1);
+static_assert(std::size(kHealthNames) == static_cast<std::size_t>(HealthState::closed) + 1);
 
-std::string_view to_string(HealthState state) noexcept {
-  switch (state) {
-    case HealthState::fresh: return "fresh";
-    case HealthState::refreshing: return "refreshing";
-    case HealthState::retrying: return "retrying";
-    case HealthState::below_min_validity: return "below_min_validity";
-    case HealthState::expired: return "expired";
-    case HealthState::closed: return "closed";
-  }
-  return "unknown";
+template <std::size_t N>
+std::string_view name_in(const std::string_view (&names)[N], std::size_t value) noexcept {
+  return value < N ? names[value] : std::string_view("unknown");
 }
+}  // namespace
+
+std::string_view to_string(CacheLookup lookup) noexcept { return name_in(kLookupNames, static_cast<std::size_t>(lookup)); }
+
+std::string_view to_string(HealthState state) noexcept { return name_in(kHealthNames, static_cast<std::size_t>(state)); }
 
 namespace detail {
 

@@ -886,3 +886,14 @@ TEST_CASE("every conformance scenario names its rules, says why, and uses a docu
   }
   for (const auto& p : prefixes) CHECK_MESSAGE(seen.count(p), "no scenario with the prefix " << p);
 }
+
+TEST_CASE("every errc has the name scenarios use for it, and no two share one") {
+  std::set<std::string_view> seen;
+  for (const auto& [name, e] : errc_names()) {
+    CHECK(credkit::to_string(e) == name);
+    CHECK(seen.insert(credkit::to_string(e)).second);
+  }
+  CHECK(errc_names().size() == static_cast<std::size_t>(errc::keychain_corrupt));
+  CHECK(credkit::to_string(static_cast<errc>(0)) == "unknown");
+  CHECK(credkit::to_string(static_cast<errc>(static_cast<int>(errc::keychain_corrupt) + 1)) == "unknown");
+}

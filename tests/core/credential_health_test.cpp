@@ -318,3 +318,12 @@ TEST_CASE_FIXTURE(Credential, "metrics_name is checked and names the field") {
   o.metrics_name = "chat/calling:eu-1_a.b";
   CHECK(create(o));
 }
+
+TEST_CASE("health and lookup names are the enumerators' names") {
+  CHECK(to_string(HealthState::fresh) == "fresh");
+  CHECK(to_string(HealthState::below_min_validity) == "below_min_validity");
+  CHECK(to_string(HealthState::closed) == "closed");
+  CHECK(to_string(static_cast<HealthState>(99)) == "unknown");
+  CHECK(to_string(CacheLookup::hit) == "hit");
+  CHECK(to_string(CacheLookup::error) == "error");
+}

@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace credkit {
@@ -52,6 +53,10 @@ const std::error_category& category() noexcept;
 
 /// Makes an error code in credkit's category.
 std::error_code make_error_code(errc e) noexcept;
+
+/// The code's enumerator name, e.g. "fetch_timeout" (stable: fit for metric labels and log
+/// fields); "unknown" for a value that names no enumerator.
+std::string_view to_string(errc e) noexcept;
 
 /// Extra facts an `Error` can carry beside its code and message.
 struct ErrorDetails {
