@@ -21,17 +21,8 @@ namespace {
 /// (at most 10 virtual minutes).
 std::pair<std::exception_ptr, TokenHandle> get_in_virtual_time(TokenCredential& credential, VirtualEnv& env,
                                                                std::chrono::seconds step = 1s) {
-  std::exception_ptr error;
   TokenHandle token;
-  bool done = false;
-  credential.async_get_token([&](std::exception_ptr e, TokenHandle t) {
-    error = e;
-    token = std::move(t);
-    done = true;
-  });
-  env.drain();
-  for (int i = 0; i < 600 && !done; ++i) env.run_for(step);
-  REQUIRE(done);
+  auto error = get_error_now(credential, env, &token, step, 600);
   return {error, std::move(token)};
 }
 

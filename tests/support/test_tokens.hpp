@@ -52,9 +52,11 @@ struct VirtualEnv {
   std::chrono::nanoseconds elapsed() const { return clock->elapsed(); }
 };
 
-/// Calls `cred.async_get_token` and runs `env` (without moving time) until it completes, which
-/// it must; returns the error (null on success).
-inline std::exception_ptr get_error_now(TokenCredential& cred, VirtualEnv& env, TokenHandle* token = nullptr) {
+/// Calls `cred.async_get_token` and runs `env` until it completes, which it must: without
+/// moving time, or, given a `step`, moving virtual time by `step` at most `max_steps` times.
+/// Returns the error (null on success).
+inline std::exception_ptr get_error_now(TokenCredential& cred, VirtualEnv& env, TokenHandle* token = nullptr,
+                                        std::chrono::nanoseconds step = {}, int max_steps = 0) {
   std::exception_ptr error;
   bool done = false;
   cred.async_get_token([&](std::exception_ptr e, TokenHandle t) {
@@ -63,6 +65,7 @@ inline std::exception_ptr get_error_now(TokenCredential& cred, VirtualEnv& env, 
     done = true;
   });
   env.drain();
+  for (int i = 0; i < max_steps && !done; ++i) env.run_for(step);
   REQUIRE(done);
   return error;
 }
