@@ -468,10 +468,10 @@ TEST_CASE("egress default: environment proxy variables are ignored (every variab
         for (const bool https : {false, true}) {
           EnvGuard env;
           env.set(var, form);
+          const std::string context_text = [&] { std::ostringstream os; os << var << "=" << form << " " << name_of(source) << (https ? " https" : " http"); return os.str(); }();
+          INFO(context_text);  // eager: INFO keeps references, temporaries would dangle; before the request, so a failure inside it names the variant
           const auto error = w.request(source, https, {});
           ++variants;
-          const std::string context_text = [&] { std::ostringstream os; os << var << "=" << form << " " << name_of(source) << (https ? " https" : " http"); return os.str(); }();
-          INFO(context_text);  // eager: INFO keeps references, temporaries would dangle
           CHECK_MESSAGE(!error, describe(error));
         }
       }
