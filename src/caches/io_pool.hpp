@@ -16,19 +16,18 @@
 
 namespace credkit::detail {
 
-/// The most threads one cache's lane may use at once (a Redis cache uses 3, a file cache 1).
+/// A process-wide pool of `cache_io_threads` threads dedicated to cache I/O, created on first
+/// use and never destroyed (so a cache released on one of its threads never has to join it).
+/// Blocking cache work runs here, never on a credential's or the user's executor.
 inline constexpr std::size_t cache_io_threads = 4;
-/// An executor for the caches' timers and short hand-offs (one thread, created on first use and
-/// never destroyed, so a cache released on it never has to join it). Blocking work never runs
-/// here: it runs in lanes.
 boost::asio::any_io_executor cache_io_executor();
 
-/// One cache's share of the threads that run blocking cache work (core/blocking_runner.hpp's
-/// elastic pool, never a credential's or the user's executor): its jobs run in order, at most
-/// `max_threads` of them at once, each slot on a thread of its own. A cache whose I/O wedges or
-/// crawls (a hung NFS mount, a Redis dripping bytes) holds at most `max_threads` threads, and
-/// however many caches wedge, a healthy one still gets a thread. `max_threads` is clamped to
-/// [1, cache_io_threads - 1].
+/// One cache's share of the cache I/O threads: its blocking jobs run in order on the pool, at
+/// most `max_threads` of them at once (each job is posted to the pool only when the lane has a
+/// free slot; a runner re-posts itself per job, so lanes interleave fairly). A cache whose I/O
+/// wedges or crawls (a hung NFS mount, a Redis dripping bytes) holds at most `max_threads`
+/// pool threads; the others stay free for healthy caches. `max_threads` is clamped to
+/// [1, cache_io_threads - 1] so a single lane can never take the whole pool.
 class IoLane : public std::enable_shared_from_this<IoLane> {
  public:
   struct Job {
@@ -36,14 +35,13 @@ class IoLane : public std::enable_shared_from_this<IoLane> {
     virtual void run() = 0;
   };
   static std::shared_ptr<IoLane> create(std::size_t max_threads);
-  /// Queues `job`; it runs once the lane has a free slot. Throws std::system_error when a
-  /// thread for a new slot cannot be made (the job stays queued for a running slot, if any).
+  /// Queues `job`; it runs on a cache I/O thread once the lane has a free slot.
   void post(std::unique_ptr<Job> job);
   std::size_t max_threads() const noexcept { return max_threads_; }
 
  private:
   explicit IoLane(std::size_t max_threads);
-  void run_slot();
+  void run_one();
   std::mutex mutex_;
   std::deque<std::unique_ptr<Job>> queue_;
   std::size_t running_ = 0;
