@@ -72,13 +72,13 @@ std::optional<CredentialState::time_point> CredentialState::health_deadline_lock
 }
 
 void CredentialState::note_health_locked(Effects& fx) {
-  const HealthState now_state = health_state_locked(service_now());
+  const time_point now = service_now();  // one reading: the state and its snapshot agree
+  const HealthState now_state = health_state_locked(now);
   if (now_state == health_state_) return;
   health_state_ = now_state;
   if (!attachments_ || attachments_->health_listeners.empty()) return;
   PendingHealth pending;
-  pending.event = health_locked(service_now());
-  pending.event.state = now_state;  // the state judged above, whatever the clock read since
+  pending.event = health_locked(now);
   pending.listeners = attachments_->health_listeners;
   fx.health = std::move(pending);  // the latest transition of this step wins
 }
@@ -124,8 +124,8 @@ void CredentialState::report_metrics(const MetricsNotes& notes) const noexcept {
   if (notes.invalidated) notify_metrics(metrics_->observer, [&](MetricsObserver& o) { o.invalidated(name); });
 }
 
-void CredentialState::report_wait(const Waiter& w, const std::exception_ptr& error) const noexcept {
-  const nanoseconds waited = std::max(sub_sat(clock_->elapsed(), w.since), nanoseconds::zero());
+void CredentialState::report_wait(nanoseconds since, const std::exception_ptr& error) const noexcept {
+  const nanoseconds waited = std::max(sub_sat(clock_->elapsed(), since), nanoseconds::zero());
   const std::error_code result = error_code_of(error);
   notify_metrics(metrics_->observer,
                  [&](MetricsObserver& o) { o.caller_waited(metrics_->name, waited, result); });

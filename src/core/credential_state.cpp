@@ -417,11 +417,7 @@ TokenHandle CredentialState::get_blocking(std::optional<milliseconds> timeout) {
       lock.lock();
       if (!wait->done) {
         auto timed_out = make_error(errc::timeout, "get_token: no token within " + std::to_string(timeout->count()) + " ms");
-        if (metrics_) {
-          Waiter gave_up;
-          gave_up.since = since;
-          report_wait(gave_up, timed_out);
-        }
+        if (metrics_) report_wait(since, timed_out);
         std::rethrow_exception(timed_out);
       }
     }
@@ -772,7 +768,7 @@ void CredentialState::release_listeners_locked(Effects& fx) {
 void CredentialState::complete(Waiter& w, std::exception_ptr error, TokenHandle token) {
   if (metrics_) {
     if (token) count_served();
-    report_wait(w, error);
+    report_wait(w.since, error);
   }
   if (w.blocking) {
     {

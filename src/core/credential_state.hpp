@@ -174,7 +174,8 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   /// The next time health changes by time alone (service time), while health listeners exist.
   std::optional<time_point> health_deadline_locked(time_point now) const noexcept;
   void report_metrics(const MetricsNotes& notes) const noexcept;
-  void report_wait(const Waiter& w, const std::exception_ptr& error) const noexcept;
+  /// Reports a caller that began waiting at `since` (Clock::elapsed()) and ended with `error`.
+  void report_wait(std::chrono::nanoseconds since, const std::exception_ptr& error) const noexcept;
   std::exception_ptr demand_error_locked(RefreshMachine::Demand d) const;
   bool on_own_executor() const noexcept;
   /// The execution context is shutting down (ContextRegistry): close, and drop everything
