@@ -52,18 +52,19 @@ struct NoReport {
 /// The one way a cache operation starts: `done` posts the user's handler on `executor` (after
 /// `check` looked at the results, if given, and `report` saw the final ones); `call(done)` runs
 /// the backend hook, and an exception it throws completes the operation with that exception and
-/// empty results.
+/// empty results. Outstanding work is held on `executor` from here until the handler has run
+/// (core/completion.hpp), so the app's run() does not return while a cache lane works for it.
 template <class... Results, class Call, class Report = NoReport>
 void start_operation(TokenCache::executor_type executor,
                      boost::asio::any_completion_handler<void(std::exception_ptr, Results...)> handler, Call call,
                      std::type_identity_t<void (*)(std::exception_ptr&, Results&...)> check = nullptr,
                      Report report = {}) {
-  auto h = std::make_shared<decltype(handler)>(std::move(handler));
-  std::function<void(std::exception_ptr, Results...)> done = [h, executor = std::move(executor), check, report](
-                                                                 std::exception_ptr e, Results... results) {
+  detail::SharedCompleter<Results...> complete(std::move(executor), std::move(handler));
+  std::function<void(std::exception_ptr, Results...)> done = [complete, check, report](std::exception_ptr e,
+                                                                                      Results... results) {
     if (check) check(e, results...);
     report(e, results...);
-    detail::post_completion(executor, std::move(*h), std::move(e), std::move(results)...);
+    complete(std::move(e), std::move(results)...);
   };
   if (auto failure = detail::exception_from([&] { call(done); })) done(std::move(failure), Results{}...);
 }
@@ -110,11 +111,7 @@ void TokenCache::start_erase(std::shared_ptr<TokenCache> self, std::string key,
 void TokenCache::start_get_or_fetch(std::shared_ptr<TokenCache> self, std::string key,
                                     std::chrono::milliseconds min_validity, UpstreamFetch fetch,
                                     boost::asio::any_completion_handler<FetchSignature> handler) {
-  auto h = std::make_shared<decltype(handler)>(std::move(handler));
-  auto ex = self->executor_;
-  FetchDone mine = [h, ex](std::exception_ptr e, AccessToken t) {
-    detail::post_completion(ex, std::move(*h), std::move(e), std::move(t));
-  };
+  FetchDone mine = detail::SharedCompleter<AccessToken>(self->executor_, std::move(handler));
   if (!fetch) {
     mine(std::make_exception_ptr(Error(errc::invalid_argument, "TokenCache::async_get_or_fetch: fetch is empty")), {});
     return;

@@ -7,10 +7,12 @@
 //    an any_completion_executor, which has no blocking property, so the preference would be
 //    dropped and an executor already running on this thread would run the handler in place.
 //  - Never under a credkit lock: the handler runs later, from the posted function.
-//  - Outstanding work is held on `via` until the post has returned, and on the associated
-//    executor until the dispatch has returned. The handler may run (and the app tear its pool
-//    or io_context down) before a foreign thread's post() has finished waking that executor's
-//    threads; with the work held, join() and run() wait for the delivery in flight.
+//  - Outstanding work is held on `via` from before the post until the posted function is done,
+//    and on the associated executor until the handler has run. Each is owned by the function
+//    it covers and released on the thread that ran it, never by the posting thread: once the
+//    handler has run the app may return from run() and destroy its io_context or pool, and a
+//    posting thread still holding work would then release it into a destroyed scheduler (or
+//    into the next one allocated at its address, stopping that context early).
 //  - An operation in flight holds outstanding work on its handler's associated executor from
 //    initiation until the handler is delivered, as Asio's own operations do: the app's
 //    io_context::run() does not return while a credkit operation on it is pending, even when
@@ -37,21 +39,22 @@ namespace credkit::detail {
 struct NoCompletionScope {};
 
 /// Delivers `handler(args...)` by the rule above; `via_work` tracks work on `via`'s execution
-/// context and is held until the post has returned. (The credential passes its strand's inner
+/// context and moves into the posted function. (The credential passes its strand's inner
 /// executor: tracking through a strand copies the strand, a heap allocation per completion.)
 /// `Scope` is constructed on the `via` thread around the dispatch (the credential marks its own
-/// callbacks with it).
+/// callbacks with it). After the post returns the calling thread holds nothing of `via`'s.
 template <typename Scope = NoCompletionScope, typename Handler, typename... Args>
-void post_completion_via(const boost::asio::any_io_executor& via, const boost::asio::any_io_executor& via_work,
+void post_completion_via(const boost::asio::any_io_executor& via, boost::asio::any_io_executor via_work,
                          Handler handler, Args&&... args) {
   using boost::asio::execution::outstanding_work;
-  boost::asio::post(via, [via, h = std::move(handler), ... a = std::forward<Args>(args)]() mutable {
+  boost::asio::post(via, [via, via_work = std::move(via_work), h = std::move(handler),
+                          ... a = std::forward<Args>(args)]() mutable {
     auto target = boost::asio::get_associated_executor(h, via);
-    const auto target_work = boost::asio::prefer(target, outstanding_work.tracked);
+    auto target_work = boost::asio::prefer(target, outstanding_work.tracked);
     [[maybe_unused]] Scope scope;
-    boost::asio::dispatch(target, [h = std::move(h), ... a = std::move(a)]() mutable { std::move(h)(std::move(a)...); });
+    boost::asio::dispatch(target, [target_work = std::move(target_work), h = std::move(h),
+                                   ... a = std::move(a)]() mutable { std::move(h)(std::move(a)...); });
   });
-  (void)via_work;  // held until here
 }
 
 /// Delivers `handler(args...)` by the rule above, tracking work through `via` itself.
@@ -78,9 +81,9 @@ class SharedCompleter {
 
   void operator()(std::exception_ptr error, Results... results) const {
     if (!pending_->handler) return;
-    // The work this completer already holds on `via` covers the post (no second tracking).
-    post_completion_via(via_, pending_->work, std::move(pending_->handler), std::move(error), std::move(results)...);
-    pending_->work = {};  // delivered: the posted function holds work until the handler runs
+    // The work this completer holds on `via` moves into the posted function (no second tracking).
+    post_completion_via(via_, std::move(pending_->work), std::move(pending_->handler), std::move(error),
+                        std::move(results)...);
   }
 
  private:

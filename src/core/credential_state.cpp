@@ -779,19 +779,24 @@ void CredentialState::complete(Waiter& w, std::exception_ptr error, TokenHandle 
     }
     w.blocking->cv.notify_all();
   } else if (w.handler) {
-    post_completion(std::move(*w.handler), std::move(error), std::move(token));
+    // The work the waiter held moves into the delivery: released on the executor's thread once
+    // the handler has run, never here (this may be a fetcher's thread, and the app may destroy
+    // its io_context as soon as the handler has run).
+    post_completion(std::move(*w.handler), std::move(error), std::move(token), std::move(w.work));
   }
-  w.work = {};
 }
 
-void CredentialState::post_completion(Handler handler, std::exception_ptr error, TokenHandle token) {
+void CredentialState::post_completion(Handler handler, std::exception_ptr error, TokenHandle token,
+                                      asio::any_io_executor work) {
   // Delivered by the one completion rule (core/completion.hpp), through the credential's strand;
   // a handler dispatched inline from there runs on the strand, so it is marked as a callback.
-  // Once the execution context has shut down there is nowhere to run it: the handler is then
-  // destroyed on return (outside exec_mutex_), as Asio destroys handlers pending at shutdown.
+  // Once the execution context has shut down there is nowhere to run it: the handler (and any
+  // work, released while the context's services still exist: shutdown is what closed us) is
+  // then destroyed on return (outside exec_mutex_), as Asio destroys handlers pending at shutdown.
   std::shared_lock lock(exec_mutex_);
   if (!executor_) return;
-  ::credkit::detail::post_completion_via<CallbackScope>(executor_, tracked_inner_work(executor_), std::move(handler),
+  if (!work) work = tracked_inner_work(executor_);
+  ::credkit::detail::post_completion_via<CallbackScope>(executor_, std::move(work), std::move(handler),
                                                         std::move(error), std::move(token));
 }
 

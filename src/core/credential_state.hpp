@@ -195,7 +195,10 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   void cancel_waiter(std::uint64_t id);
   void unsubscribe(const std::shared_ptr<Listener>& listener);
   void complete(Waiter& w, std::exception_ptr error, TokenHandle token);
-  void post_completion(Handler handler, std::exception_ptr error, TokenHandle token);
+  // `work`: outstanding work already held on the executor (a waiter's), moved into the
+  // delivery; empty: tracked anew.
+  void post_completion(Handler handler, std::exception_ptr error, TokenHandle token,
+                       boost::asio::any_io_executor work = {});
 
   // Constant after construction.
   const std::uint64_t id_;

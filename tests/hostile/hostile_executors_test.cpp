@@ -8,11 +8,18 @@
 //     credential_closed (ASan/UBSan report any use-after-free).
 // (c) Hung blocking fetchers of some credentials do not starve another credential's blocking
 //     fetch.
+// (d) Hand-off: outstanding work on the user's executor is released only by threads running
+//     that executor's context, never by a fetcher's or cache lane's thread after the handler
+//     ran (the app may destroy its io_context then; a late release went into the next
+//     io_context allocated at the same address and stopped it: 'ran out of work').
 //
 // Every wait is bounded by a watchdog: a case that would hang fails instead.
+#include <credkit/caches.hpp>
 #include <credkit/credkit.hpp>
 
 #include "support/async_helpers.hpp"
+#include "support/audited_executor.hpp"
+#include "support/temp_files.hpp"
 #include "support/test_tokens.hpp"
 
 #include <boost/asio.hpp>
@@ -23,6 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -691,4 +699,222 @@ TEST_CASE("hostile executors (c): one credential's abandoned blocking fetches ar
   }
   cred->close();
   gate->release_and_wait_exits();
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) Completion hand-off: work is released where it is run, whatever thread completed
+
+namespace {
+
+using credkit::test::AuditedExecutor;
+using credkit::test::WorkAudit;
+
+enum class FetchThread { elastic_pool, own_thread, user_pool };
+enum class CredShape { audited, strand_over_audited };
+enum class HandlerShape { credential_executor, other_context };
+enum class Call { wait_for_fetch, fresh_token, cancel_while_waiting };
+
+const char* name_of(FetchThread f) {
+  switch (f) {
+    case FetchThread::elastic_pool: return "blocking fetcher (elastic pool)";
+    case FetchThread::own_thread: return "async fetcher completing on its own thread";
+    case FetchThread::user_pool: return "async fetcher completing on the app's thread_pool";
+  }
+  return "?";
+}
+
+// Two audited io_contexts run by this thread: the credential's and, for bound handlers, another.
+struct HandOff {
+  asio::io_context io;
+  asio::io_context other;
+  WorkAudit audit{io};
+  WorkAudit other_audit{other};
+  asio::thread_pool user_pool{1};
+  std::vector<std::thread> threads;  // fetchers' own threads, joined before the audit is read
+
+  ~HandOff() {
+    for (auto& t : threads) t.join();
+    user_pool.join();
+  }
+
+  // Runs both contexts on this thread until `done`; with `drain`, then until every tracked
+  // copy is gone (a late release by another thread is then already counted; a credential's
+  // pending timer holds work, as Asio's timers do, so drain after close()). Bounded by the
+  // watchdog.
+  void run_until(const bool& done, bool drain) {
+    const auto until = std::chrono::steady_clock::now() + kWatchdog;
+    while (!done && std::chrono::steady_clock::now() < until) {
+      io.restart();
+      io.run_one_for(1ms);
+      other.restart();
+      other.poll();
+    }
+    REQUIRE_MESSAGE(done, "the handler did not run within the watchdog");
+    for (auto& t : threads) t.join();
+    threads.clear();
+    while (drain && (audit.held > 0 || other_audit.held > 0) && std::chrono::steady_clock::now() < until) {
+      io.restart();
+      io.poll();
+      other.restart();
+      other.poll();
+      std::this_thread::sleep_for(100us);  // a foreign thread releasing late (real time: threads)
+    }
+  }
+
+  credkit::Fetcher fetcher(FetchThread where, bool fail) {
+    auto finish = [fail](credkit::FetchCompletion done) {
+      if (fail) {
+        done.fail(errc::fetch_failed, "planned failure");
+      } else {
+        done.succeed(good_token());
+      }
+    };
+    switch (where) {
+      case FetchThread::elastic_pool:
+        return credkit::Fetcher::blocking([fail](const credkit::FetchContext&) {
+          if (fail) throw std::runtime_error("planned failure");
+          return good_token();
+        });
+      case FetchThread::own_thread:
+        return credkit::Fetcher::async([this, finish](credkit::FetchContext, credkit::FetchCompletion done) {
+          threads.emplace_back([finish, done = std::move(done)]() mutable { finish(std::move(done)); });
+        });
+      case FetchThread::user_pool:
+        return credkit::Fetcher::async([this, finish](credkit::FetchContext, credkit::FetchCompletion done) {
+          asio::post(user_pool, [finish, done = std::move(done)]() mutable { finish(std::move(done)); });
+        });
+    }
+    return {};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("hostile executors (d): work on the app's executor is released only on its threads (credential)") {
+  int variants = 0;
+  for (const auto where : {FetchThread::elastic_pool, FetchThread::own_thread, FetchThread::user_pool}) {
+    for (const auto shape : {CredShape::audited, CredShape::strand_over_audited}) {
+      for (const auto handler : {HandlerShape::credential_executor, HandlerShape::other_context}) {
+        for (const auto call : {Call::wait_for_fetch, Call::fresh_token, Call::cancel_while_waiting}) {
+          for (const bool fail : {false, true}) {
+            if (call != Call::wait_for_fetch && fail) continue;
+            HandOff h;
+            const auto variant = [&] {
+              std::ostringstream os;
+              os << name_of(where) << (shape == CredShape::audited ? ", audited executor" : ", strand over it")
+                 << (handler == HandlerShape::credential_executor ? ", handler on it" : ", handler bound elsewhere")
+                 << (call == Call::wait_for_fetch ? ", waits for a fetch" : call == Call::fresh_token ? ", fresh token" : ", cancelled")
+                 << (fail ? ", fetch fails" : "");
+              return os.str();
+            }();
+            INFO(variant);
+            asio::any_io_executor ex = AuditedExecutor<false>(h.audit);
+            if (shape == CredShape::strand_over_audited) ex = asio::make_strand(ex);
+            credkit::TokenCredentialOptions options;
+            options.mode = credkit::RefreshMode::on_demand;
+            if (call == Call::cancel_while_waiting) {
+              options.fetcher = stashing_fetcher(std::make_shared<Stash>());  // never completes
+            } else {
+              options.fetcher = h.fetcher(where, fail);
+            }
+            if (call == Call::fresh_token) options.initial_token = good_token();
+            auto cred = credkit::TokenCredential::create(ex, std::move(options));
+            bool done = false;
+            std::exception_ptr error;
+            asio::cancellation_signal cancel;
+            auto on_done = [&](std::exception_ptr e, credkit::TokenHandle) {
+              error = e;
+              done = true;
+            };
+            auto with_slot = asio::bind_cancellation_slot(cancel.slot(), on_done);
+            if (handler == HandlerShape::other_context) {
+              cred->async_get_token(asio::bind_executor(asio::any_io_executor(AuditedExecutor<false>(h.other_audit)), with_slot));
+            } else {
+              cred->async_get_token(with_slot);
+            }
+            if (call == Call::cancel_while_waiting) {
+              asio::post(ex, [&] { cancel.emit(asio::cancellation_type::all); });
+            }
+            h.run_until(done, false);
+            if (call == Call::cancel_while_waiting || fail) {
+              CHECK(error);
+            } else {
+              CHECK_FALSE(error);
+            }
+            cred->close();
+            h.run_until(done, true);  // close() may hand work off too
+            CHECK(h.audit.acquired > 0);
+            CHECK(h.audit.released_off_context == 0);
+            CHECK(h.other_audit.released_off_context == 0);
+            CHECK(h.audit.held == 0);
+            CHECK(h.other_audit.held == 0);
+            ++variants;
+          }
+        }
+      }
+    }
+  }
+  MESSAGE("credential hand-off: " << variants << " variants, no work released off its context");
+}
+
+TEST_CASE("hostile executors (d): work on the app's executor is released only on its threads (caches)") {
+  credkit::test::TempDir dir;
+  int variants = 0;
+  for (int kind = 0; kind < 2; ++kind) {
+    for (const auto where : {FetchThread::own_thread, FetchThread::user_pool}) {
+      HandOff h;
+      const asio::any_io_executor ex = AuditedExecutor<false>(h.audit);
+      std::shared_ptr<credkit::TokenCache> cache;
+      if (kind == 0) {
+        cache = credkit::MemoryTokenCache::create(ex);
+      } else {
+        credkit::EncryptedFileTokenCacheOptions o;
+        o.path = dir.path / ("tokens-" + std::to_string(variants) + ".bin");
+        o.keys = {credkit::CacheEncryptionKey::generate()};
+        cache = credkit::EncryptedFileTokenCache::create(ex, o);
+      }
+      INFO((kind == 0 ? "memory cache, " : "encrypted-file cache, ") << name_of(where));
+      const credkit::TokenCacheKey key("alice", {"chat"});
+      bool done = false;
+      std::exception_ptr error;
+      cache->async_put(key, good_token(), [&](std::exception_ptr e) { error = e, done = true; });
+      h.run_until(done, true);
+      CHECK_FALSE(error);
+      done = false;
+      cache->async_get(key, [&](std::exception_ptr e, std::optional<credkit::AccessToken>) { error = e, done = true; });
+      h.run_until(done, true);
+      CHECK_FALSE(error);
+      done = false;
+      const credkit::TokenCacheKey other("bob", {"chat"});
+      auto upstream = h.fetcher(where, false);
+      cache->async_get_or_fetch(other, 0ms,
+                                [&h, where](credkit::TokenCache::FetchDone fetched) {
+                                  auto deliver = [fetched] { fetched(nullptr, good_token()); };
+                                  if (where == FetchThread::own_thread) {
+                                    h.threads.emplace_back(deliver);
+                                  } else {
+                                    asio::post(h.user_pool, deliver);
+                                  }
+                                },
+                                [&](std::exception_ptr e, credkit::AccessToken) { error = e, done = true; });
+      h.run_until(done, true);
+      CHECK_FALSE(error);
+      // The fetched token is written back after the handler ran: read it once it landed.
+      bool found = false;
+      for (int i = 0; i < 1000 && !found; ++i) {
+        done = false;
+        cache->async_get(other, [&](std::exception_ptr e, std::optional<credkit::AccessToken> t) {
+          error = e, found = t.has_value(), done = true;
+        });
+        h.run_until(done, true);
+        if (!found) std::this_thread::sleep_for(1ms);
+      }
+      CHECK(found);
+      CHECK(h.audit.acquired > 0);
+      CHECK(h.audit.released_off_context == 0);
+      CHECK(h.audit.held == 0);
+      ++variants;
+    }
+  }
+  MESSAGE("cache hand-off: " << variants << " variants, no work released off its context");
 }
