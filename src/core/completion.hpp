@@ -13,6 +13,10 @@
 //    handler has run the app may return from run() and destroy its io_context or pool, and a
 //    posting thread still holding work would then release it into a destroyed scheduler (or
 //    into the next one allocated at its address, stopping that context early).
+//  - A hop does not run its payload before the thread that made it has returned from the
+//    post (or the dispatch, when that queued it for another thread): Asio's post() still
+//    signals the woken thread's condition variable after unlocking, so a handler that ran
+//    before it returned could let the app destroy the context under that signal. (HandOff)
 //  - An operation in flight holds outstanding work on its handler's associated executor from
 //    initiation until the handler is delivered, as Asio's own operations do: the app's
 //    io_context::run() does not return while a credkit operation on it is pending, even when
@@ -29,7 +33,9 @@
 #include <boost/asio/prefer.hpp>
 
 #include <exception>
+#include <atomic>
 #include <memory>
+#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -37,6 +43,20 @@ namespace credkit::detail {
 
 /// Constructed around the dispatch by default: nothing.
 struct NoCompletionScope {};
+
+/// The two hops of one delivery: each hop's function waits until the thread that made the
+/// hop has returned from it (unless it runs on that very thread: inline, or later).
+struct HandOff {
+  std::atomic<bool> posted{false};
+  std::atomic<bool> dispatched{false};
+  std::thread::id poster = std::this_thread::get_id();
+  std::thread::id dispatcher;
+
+  static void wait(const std::atomic<bool>& done, std::thread::id by) noexcept {
+    if (by == std::this_thread::get_id()) return;
+    while (!done.load(std::memory_order_acquire)) std::this_thread::yield();  // the other thread is past its enqueue
+  }
+};
 
 /// Delivers `handler(args...)` by the rule above; `via_work` tracks work on `via`'s execution
 /// context and moves into the posted function. (The credential passes its strand's inner
@@ -47,14 +67,22 @@ template <typename Scope = NoCompletionScope, typename Handler, typename... Args
 void post_completion_via(const boost::asio::any_io_executor& via, boost::asio::any_io_executor via_work,
                          Handler handler, Args&&... args) {
   using boost::asio::execution::outstanding_work;
-  boost::asio::post(via, [via, via_work = std::move(via_work), h = std::move(handler),
+  auto hand_off = std::make_shared<HandOff>();
+  boost::asio::post(via, [via, via_work = std::move(via_work), hand_off, h = std::move(handler),
                           ... a = std::forward<Args>(args)]() mutable {
+    HandOff::wait(hand_off->posted, hand_off->poster);
     auto target = boost::asio::get_associated_executor(h, via);
     auto target_work = boost::asio::prefer(target, outstanding_work.tracked);
     [[maybe_unused]] Scope scope;
-    boost::asio::dispatch(target, [target_work = std::move(target_work), h = std::move(h),
-                                   ... a = std::move(a)]() mutable { std::move(h)(std::move(a)...); });
+    hand_off->dispatcher = std::this_thread::get_id();
+    boost::asio::dispatch(target, [target_work = std::move(target_work), hand_off, h = std::move(h),
+                                   ... a = std::move(a)]() mutable {
+      HandOff::wait(hand_off->dispatched, hand_off->dispatcher);
+      std::move(h)(std::move(a)...);
+    });
+    hand_off->dispatched.store(true, std::memory_order_release);
   });
+  hand_off->posted.store(true, std::memory_order_release);
 }
 
 /// Delivers `handler(args...)` by the rule above, tracking work through `via` itself.
