@@ -32,8 +32,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 
-#include <exception>
 #include <atomic>
+#include <exception>
 #include <memory>
 #include <thread>
 #include <tuple>
@@ -88,8 +88,8 @@ void post_completion_via(const boost::asio::any_io_executor& via, boost::asio::a
 /// Delivers `handler(args...)` by the rule above, tracking work through `via` itself.
 template <typename Scope = NoCompletionScope, typename Handler, typename... Args>
 void post_completion(const boost::asio::any_io_executor& via, Handler handler, Args&&... args) {
-  const auto via_work = boost::asio::prefer(via, boost::asio::execution::outstanding_work.tracked);
-  post_completion_via<Scope>(via, via_work, std::move(handler), std::forward<Args>(args)...);
+  post_completion_via<Scope>(via, boost::asio::prefer(via, boost::asio::execution::outstanding_work.tracked),
+                             std::move(handler), std::forward<Args>(args)...);
 }
 
 /// A copyable completer of a move-only handler `void(std::exception_ptr, Results...)`, so it can

@@ -724,7 +724,7 @@ const char* name_of(FetchThread f) {
 }
 
 // Two audited io_contexts run by this thread: the credential's and, for bound handlers, another.
-struct HandOff {
+struct AuditedContexts {
   asio::io_context io;
   asio::io_context other;
   WorkAudit audit{io};
@@ -732,7 +732,7 @@ struct HandOff {
   asio::thread_pool user_pool{1};
   std::vector<std::thread> threads;  // fetchers' own threads, joined before the audit is read
 
-  ~HandOff() {
+  ~AuditedContexts() {
     for (auto& t : threads) t.join();
     user_pool.join();
   }
@@ -798,7 +798,9 @@ TEST_CASE("hostile executors (d): work on the app's executor is released only on
         for (const auto call : {Call::wait_for_fetch, Call::fresh_token, Call::cancel_while_waiting}) {
           for (const bool fail : {false, true}) {
             if (call != Call::wait_for_fetch && fail) continue;
-            HandOff h;
+            // A fresh token or a cancelled wait never reaches the fetcher: one fetcher is enough.
+            if (call != Call::wait_for_fetch && where != FetchThread::elastic_pool) continue;
+            AuditedContexts h;
             const auto variant = [&] {
               std::ostringstream os;
               os << name_of(where) << (shape == CredShape::audited ? ", audited executor" : ", strand over it")
@@ -862,7 +864,7 @@ TEST_CASE("hostile executors (d): work on the app's executor is released only on
   int variants = 0;
   for (int kind = 0; kind < 2; ++kind) {
     for (const auto where : {FetchThread::own_thread, FetchThread::user_pool}) {
-      HandOff h;
+      AuditedContexts h;
       const asio::any_io_executor ex = AuditedExecutor<false>(h.audit);
       std::shared_ptr<credkit::TokenCache> cache;
       if (kind == 0) {
