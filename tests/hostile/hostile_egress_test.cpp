@@ -763,7 +763,7 @@ TEST_CASE("egress: CA environment variables do not change whom credkit trusts") 
         e2 = e;
         done = true;
       });
-      while (!done) io.run_one();
+      credkit::test::run_until_done(io, done);
       ++variants;
       CHECK(as_error(e2).code() == make_error_code(errc::tls_error));
     }
@@ -799,7 +799,7 @@ TEST_CASE("egress: a .netrc under HOME or CURL_HOME adds no credentials") {
       error = e;
       done = true;
     });
-    while (!done) io.run_one();
+    credkit::test::run_until_done(io, done);
     ++variants;
     CHECK_FALSE(error);
   }

@@ -730,10 +730,28 @@ struct AuditedContexts {
   WorkAudit audit{io};
   WorkAudit other_audit{other};
   asio::thread_pool user_pool{1};
-  std::vector<std::thread> threads;  // fetchers' own threads, joined before the audit is read
+  // Fetchers' own threads, joined before the audit is read. Started from any thread (a cache
+  // lane runs the upstream fetch): under the mutex, which join_threads() takes too, so that a
+  // thread is never joined while the one starting it is still inside emplace_back.
+  std::mutex threads_mutex;
+  std::vector<std::thread> threads;
+
+  template <typename F>
+  void spawn(F f) {
+    std::lock_guard lock(threads_mutex);
+    threads.emplace_back(std::move(f));
+  }
+  void join_threads() {
+    std::vector<std::thread> started;
+    {
+      std::lock_guard lock(threads_mutex);
+      started.swap(threads);
+    }
+    for (auto& t : started) t.join();
+  }
 
   ~AuditedContexts() {
-    for (auto& t : threads) t.join();
+    join_threads();
     user_pool.join();
   }
 
@@ -750,8 +768,7 @@ struct AuditedContexts {
       other.poll();
     }
     REQUIRE_MESSAGE(done, "the handler did not run within the watchdog");
-    for (auto& t : threads) t.join();
-    threads.clear();
+    join_threads();
     while (drain && (audit.held > 0 || other_audit.held > 0) && std::chrono::steady_clock::now() < until) {
       io.restart();
       io.poll();
@@ -777,7 +794,7 @@ struct AuditedContexts {
         });
       case FetchThread::own_thread:
         return credkit::Fetcher::async([this, finish](credkit::FetchContext, credkit::FetchCompletion done) {
-          threads.emplace_back([finish, done = std::move(done)]() mutable { finish(std::move(done)); });
+          spawn([finish, done = std::move(done)]() mutable { finish(std::move(done)); });
         });
       case FetchThread::user_pool:
         return credkit::Fetcher::async([this, finish](credkit::FetchContext, credkit::FetchCompletion done) {
@@ -893,7 +910,7 @@ TEST_CASE("hostile executors (d): work on the app's executor is released only on
                                 [&h, where](credkit::TokenCache::FetchDone fetched) {
                                   auto deliver = [fetched] { fetched(nullptr, good_token()); };
                                   if (where == FetchThread::own_thread) {
-                                    h.threads.emplace_back(deliver);
+                                    h.spawn(deliver);
                                   } else {
                                     asio::post(h.user_pool, deliver);
                                   }

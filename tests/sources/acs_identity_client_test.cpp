@@ -207,7 +207,7 @@ TEST_CASE("acs identity: a stateless bot uses the client as its fetcher; concurr
     });
   }
   f.io.restart();
-  while (done < 3) f.io.run_one();
+  credkit::test::run_until(f.io, [&] { return done >= 3; });
   CHECK(handles[0] == handles[1]);
   CHECK(handles[1] == handles[2]);
   CHECK(jwt_payload(handles[0].token())["skypeid"] == user);
@@ -218,7 +218,7 @@ TEST_CASE("acs identity: a stateless bot uses the client as its fetcher; concurr
     CHECK_FALSE(e);
     again = true;
   });
-  while (!again) f.io.run_one();
+  credkit::test::run_until_done(f.io, again);
   CHECK(f.server.request_count("acs_issue_token") == 1);
   credential->close();
   f.io.poll();

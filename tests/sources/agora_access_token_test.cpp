@@ -10,6 +10,7 @@
 
 #include "core/base64.hpp"
 #include "sources/agora/access_token2.hpp"
+#include "support/async_helpers.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -197,7 +198,7 @@ TEST_CASE("agora: a local chat token fetcher feeds a credential") {
     CHECK(info.expire == 7200);
     done = true;
   });
-  while (!done) io.run_one();
+  credkit::test::run_until_done(io, done);
   credential->close();
   io.poll();
 }

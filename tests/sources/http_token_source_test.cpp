@@ -407,7 +407,7 @@ TEST_CASE("http: cancellation aborts the transfer with errc::cancelled") {
   REQUIRE(server.requests() == 1);
   REQUIRE_FALSE(done);
   signal.emit(boost::asio::cancellation_type::terminal);
-  while (!done) io.run_one();
+  credkit::test::run_until_done(io, done);
   CHECK(as_error(r.error).code() == make_error_code(errc::cancelled));
   CHECK(std::chrono::steady_clock::now() - start < 20s);  // well before the 30 s total timeout
 
@@ -509,7 +509,7 @@ TEST_CASE("http: the internal client: methods, headers, bodies, status passthrou
       done = true;
     });
     io.restart();
-    while (!done) io.run_one();
+    credkit::test::run_until_done(io, done);
     return out;
   };
   auto [e1, r1] = request({.method = "PUT", .url = server.url("/x"), .headers = {{"X-Test", "abc"}}, .body = "payload"});
@@ -557,7 +557,7 @@ TEST_CASE("http: end to end: a TokenCredential fetches over HTTP, 20 refreshes o
       done = true;
     });
     io.restart();
-    while (!done) io.run_one();
+    credkit::test::run_until_done(io, done);
     if (error) FAIL(rethrow_message(error));
     return token;
   };
@@ -594,7 +594,7 @@ TEST_CASE("http: a failing fetch surfaces through the credential with its retrya
     error = e;
     done = true;
   });
-  while (!done) io.run_one();
+  credkit::test::run_until_done(io, done);
   const auto err = as_error(error);
   // The source's Error reaches the caller as is: code, status and classification intact.
   CHECK(err.code() == make_error_code(errc::http_status));
@@ -620,7 +620,7 @@ TEST_CASE("http: destroying the client with a request outstanding is safe; the r
       done = true;
     });
   }  // every copy gone; the transfer keeps the engine alive until it ends
-  while (!done) io.run_one();
+  credkit::test::run_until_done(io, done);
   CHECK(as_error(error).code() == make_error_code(errc::timeout));
   io.restart();
   io.run_for(5s);

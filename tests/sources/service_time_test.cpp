@@ -146,7 +146,7 @@ FetchRun run_fetch(boost::asio::io_context& io, const Fetcher& fetcher, std::fun
   };
   detail::FetchOpAccess::invoke(fetcher, op);
   io.restart();
-  while (!done) io.run_one();
+  credkit::test::run_until_done(io, done);
   return *run;
 }
 
@@ -571,7 +571,7 @@ TokenHandle get_token(boost::asio::io_context& io, TokenCredential& credential, 
     done = true;
   });
   io.restart();
-  while (!done) io.run_one();
+  credkit::test::run_until_done(io, done);
   if (error) {
     *error = e;
   } else if (e) {

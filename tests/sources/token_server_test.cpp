@@ -12,6 +12,7 @@
 #include "sources/http/http_date.hpp"
 #include "token_server.hpp"
 #include "token_server_http.hpp"
+#include "support/async_helpers.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -43,7 +44,7 @@ struct Client {
       done = true;
     });
     io.restart();
-    while (!done) io.run_one();
+    credkit::test::run_until_done(io, done);
     return {error, response};
   }
 
@@ -164,7 +165,7 @@ TEST_CASE("token server: stop() returns while a client connection hangs") {
                        });
   while (server.request_count("fault_hang") == 0) c.io.run_one_for(10ms);
   server.stop();  // must not wait for the hung request
-  while (!done) c.io.run_one();
+  credkit::test::run_until_done(c.io, done);
   CHECK(error);  // the connection was closed under the request
 }
 

@@ -126,7 +126,7 @@ TEST_CASE("webpubsub: the local generator works as a credential fetcher") {
     CHECK(jwt_payload(t.token())["sub"] == "bob");
     done = true;
   });
-  while (!done) io.run_one();
+  credkit::test::run_until_done(io, done);
   credential->close();
   io.poll();
 }
@@ -149,7 +149,7 @@ TEST_CASE("webpubsub: :generateToken with an Entra bearer from the client creden
       done = true;
     }));
     io.restart();
-    while (!done) io.run_one();
+    credkit::test::run_until_done(io, done);
     return std::make_pair(error, access);
   };
   webpubsub::ClientTokenOptions o;
@@ -196,7 +196,7 @@ TEST_CASE("webpubsub: :generateToken without a valid bearer is a non-retryable 4
     error = e;
     done = true;
   }));
-  while (!done) io.run_one();
+  credkit::test::run_until_done(io, done);
   auto e = as_error(error);
   CHECK(e.http_status() == 401);
   CHECK_FALSE(e.retryable());

@@ -22,13 +22,21 @@ struct Outcome {
   T value{};
 };
 
-/// Runs `io` until `done`. A pending credkit operation keeps work on its handler's executor
-/// (Asio's model), so `io` running out of work first is a failure, not a wait.
-inline void run_until_done(boost::asio::io_context& io, const bool& done) {
+/// Runs `io` until `finished()`. A pending credkit operation keeps work on its handler's
+/// executor (Asio's model), so `io` running out of work first is a failure, not a wait (and
+/// never a spin: a stopped io_context's run_one() returns at once). `io` may have stopped
+/// before (an earlier step ran it out of work): it is restarted first.
+template <typename Finished>
+void run_until(boost::asio::io_context& io, Finished finished) {
   io.restart();
-  while (!done && io.run_one() > 0) {
+  while (!finished() && io.run_one() > 0) {
   }
-  REQUIRE_MESSAGE(done, "the io_context ran out of work before the operation completed");
+  REQUIRE_MESSAGE(finished(), "the io_context ran out of work before the operation completed");
+}
+
+/// As `run_until`, until `done` is set.
+inline void run_until_done(boost::asio::io_context& io, const bool& done) {
+  run_until(io, [&] { return done; });
 }
 
 /// Calls `start(handler)` with a handler bound to `io`, then runs `io` until that handler ran.
