@@ -20,8 +20,13 @@ struct ContextRegistry::Book {
 ContextRegistry::ContextRegistry(boost::asio::execution_context& context)
     : boost::asio::execution_context::service(context), book_(std::make_shared<Book>()) {}
 
+bool ContextRegistry::Enrolment::linked() const noexcept {
+  // The first member has no predecessor: the book names it.
+  return prev_ != nullptr || (book_ && book_->members == this);
+}
+
 void ContextRegistry::Enrolment::unlink() noexcept {
-  if (!linked_) return;
+  if (!linked()) return;
   if (prev_) {
     prev_->next_ = next_;
   } else {
@@ -33,7 +38,6 @@ void ContextRegistry::Enrolment::unlink() noexcept {
     book_->last = prev_;
   }
   prev_ = next_ = nullptr;
-  linked_ = false;
 }
 
 ContextRegistry::Enrolment::~Enrolment() {
@@ -57,7 +61,6 @@ bool ContextRegistry::Enrolment::join(boost::asio::execution_context& context, s
     book_->members = this;
   }
   book_->last = this;
-  linked_ = true;
   return true;
 }
 
@@ -65,8 +68,8 @@ void ContextRegistry::Enrolment::leave_behind(std::function<void()> on_shutdown)
   auto book = std::move(book_);
   if (!book) return;
   std::lock_guard lock(book->mutex);
-  const bool was_member = linked_;
-  book_ = book;  // unlink() needs it
+  book_ = book;  // linked() and unlink() need it
+  const bool was_member = linked();
   unlink();
   book_.reset();
   if (!book->open || !was_member) return;

@@ -47,11 +47,11 @@ class ContextRegistry final : public boost::asio::execution_context::service {
 
    private:
     friend class ContextRegistry;
-    void unlink() noexcept;  // under the book's mutex
+    bool linked() const noexcept;  // under the book's mutex
+    void unlink() noexcept;        // under the book's mutex
     std::shared_ptr<Book> book_;
     Enrolment* prev_ = nullptr;
     Enrolment* next_ = nullptr;
-    bool linked_ = false;
     std::weak_ptr<void> owner_;
     ShutdownFunction on_shutdown_ = nullptr;
   };

@@ -76,12 +76,11 @@ CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::an
       runner_(std::move(runner)),
       executor_(make_credential_strand(executor)),
       clock_(options.clock ? std::move(options.clock) : Clock::system()),
-      system_clock_(clock_ == Clock::system()),
       fetcher_(std::move(options.fetcher)),
-      parse_(options.parse),
+      fallback_lifetime_(options.parse.fallback_lifetime),
+      system_clock_(clock_ == Clock::system()),
       machine_(shared_refresh_config(RefreshMachine::Config{options.mode, options.policy, static_cast<bool>(fetcher_)}),
                options.random_seed ? options.random_seed : random_seed()) {
-  parse_.now.reset();
   if (options.metrics) {
     auto hooks = std::make_unique<MetricsHooks>();
     hooks->observer = std::move(options.metrics);
@@ -89,13 +88,19 @@ CredentialState::CredentialState(std::shared_ptr<DefaultRunner> runner, asio::an
     metrics_ = std::move(hooks);
   }
   affinity_ = ExecutorAffinity(executor_);
-  timer_ = clock_->make_timer(executor_);
+  if (system_clock_ && affinity_.context()) {
+    // Made before start() enrols with the ContextRegistry, so that the registry (newer) shuts
+    // down first and closes this credential while the shared timer still exists.
+    deadline_.attach(asio::use_service<DeadlineService>(*affinity_.context()), executor);
+  } else {
+    timer_ = clock_->make_timer(executor_);
+  }
 }
 
 CredentialState::~CredentialState() {
   // A fetch still held by its fetcher (a FetchContext or FetchCompletion kept past the
   // credential) holds a copy of the strand: the context's shutdown must still release it.
-  if (!enrolment_.joined() || context_gone_.load(std::memory_order_acquire)) return;
+  if (!enrolment_.joined() || post_gate_.closed()) return;
   std::vector<std::weak_ptr<FetchOp>> held;
   if (attachments_) {
     for (auto& w : attachments_->live_ops) {
@@ -117,14 +122,14 @@ CredentialState::~CredentialState() {
 }
 
 asio::any_io_executor CredentialState::executor() const noexcept {
-  std::shared_lock lock(exec_mutex_);
-  return executor_;
+  PostGate::Pass pass(post_gate_);
+  return pass.entered() ? executor_ : asio::any_io_executor();
 }
 
 template <typename F>
 bool CredentialState::post_to_strand(F&& f) {
-  std::shared_lock lock(exec_mutex_);
-  if (!executor_) return false;
+  PostGate::Pass pass(post_gate_);
+  if (!pass.entered()) return false;
   asio::post(executor_, std::forward<F>(f));
   return true;
 }
@@ -133,14 +138,10 @@ bool CredentialState::post_to_strand(F&& f) {
 // The execution context's lifetime (ContextRegistry)
 
 void CredentialState::on_context_shutdown() noexcept {
-  // 1. No post to the strand is under way (they hold exec_mutex_ shared) and none can start.
-  asio::any_io_executor strand;
-  {
-    std::unique_lock lock(exec_mutex_);
-    context_gone_.store(true, std::memory_order_release);
-    strand = std::move(executor_);
-    executor_ = asio::any_io_executor();
-  }
+  // 1. No post to the strand is under way (they pass post_gate_) and none can start.
+  post_gate_.close();
+  asio::any_io_executor strand = std::move(executor_);
+  executor_ = asio::any_io_executor();
   // 2. Close: blocking waiters fail with credential_closed; async handlers, which can no
   //    longer run on the context, are destroyed (as Asio destroys every handler pending when
   //    its context goes); listeners are released; the timer goes while its service lives.
@@ -154,6 +155,7 @@ void CredentialState::on_context_shutdown() noexcept {
       release_listeners_locked(fx);
     }
     fx.timer_to_destroy = std::move(timer_);
+    deadline_.cancel();
     if (attachments_) {
       for (auto& w : attachments_->live_ops) {
         if (auto op = w.lock()) ops.push_back(std::move(op));
@@ -301,7 +303,7 @@ std::exception_ptr CredentialState::demand_error_locked(RefreshMachine::Demand d
 }
 
 void CredentialState::get_async(Handler handler) {
-  if (context_gone_.load(std::memory_order_acquire)) {
+  if (post_gate_.closed()) {
     // No executor is left to complete on: fail the initiating call itself.
     throw Error(errc::credential_closed,
                 "async_get_token: the credential's execution context was destroyed (the credential is closed)");
@@ -451,7 +453,8 @@ void CredentialState::update(AccessToken token) {
 }
 
 void CredentialState::update(std::string_view token) {
-  ParseOptions options = parse_;
+  ParseOptions options;
+  options.fallback_lifetime = fallback_lifetime_;
   options.now = service_now();
   update(parse_token(token, options));
 }
@@ -521,6 +524,7 @@ void CredentialState::close() noexcept {
     apply_locked(machine_.on_close(), fx);
     closed_flag_.store(true, std::memory_order_release);
     fx.timer_to_destroy = std::move(timer_);
+    deadline_.cancel();
     // runner_ stays: the strand and timers built on its io_context must go first, which
     // happens when this state is destroyed (runner_ is its first member, so destroyed last).
     release_listeners_locked(fx);
@@ -546,12 +550,16 @@ void CredentialState::cancel_waiter(std::uint64_t id) {
 // Timer and fetch completions
 
 void CredentialState::arm_locked(std::optional<time_point> deadline) {
-  if (!timer_) return;
+  if (!timer_ && !deadline_.attached()) return;
   if (!deadline) {
     if (timer_armed_) {
       ++timer_seq_;
       timer_armed_ = false;
-      timer_->cancel();
+      if (timer_) {
+        timer_->cancel();
+      } else {
+        deadline_.cancel();
+      }
     }
     return;
   }
@@ -563,10 +571,30 @@ void CredentialState::arm_locked(std::optional<time_point> deadline) {
   const std::uint64_t seq = ++timer_seq_;
   timer_armed_ = true;
   timer_deadline_ = *deadline;
+  if (!timer_) {
+    deadline_.arm(wait, weak_from_this(), &CredentialState::deadline_due, seq);
+    return;
+  }
   timer_->async_wait_for(wait, [w = weak_from_this(), seq](bool aborted) {
     if (aborted) return;
     if (auto s = w.lock()) s->on_timer(seq);
   });
+}
+
+void CredentialState::deadline_due(const std::shared_ptr<void>& owner, std::uint64_t seq) {
+  auto self = std::static_pointer_cast<CredentialState>(owner);
+  try {
+    // As a timer of its own would: the wake runs on the credential's strand.
+    if (self->post_to_strand([w = std::weak_ptr<CredentialState>(self), seq] {
+          if (auto s = w.lock()) s->on_timer(seq);
+        })) {
+      return;
+    }
+  } catch (...) {
+    // No memory to post: wake here (on_timer only takes the lock and posts its effects), rather
+    // than lose the wake.
+    self->on_timer(seq);
+  }
 }
 
 void CredentialState::on_timer(std::uint64_t seq) {
@@ -722,7 +750,7 @@ void CredentialState::apply_locked(const RefreshMachine::Actions& a, Effects& fx
     std::erase_if(live_ops, [](const std::weak_ptr<FetchOp>& w) { return w.expired(); });
     live_ops.push_back(op);
     attachments_->fetch_started = clock_->elapsed();
-    op->parse = parse_;
+    op->parse.fallback_lifetime = fallback_lifetime_;
     op->parse.now = service_start;  // fallback lifetimes count from the fetch start, in service time
     op->service_now = [w = weak_from_this()] {
       auto s = w.lock();
@@ -792,9 +820,9 @@ void CredentialState::post_completion(Handler handler, std::exception_ptr error,
   // a handler dispatched inline from there runs on the strand, so it is marked as a callback.
   // Once the execution context has shut down there is nowhere to run it: the handler (and any
   // work, released while the context's services still exist: shutdown is what closed us) is
-  // then destroyed on return (outside exec_mutex_), as Asio destroys handlers pending at shutdown.
-  std::shared_lock lock(exec_mutex_);
-  if (!executor_) return;
+  // then destroyed on return (outside post_gate_), as Asio destroys handlers pending at shutdown.
+  PostGate::Pass pass(post_gate_);
+  if (!pass.entered()) return;
   if (!work) work = tracked_inner_work(executor_);
   ::credkit::detail::post_completion_via<CallbackScope>(executor_, std::move(work), std::move(handler),
                                                         std::move(error), std::move(token));

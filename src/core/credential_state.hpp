@@ -10,9 +10,11 @@
 #include <credkit/core/token_credential.hpp>
 
 #include "core/context_registry.hpp"
+#include "core/deadline_service.hpp"
 #include "core/default_runner.hpp"
 #include "core/executor_affinity.hpp"
 #include "core/fetch_op.hpp"
+#include "core/post_gate.hpp"
 #include "core/refresh_machine.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -23,7 +25,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <optional>
 #include <vector>
 
@@ -191,6 +192,8 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   template <typename Event, typename L>
   void deliver(const Pending<Event, L>& pending, const std::string& who);
   void on_timer(std::uint64_t seq);
+  /// A DeadlineService deadline fell due: on_timer, on the strand.
+  static void deadline_due(const std::shared_ptr<void>& owner, std::uint64_t seq);
   void on_fetch_done(std::uint64_t seq, std::exception_ptr error, AccessToken token);
   void cancel_waiter(std::uint64_t id);
   void unsubscribe(const std::shared_ptr<Listener>& listener);
@@ -204,25 +207,24 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   const std::uint64_t id_;
   std::shared_ptr<DefaultRunner> runner_;  // first member: outlives every other member using its io_context
   // A strand over the executor given to create() (made untracked: the credential keeps no work
-  // on it). Guarded by exec_mutex_: posts hold it shared, so the context's shutdown (which
-  // empties it, exclusively) cannot complete while a post to the strand is under way.
-  mutable std::shared_mutex exec_mutex_;
+  // on it). Used only inside post_gate_ (below): the context's shutdown closes the gate, waits
+  // for the posts under way, then empties it.
   boost::asio::any_io_executor executor_;
-  std::atomic<bool> context_gone_{false};
   ExecutorAffinity affinity_;  // which threads run the credential's handlers (would_deadlock)
   ContextRegistry::Enrolment enrolment_;  // joined in start()
   std::shared_ptr<Clock> clock_;
-  const bool system_clock_;  // the hot path then reads the coarse clock without a virtual call
   Fetcher fetcher_;
-  ParseOptions parse_;
+  std::chrono::seconds fallback_lifetime_;  // ParseOptions::fallback_lifetime (its `now` is per parse)
   std::weak_ptr<TokenCredential> facade_;
   std::unique_ptr<const MetricsHooks> metrics_;  // null without an observer
 
   // Read without the lock on the hot path; written under it. No cache-line padding: with a
   // fresh token nothing here is written, and 100 000 credentials should not pay 128 B each.
   std::atomic<std::uint64_t> version_{1};
-  std::atomic<bool> closed_flag_{false};
   std::atomic<std::int64_t> offset_ns_{0};  // written under mutex_; read anywhere
+  std::atomic<bool> closed_flag_{false};
+  const bool system_clock_;  // the hot path then reads the coarse clock without a virtual call
+  mutable PostGate post_gate_;  // closed once the execution context has shut down
 
   mutable std::mutex mutex_;
   RefreshMachine machine_;  // also holds the RefreshPolicy: policy() below
@@ -230,10 +232,14 @@ class CredentialState : public std::enable_shared_from_this<CredentialState> {
   Published published_;  // what refill_thread_entry hands out (a reference to token_'s block, no copy)
   std::exception_ptr last_error_;
   bool skew_warned_ = false;
+  bool timer_armed_ = false;
   HealthState health_state_ = HealthState::expired;  // the last state seen (transitions)
+  // The refresh timer: on the system clock, a deadline in the context's one shared timer
+  // (DeadlineService); on any other clock (or an executor without a known context), a timer
+  // of the clock's own making.
+  DeadlineService::Deadline deadline_;
   std::unique_ptr<Timer> timer_;
   std::uint64_t timer_seq_ = 0;
-  bool timer_armed_ = false;
   time_point timer_deadline_{};
   std::shared_ptr<FetchOp> fetch_op_;
   std::uint64_t fetch_seq_ = 0;

@@ -1,21 +1,67 @@
 #include "core/credential_strand.hpp"
 
+#include <boost/asio/execution/blocking.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <utility>
 
 namespace credkit::detail {
 
 namespace asio = boost::asio;
-using CredentialStrand = asio::strand<asio::any_io_executor>;
 
-// A strand over the type-erased executor. (A strand<io_context::executor_type> would fit inside
-// any_io_executor's buffer and save an allocation, but completions through it lost the
-// blocking.never preference and ran inline: handlers must always be posted.) The inner
-// executor is made untracked: a work-tracked executor given by the user would otherwise keep
-// its io_context's run() going for as long as the credential lives, and touch the context when
-// the credential is destroyed after it.
+namespace {
+
+// The strands a credential may run on. Over an io_context's or a thread_pool's own executor the
+// strand is made over that executor with blocking.never required: 24 bytes, which sit inside
+// any_io_executor's buffer (a strand over the type-erased executor takes a separate 88-byte
+// block per credential). blocking.never is required as well: credkit submits to the strand
+// with asio::post, which is never-blocking anyway, but a bare execute() from inside a strand
+// over a possibly-blocking executor would run inline, and handlers must never run inline.
+using IoNever = std::decay_t<decltype(asio::require(std::declval<asio::io_context::executor_type>(),
+                                                    asio::execution::blocking.never))>;
+using PoolNever = std::decay_t<decltype(asio::require(std::declval<asio::thread_pool::executor_type>(),
+                                                      asio::execution::blocking.never))>;
+using IoStrand = asio::strand<IoNever>;
+using PoolStrand = asio::strand<PoolNever>;
+using AnyStrand = asio::strand<asio::any_io_executor>;  // any other executor shape
+
+// Calls `f(strand)` with the credential strand inside `executor`; false when it holds none.
+template <typename F>
+bool visit_strand(const asio::any_io_executor& executor, F&& f) {
+  if (auto* s = executor.target<IoStrand>()) return f(*s), true;
+  if (auto* s = executor.target<PoolStrand>()) return f(*s), true;
+  if (auto* s = executor.target<AnyStrand>()) return f(*s), true;
+  return false;
+}
+
+// `inner`'s own io_context or thread_pool executor (untracked, blocking.never), if it is one.
+template <typename Native, typename Never>
+bool make_native(const asio::any_io_executor& untracked, asio::any_io_executor& out) {
+  if (auto* e = untracked.target<Native>()) {
+    out = asio::make_strand(asio::require(*e, asio::execution::blocking.never));
+    return true;
+  }
+  if (auto* e = untracked.target<Never>()) {
+    out = asio::make_strand(*e);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// The inner executor is made untracked: a work-tracked executor given by the user would
+// otherwise keep its io_context's run() going for as long as the credential lives, and touch
+// the context when the credential is destroyed after it.
 asio::any_io_executor make_credential_strand(const asio::any_io_executor& inner) {
-  return asio::make_strand(asio::prefer(inner, asio::execution::outstanding_work.untracked));
+  const asio::any_io_executor untracked = asio::prefer(inner, asio::execution::outstanding_work.untracked);
+  asio::any_io_executor strand;
+  if (make_native<asio::io_context::executor_type, IoNever>(untracked, strand)) return strand;
+  if (make_native<asio::thread_pool::executor_type, PoolNever>(untracked, strand)) return strand;
+  return asio::make_strand(untracked);
 }
 
 // Work is tracked on the inner executor: tracking through the strand would copy the strand,
@@ -23,13 +69,17 @@ asio::any_io_executor make_credential_strand(const asio::any_io_executor& inner)
 asio::any_io_executor tracked_inner_work(const asio::any_io_executor& strand) {
   using asio::execution::outstanding_work;
   if (!strand) return {};
-  if (auto* s = strand.target<CredentialStrand>()) return asio::prefer(s->get_inner_executor(), outstanding_work.tracked);
+  asio::any_io_executor work;
+  if (visit_strand(strand, [&](const auto& s) { work = asio::prefer(s.get_inner_executor(), outstanding_work.tracked); })) {
+    return work;
+  }
   return asio::prefer(strand, outstanding_work.tracked);
 }
 
 bool running_on_strand(const asio::any_io_executor& strand) noexcept {
-  if (auto* s = strand.target<CredentialStrand>()) return s->running_in_this_thread();
-  return false;
+  bool running = false;
+  visit_strand(strand, [&](const auto& s) { running = s.running_in_this_thread(); });
+  return running;
 }
 
 }  // namespace credkit::detail

@@ -6,7 +6,8 @@
 
 namespace credkit::detail {
 
-/// A strand over the type-erased `inner` executor, with `inner` made untracked.
+/// A strand over `inner` made untracked (over its native io_context or thread_pool executor,
+/// never blocking, when it is one: no separate block for the type-erased wrapper).
 boost::asio::any_io_executor make_credential_strand(const boost::asio::any_io_executor& inner);
 
 /// Outstanding work on the executor behind `strand` (its inner one; `strand` itself if it is

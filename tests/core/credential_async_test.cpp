@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include "support/credential_fixture.hpp"
+#include "support/async_helpers.hpp"
+#include "core/credential_strand.hpp"
 
 #include <credkit/core/coroutine_fetcher.hpp>
 
@@ -15,6 +17,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <atomic>
+#include <functional>
+#include <future>
 #include <thread>
 
 using namespace credkit;
@@ -121,9 +126,10 @@ TEST_CASE_FIXTURE(OnDemand, "handlers run on the credential's executor by defaul
   auto cred = create_on_demand();
   bool on_strand = false;
   cred->async_get_token([&](std::exception_ptr, TokenHandle) {
-    auto* strand = cred->get_executor().target<asio::strand<asio::any_io_executor>>();
-    on_strand = strand && strand->running_in_this_thread();
+    // Whatever strand type the credential chose for this executor shape (native or type-erased).
+    on_strand = detail::running_on_strand(cred->get_executor());
   });
+  CHECK_FALSE(detail::running_on_strand(cred->get_executor()));
   env.drain();
   CHECK(on_strand);
 
@@ -241,4 +247,75 @@ TEST_CASE_FIXTURE(OnDemand, "the blocking fetcher style runs off the credential'
   CHECK(fut.get().expires_on() > env.now());
   CHECK(fetch_thread != std::this_thread::get_id());
   pool.join();
+}
+
+// The credential's strand is made over the executor's own type when it is an io_context's or a
+// thread_pool's (the strand then fits inside any_io_executor), over the type-erased executor
+// otherwise. Whichever it is, for every executor shape: completions run on the credential's
+// strand, and are posted, never invoked inside the call that completes the fetch (even though
+// that call runs on the strand itself).
+TEST_CASE("every executor shape: completions run on the credential's strand and are never invoked inline") {
+  struct Shape {
+    const char* name;
+    std::function<asio::any_io_executor(asio::io_context&, asio::thread_pool&)> make;
+    bool on_pool;
+  };
+  const std::vector<Shape> shapes = {
+      {"io_context executor", [](asio::io_context& io, asio::thread_pool&) { return asio::any_io_executor(io.get_executor()); }, false},
+      {"io_context executor, blocking.never",
+       [](asio::io_context& io, asio::thread_pool&) {
+         return asio::any_io_executor(asio::require(io.get_executor(), asio::execution::blocking.never));
+       },
+       false},
+      {"io_context executor, work tracked",
+       [](asio::io_context& io, asio::thread_pool&) {
+         return asio::any_io_executor(asio::prefer(io.get_executor(), asio::execution::outstanding_work.tracked));
+       },
+       false},
+      {"strand over io_context", [](asio::io_context& io, asio::thread_pool&) { return asio::any_io_executor(asio::make_strand(io)); }, false},
+      {"thread_pool executor", [](asio::io_context&, asio::thread_pool& p) { return asio::any_io_executor(p.get_executor()); }, true},
+      {"thread_pool executor, blocking.never",
+       [](asio::io_context&, asio::thread_pool& p) {
+         return asio::any_io_executor(asio::require(p.get_executor(), asio::execution::blocking.never));
+       },
+       true},
+      {"strand over thread_pool", [](asio::io_context&, asio::thread_pool& p) { return asio::any_io_executor(asio::make_strand(p)); }, true},
+  };
+  for (const auto& shape : shapes) {
+    CAPTURE(shape.name);
+    asio::io_context io;
+    asio::thread_pool pool(2);
+    std::atomic<bool> inside_completion{false};
+    auto completes_inline = Fetcher::async([&](FetchContext, FetchCompletion done) {
+      inside_completion = true;
+      const auto exp = std::chrono::system_clock::now() + 1h;
+      done.succeed(AccessToken{make_jwt(exp), exp});
+      inside_completion = false;
+    });
+    TokenCredentialOptions o;
+    o.mode = RefreshMode::on_demand;
+    o.fetcher = std::move(completes_inline);
+    auto cred = TokenCredential::create(shape.make(io, pool), std::move(o));
+    std::atomic<int> ran{0}, ran_inside{0}, ran_on_strand{0}, failed{0};
+    std::promise<void> all_ran;
+    for (int i = 0; i < 3; ++i) {
+      cred->async_get_token([&](std::exception_ptr e, TokenHandle h) {
+        if (e || !h) ++failed;
+        if (inside_completion) ++ran_inside;
+        if (detail::running_on_strand(cred->get_executor())) ++ran_on_strand;
+        if (++ran == 3) all_ran.set_value();
+      });
+    }
+    if (!shape.on_pool) CHECK(ran == 0);  // nothing ran inside the initiating calls (io not run yet)
+    if (shape.on_pool) {
+      REQUIRE(all_ran.get_future().wait_for(30s) == std::future_status::ready);
+    } else {
+      run_until(io, [&] { return ran == 3; });
+    }
+    CHECK(failed == 0);
+    CHECK(ran_inside == 0);
+    CHECK(ran_on_strand == 3);
+    cred->close();
+    pool.join();
+  }
 }

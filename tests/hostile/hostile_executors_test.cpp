@@ -12,6 +12,8 @@
 //     that executor's context, never by a fetcher's or cache lane's thread after the handler
 //     ran (the app may destroy its io_context then; a late release went into the next
 //     io_context allocated at the same address and stopped it: 'ran out of work').
+// (e) Timers: the credentials of one execution context share one timer; a credential whose
+//     strand is busy (a long listener or handler) delays no other credential's refresh.
 //
 // Every wait is bounded by a watchdog: a case that would hang fails instead.
 #include <credkit/caches.hpp>
@@ -936,4 +938,48 @@ TEST_CASE("hostile executors (d): work on the app's executor is released only on
     }
   }
   MESSAGE("cache hand-off: " << variants << " variants, no work released off its context");
+}
+
+TEST_CASE("hostile executors (e): a credential's busy strand delays no other credential's refresh") {
+  // The credentials of one io_context share one timer. Credential A, created first, runs on a
+  // strand of its own making (a strand over the io_context); a handler on it blocks. B's
+  // refresh falls due meanwhile: its wake must not wait behind A's strand. Real time (the
+  // shared timer is the system clock's), a few hundred milliseconds.
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  const auto strand_a = asio::make_strand(io);
+  credkit::TokenCredentialOptions oa;
+  oa.initial_token = good_token("user-a");
+  oa.fetcher = credkit::Fetcher::async([](credkit::FetchContext, credkit::FetchCompletion done) { done.succeed(good_token("user-a")); });
+  auto a = credkit::TokenCredential::create(strand_a, std::move(oa));
+
+  std::promise<void> b_fetched;
+  auto b_fetched_future = b_fetched.get_future().share();
+  std::once_flag once;
+  credkit::TokenCredentialOptions ob;
+  const auto exp = std::chrono::system_clock::now() + 10min + 300ms;  // refresh due in ~300 ms
+  ob.initial_token = credkit::AccessToken{credkit::test::make_jwt(exp, "user-b"), exp};
+  ob.policy.refresh_before_expiry = 10min;
+  ob.fetcher = credkit::Fetcher::async([&](credkit::FetchContext, credkit::FetchCompletion done) {
+    std::call_once(once, [&] { b_fetched.set_value(); });
+    done.succeed(good_token("user-b"));
+  });
+  auto b = credkit::TokenCredential::create(io.get_executor(), std::move(ob));
+
+  // A's strand blocks until B has fetched (or the watchdog).
+  std::atomic<bool> b_fetched_while_a_blocked{false};
+  asio::post(strand_a, [&] {
+    b_fetched_while_a_blocked = b_fetched_future.wait_for(kWatchdog) == std::future_status::ready;
+  });
+  std::thread t1([&] { io.run(); });
+  std::thread t2([&] { io.run(); });
+  const bool fetched = b_fetched_future.wait_for(kWatchdog + 5s) == std::future_status::ready;
+  a->close();
+  b->close();
+  guard.reset();
+  io.stop();
+  t1.join();
+  t2.join();
+  CHECK(fetched);
+  CHECK(b_fetched_while_a_blocked);
 }
