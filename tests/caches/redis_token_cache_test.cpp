@@ -16,8 +16,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 using namespace credkit;
 using namespace std::chrono_literals;
@@ -343,6 +345,17 @@ TEST_CASE("RedisTokenCache: instances waiting on another's fetch are woken by pu
     });
   };
   auto leading = leader->async_get_or_fetch(k, 2min, held, boost::asio::use_future);
+  // Should an assertion below fail, the held fetch is still released and its worker joined
+  // while the caches exist (a REQUIRE unwinds past release.set_value() otherwise, and the
+  // worker then reported into caches being destroyed).
+  bool released_set = false;
+  struct ReleaseOnExit {
+    std::function<void()> run;
+    ~ReleaseOnExit() { run(); }
+  } release_on_exit{[&] {
+    if (!std::exchange(released_set, true)) release.set_value();
+    workers.join();
+  }};
   REQUIRE(entered.get_future().wait_for(10s) == std::future_status::ready);
 
   std::atomic<int> waiter_fetches{0};
@@ -364,6 +377,7 @@ TEST_CASE("RedisTokenCache: instances waiting on another's fetch are woken by pu
   while (!all_up() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(2ms);
   REQUIRE(all_up());
   for (auto& f : waiting) CHECK(f.wait_for(0s) == std::future_status::timeout);  // still waiting
+  released_set = true;
   release.set_value();
   CHECK(cachetest::get_within(std::move(leading), 10s).token == "pushed-token-0123456789abcdef");
   for (auto& f : waiting) CHECK(cachetest::get_within(std::move(f), 10s).token == "pushed-token-0123456789abcdef");
