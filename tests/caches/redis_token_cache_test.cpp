@@ -328,7 +328,13 @@ TEST_CASE("RedisTokenCache: instances waiting on another's fetch are woken by pu
   RedisServer redis;
   boost::asio::thread_pool pool(2), workers(1);
   auto o = options_for(redis.port());
-  o.clock = cachetest::redis_test_clock();
+  // Generous Redis timeouts: this case asserts who wakes the waiters, not how fast Redis
+  // answers. With options_for's 300 ms, a command or connect slowed past it (TSan on a busy
+  // 2-core CI machine) sent a waiter around Redis, and it never waited (failed twice so).
+  o.connect_timeout = 10s;
+  o.command_timeout = 10s;
+  const auto clock = cachetest::redis_test_clock();
+  o.clock = clock;
   auto leader = RedisTokenCache::create(pool.get_executor(), o);
   std::vector<std::shared_ptr<RedisTokenCache>> waiters;
   for (int i = 0; i < 3; ++i) waiters.push_back(RedisTokenCache::create(pool.get_executor(), o));
@@ -345,20 +351,24 @@ TEST_CASE("RedisTokenCache: instances waiting on another's fetch are woken by pu
     });
   };
   auto leading = leader->async_get_or_fetch(k, 2min, held, boost::asio::use_future);
-  // Should an assertion below fail, the held fetch is still released and its worker joined
-  // while the caches exist (a REQUIRE unwinds past release.set_value() otherwise, and the
-  // worker then reported into caches being destroyed).
+  // Should an assertion below fail, nothing is left outstanding when the caches and the pool
+  // go (a REQUIRE unwinds past the release otherwise: the held fetch's worker then reported
+  // into caches being destroyed, and completions were posted to the destroyed pool): the
+  // fetch is released and its worker joined, the waiters still waiting (the clock never
+  // moved) end by their wait_timeout, and the pool's outstanding work is waited for.
   bool released_set = false;
+  std::atomic<int> waiter_fetches{0};  // counted by the waiters' fetches, which may run in the teardown below
   struct ReleaseOnExit {
     std::function<void()> run;
     ~ReleaseOnExit() { run(); }
   } release_on_exit{[&] {
     if (!std::exchange(released_set, true)) release.set_value();
     workers.join();
+    clock->advance(1h);
+    pool.join();
   }};
   REQUIRE(entered.get_future().wait_for(10s) == std::future_status::ready);
 
-  std::atomic<int> waiter_fetches{0};
   TokenCache::UpstreamFetch never = [&](TokenCache::FetchDone done) {
     ++waiter_fetches;
     done(nullptr, AccessToken{"waiter-token-0123456789abcdef", exp_in(1h)});
@@ -367,7 +377,7 @@ TEST_CASE("RedisTokenCache: instances waiting on another's fetch are woken by pu
   for (auto& w : waiters) waiting.push_back(w->async_get_or_fetch(k, 2min, never, boost::asio::use_future));
   // Each waiter's subscription comes up (confirmed by Redis) and its flight waits before the
   // leader stores.
-  const auto until = std::chrono::steady_clock::now() + 10s;
+  const auto until = std::chrono::steady_clock::now() + 30s;
   const auto all_up = [&] {
     return std::all_of(waiters.begin(), waiters.end(), [](auto& w) {
       const auto s = w->stats();
