@@ -206,7 +206,6 @@ TEST_CASE("acs identity: a stateless bot uses the client as its fetcher; concurr
       ++done;
     });
   }
-  f.io.restart();
   credkit::test::run_until(f.io, [&] { return done >= 3; });
   CHECK(handles[0] == handles[1]);
   CHECK(handles[1] == handles[2]);

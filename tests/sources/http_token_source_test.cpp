@@ -508,7 +508,6 @@ TEST_CASE("http: the internal client: methods, headers, bodies, status passthrou
       out = {e, std::move(r)};
       done = true;
     });
-    io.restart();
     credkit::test::run_until_done(io, done);
     return out;
   };
@@ -556,7 +555,6 @@ TEST_CASE("http: end to end: a TokenCredential fetches over HTTP, 20 refreshes o
       token = std::move(t);
       done = true;
     });
-    io.restart();
     credkit::test::run_until_done(io, done);
     if (error) FAIL(rethrow_message(error));
     return token;

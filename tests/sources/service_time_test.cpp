@@ -145,7 +145,6 @@ FetchRun run_fetch(boost::asio::io_context& io, const Fetcher& fetcher, std::fun
     done = true;
   };
   detail::FetchOpAccess::invoke(fetcher, op);
-  io.restart();
   credkit::test::run_until_done(io, done);
   return *run;
 }
@@ -570,7 +569,6 @@ TokenHandle get_token(boost::asio::io_context& io, TokenCredential& credential, 
     token = std::move(t);
     done = true;
   });
-  io.restart();
   credkit::test::run_until_done(io, done);
   if (error) {
     *error = e;

@@ -43,7 +43,6 @@ struct Client {
       response = std::move(r);
       done = true;
     });
-    io.restart();
     credkit::test::run_until_done(io, done);
     return {error, response};
   }

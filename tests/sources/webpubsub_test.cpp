@@ -148,7 +148,6 @@ TEST_CASE("webpubsub: :generateToken with an Entra bearer from the client creden
       access = std::move(a);
       done = true;
     }));
-    io.restart();
     credkit::test::run_until_done(io, done);
     return std::make_pair(error, access);
   };
