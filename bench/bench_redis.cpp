@@ -444,13 +444,18 @@ void run_handoff(benchmark::State& state, bool push) {
     for (auto& w : waiters) sum += w->stats().push_wakeups;
     return sum;
   };
+  const auto records = [&] {  // wake-ups answered by the record the push carried
+    std::uint64_t sum = 0;
+    for (auto& w : waiters) sum += w->stats().pushed_records;
+    return sum;
+  };
   std::vector<double> us;
   std::vector<double> first_us;  // each round's earliest hand-off: one wake-up, no queue behind others
-  std::uint64_t wakeups_before = 0;
+  std::uint64_t wakeups_before = 0, records_before = 0;
   for (auto _ : state) {
     try {
       for (int round = -handoff_warmup_rounds; round < handoff_rounds; ++round) {
-        if (round == 0) wakeups_before = wakeups();
+        if (round == 0) wakeups_before = wakeups(), records_before = records();
         const credkit::TokenCacheKey key(std::string(push ? "push-" : "poll-") + std::to_string(round));
         auto round_us = handoff_round(board, *leader, waiters, key, std::chrono::microseconds(phase_us(rng)), round);
         if (round < 0) continue;
@@ -467,6 +472,7 @@ void run_handoff(benchmark::State& state, bool push) {
   state.counters["waiters"] = double(handoff_waiters);
   state.counters["rounds"] = handoff_rounds;
   state.counters["push_wakeups_per_wait"] = double(wakeups() - wakeups_before) / double(us.size());
+  state.counters["pushed_records_per_wait"] = double(records() - records_before) / double(us.size());
   state.counters["direct_fetches"] = double(direct);
   state.counters["fallback_poll_ms"] =
       double((push ? credkit::RedisTokenCacheOptions{}.push_poll_interval : period).count());

@@ -17,8 +17,10 @@
 #include "core/secret_scrubber.hpp"
 
 
+#include <array>
 #include <atomic>
 #include <initializer_list>
+#include <span>
 #include <mutex>
 #include <cstring>
 #include <string_view>
@@ -35,17 +37,27 @@ constexpr const char* release_script =
 
 // The leader's last step in one round trip (the waiters' hand-off waits on it): store the
 // fetched record (ARGV[1], PX ARGV[2]; none when ARGV[2] is 0), release the lock (KEYS[2]) if
-// it is still ours (ARGV[3]), and announce the key (ARGV[5]) on the push channel (ARGV[4];
-// none when empty). KEYS share a hash tag: one slot, one node.
+// it is still ours (ARGV[3]), and announce the key's lookup id (ARGV[5]) on the push channel
+// (ARGV[4]; none when empty). When ARGV[6] is '1' the stored record rides in the announcement
+// ("<id> <record>"): a waiter then has the token without a GET. KEYS share a hash tag: one
+// slot, one node.
 constexpr const char* finish_script =
     "if ARGV[2] ~= '0' then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end "
     "if redis.call('get', KEYS[2]) == ARGV[3] then redis.call('del', KEYS[2]) end "
-    "if ARGV[4] ~= '' then redis.call('publish', ARGV[4], ARGV[5]) end "
+    "if ARGV[4] ~= '' then "
+    "if ARGV[6] == '1' and ARGV[2] ~= '0' then redis.call('publish', ARGV[4], ARGV[5] .. ' ' .. ARGV[1]) "
+    "else redis.call('publish', ARGV[4], ARGV[5]) end end "
     "return 1";
+
+// The largest record that rides in a push (finish_script): every subscribed instance receives
+// every announcement, so a larger record (a token of several KiB) is announced by id only and
+// the waiters GET it.
+constexpr std::size_t max_pushed_record = 4096;
 
 using detail::RedisConnection;
 using Reply = detail::RedisReply;
 using Args = std::initializer_list<std::string_view>;
+using ArgSpan = std::span<const std::string_view>;
 
 /// Failures that mean "Redis cannot be used now": the cache-aside path falls back quietly
 /// (the outage itself is logged once).
@@ -89,11 +101,13 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   std::mutex waiters_mutex;
   std::unordered_multimap<std::string, std::weak_ptr<Flight>> waiters;  // lookup id -> flight
   std::atomic<std::uint64_t> push_wakeups{0};
+  std::atomic<std::uint64_t> pushed_records{0};
   std::atomic<std::uint64_t> waiting_flights{0};
 
   bool push_up() const { return subscriber && subscriber->up(0); }
   void start_subscriber();
-  void wake(std::string_view id);
+  /// An announcement on the push channel: "<lookup id>" or "<lookup id> <record>".
+  void on_stored(std::string_view payload);
   void wake_all();
 
   /// The `retry_after_failure` bookkeeping of the node serving `key` (its name for messages):
@@ -119,14 +133,20 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   /// without waiting (see RedisConnection::start); null when that node is being skipped or no
   /// connection is idle. Sending before the hand-off to the I/O threads overlaps Redis' work
   /// with that hand-off.
-  std::unique_ptr<RedisConnection> try_start(const std::string& key, Args args) {
+  std::unique_ptr<RedisConnection> try_start(const std::string& key, ArgSpan args) {
     if (outage_for(key).outage->skipping(options.clock->now())) return nullptr;
     return router->try_start(key, args);
+  }
+  std::unique_ptr<RedisConnection> try_start(const std::string& key, Args args) {
+    return try_start(key, ArgSpan(args.begin(), args.size()));
   }
 
   /// Runs one command on `key`'s node, with the outage bookkeeping. `started`: the command
   /// already begun by `try_start` (then `args` is not sent again).
   Reply command(const std::string& key, Args args, std::unique_ptr<RedisConnection> started = nullptr) {
+    return command(key, ArgSpan(args.begin(), args.size()), std::move(started));
+  }
+  Reply command(const std::string& key, ArgSpan args, std::unique_ptr<RedisConnection> started) {
     const auto [outage, node] = outage_for(key);
     if (!started && outage->skipping(options.clock->now()))
       throw_error(errc::cache_unavailable, "Redis at " + node + " is unavailable (recent failure; retrying soon)");
@@ -232,17 +252,56 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  /// The leader's last step (finish_script): stores `fetched` (null after a failed fetch),
-  /// releases the lock if `owner` still holds it, and tells the waiting instances (push). A
-  /// failure is logged at debug level: an unreleased lock expires after lock_ttl, and a lost
-  /// push costs the waiters one push_poll_interval.
-  void finish_leading(const std::string& key, const std::string& owner, const AccessToken* fetched) noexcept {
+  /// The leader's last step (finish_script): stores the fetched token (none after a failed
+  /// fetch), releases the lock if the flight still holds it, and tells the waiting instances
+  /// (push). Prepared, and begun on an idle pooled connection when one is at hand, on the
+  /// thread that reported the fetch (`begin_finish`): Redis stores and announces while the
+  /// hand-off to the cache I/O threads runs, which then read its answer (`finish_leading`).
+  struct FinishCall {
+    std::string token_key, lock_key, record, px = "0", owner, id;
+    std::string_view channel;  // empty: no push
+    bool carry = false;        // the record rides in the push
+    std::unique_ptr<RedisConnection> started;
+    std::array<std::string_view, 11> args() const {
+      return {"EVAL", finish_script, "2", token_key, lock_key, record, px, owner, channel, id, carry ? "1" : "0"};
+    }
+  };
+
+  /// Never throws: a call that cannot be prepared (OpenSSL failing to encrypt) releases the
+  /// lock and announces nothing stored.
+  FinishCall begin_finish(const std::string& key, const std::string& owner, const AccessToken* fetched) noexcept {
+    FinishCall call;
     try {
-      const auto stored = fetched ? to_store(key, *fetched, std::nullopt) : std::nullopt;
-      const auto tok = token_name(key);
-      const auto channel = options.push_wakeups ? std::string_view(stored_channel) : std::string_view();
-      auto r = command(tok, {"EVAL", finish_script, "2", tok, lock_name(key), stored ? stored->record : "",
-                             stored ? stored->px : "0", owner, channel, lookup_id(key)});
+      call.token_key = token_name(key);
+      call.lock_key = lock_name(key);
+      call.id = lookup_id(key);
+      call.owner = owner;
+      call.channel = options.push_wakeups ? std::string_view(stored_channel) : std::string_view();
+      try {
+        if (auto stored = fetched ? to_store(key, *fetched, std::nullopt) : std::nullopt) {
+          call.record = std::move(stored->record);
+          call.px = std::move(stored->px);
+          call.carry = call.record.size() <= max_pushed_record;
+        }
+      } catch (...) {
+        log(LogLevel::debug, "Redis token cache: could not encrypt the fetched token for Redis (" +
+                                 message_of(std::current_exception()) + "); releasing the lock only");
+      }
+      const auto args = call.args();
+      call.started = try_start(call.token_key, args);
+    } catch (...) {
+      // Nothing begun: finish_leading runs the call (and reports its failure).
+    }
+    return call;
+  }
+
+  /// A failure is logged at debug level: an unreleased lock expires after lock_ttl, and a lost
+  /// push costs the waiters one push_poll_interval.
+  void finish_leading(FinishCall call) noexcept {
+    try {
+      if (call.token_key.empty()) throw_error(errc::cache_unavailable, "the call could not be prepared");
+      const auto args = call.args();
+      auto r = command(call.token_key, args, std::move(call.started));
       if (r->type == REDIS_REPLY_ERROR)
         throw_error(errc::cache_unavailable, "Redis at " + endpoint + " refused the store-and-release script (" +
                                                  std::string(r->str, r->len) + ")");
@@ -280,6 +339,7 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
   std::exception_ptr redis_failure;          // why the flight goes direct, for the warning
   std::exception_ptr fetch_error;            // the upstream fetch's result
   AccessToken fetched;
+  std::optional<Impl::FinishCall> finish_call;  // the leader's last step, begun where the fetch reported
 
   // The flight's steady timeline starts at its creation's wall time and moves by elapsed time.
   Clock::time_point anchor_wall = impl->options.clock->now();
@@ -305,11 +365,9 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
         case Kind::fetch_upstream:
           return start_fetch();
         case Kind::store_and_release:
-          impl->finish_leading(key, owner, &fetched);
-          a = machine.on_stored(now());
-          break;
-        case Kind::release_lock:
-          impl->finish_leading(key, owner, nullptr);  // the waiters may take the lock over now
+        case Kind::release_lock:  // the waiters may take the lock over now
+          impl->finish_leading(finish_call ? std::move(*std::exchange(finish_call, std::nullopt))
+                                           : impl->begin_finish(key, owner, a.kind == Kind::store_and_release ? &fetched : nullptr));
           a = machine.on_stored(now());
           break;
         case Kind::wait:
@@ -395,8 +453,9 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
     timer->async_wait_for(wait, [self = shared_from_this(), generation](bool) { self->wake(generation); });
   }
 
-  /// Ends the current wait: `generation` of the timer that fired, or 0 for a push.
-  void wake(std::uint64_t generation) {
+  /// Ends the current wait: `generation` of the timer that fired, or 0 for a push (`record`:
+  /// the record the push carried, if any).
+  void wake(std::uint64_t generation, std::string_view record = {}) {
     {
       std::lock_guard lock(wait_mutex);
       if (!waiting || (generation != 0 && generation != wait_generation)) {
@@ -412,9 +471,24 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
       // I/O threads. Its commands stay bounded by command_timeout; pushes for other keys wait
       // that long at most, and their flights still have their fallback poll.
       ++impl->push_wakeups;
-      return run(machine.on_timer(now()));
+      auto next = machine.on_timer(now());
+      if (next.kind == Kind::read_token && !record.empty()) next = read_pushed(record, next);
+      return run(next);
     }
     end_wait();
+  }
+
+  /// Answers `read` (a read_token action) with the record a push carried instead of a GET;
+  /// `read` itself when the record does not decrypt for this flight's key.
+  Action read_pushed(std::string_view record, Action read_action) {
+    try {
+      read = impl->keyring->decrypt(key, record);
+    } catch (...) {
+      return read_action;  // the GET reports what is really stored (and warns once if it is bad)
+    }
+    ++impl->pushed_records;
+    first_read = false;
+    return machine.on_read(now(), read->expires_on);
   }
 
   void end_wait() {
@@ -436,20 +510,21 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
   /// reporting, or reports twice, is answered by its first report).
   void start_fetch() {
     auto answered = std::make_shared<std::atomic<bool>>(false);
-    // The leader stores and releases on the cache I/O threads; a direct fetch completes the
-    // caller from wherever the fetch reports, as before the machine.
+    // The leader begins its store where the fetch reports and completes it on the cache I/O
+    // threads; a direct fetch completes the caller from wherever the fetch reports.
     const bool leading = machine.state() == detail::RedisFlight::State::fetching;
     auto on_done = [self = shared_from_this(), answered, leading](std::exception_ptr e, AccessToken token) {
       if (answered->exchange(true)) return;
-      auto finish = [self, e = std::move(e), token = std::move(token)]() mutable {
-        self->fetch_error = std::move(e);
-        self->fetched = std::move(token);
-        self->run(self->machine.on_fetched(self->now(), !self->fetch_error));
-      };
-      if (leading)
-        detail::post_on(*self->impl->lane, std::move(finish));
-      else
-        finish();
+      // Until this report nothing else touches the flight (a leader does not wait), so the
+      // machine may take it on the reporting thread.
+      self->fetch_error = std::move(e);
+      self->fetched = std::move(token);
+      const auto next = self->machine.on_fetched(self->now(), !self->fetch_error);
+      if (!leading) return self->run(next);
+      if (next.kind == Kind::store_and_release || next.kind == Kind::release_lock)
+        self->finish_call = self->impl->begin_finish(self->key, self->owner,
+                                                     next.kind == Kind::store_and_release ? &self->fetched : nullptr);
+      detail::post_on(*self->impl->lane, [self, next] { self->run(next); });
     };
     if (auto thrown = detail::exception_from([&] { fetch(on_done); })) on_done(std::move(thrown), {});
   }
@@ -465,8 +540,8 @@ void RedisTokenCache::Impl::start_subscriber() {
                        return self->router->connect_subscriber();
                      },
                      stored_channel,
-                     [weak](std::string_view id) {
-                       if (auto self = weak.lock()) self->wake(id);
+                     [weak](std::string_view payload) {
+                       if (auto self = weak.lock()) self->on_stored(payload);
                      },
                      [weak](bool) {
                        // Up: waits that began before were not covered; down: no push may come.
@@ -491,14 +566,20 @@ void RedisTokenCache::Impl::start_subscriber() {
   });
 }
 
-void RedisTokenCache::Impl::wake(std::string_view id) {
+void RedisTokenCache::Impl::on_stored(std::string_view payload) {
+  // Anyone who may PUBLISH may write this: the record is only a hint, admitted exactly as a
+  // GET reply would be (decrypted under the waiting flight's own cache key, so a record of
+  // another key, forged or damaged, fails and that flight GETs instead).
+  const auto space = payload.find(' ');
+  const auto id = payload.substr(0, space);
+  const auto record = space == std::string_view::npos ? std::string_view() : payload.substr(space + 1);
   std::vector<std::shared_ptr<Flight>> woken;
   {
     std::lock_guard lock(waiters_mutex);
     for (auto [it, end] = waiters.equal_range(std::string(id)); it != end; ++it)
       if (auto flight = it->second.lock()) woken.push_back(std::move(flight));
   }
-  for (auto& flight : woken) flight->wake(0);
+  for (auto& flight : woken) flight->wake(0, record);
 }
 
 void RedisTokenCache::Impl::wake_all() {
@@ -519,6 +600,7 @@ RedisTokenCache::Stats RedisTokenCache::stats() const {
   s.failovers_seen = counters.failovers_seen;
   s.direct_fetches = impl_->direct_fetches;
   s.push_wakeups = impl_->push_wakeups;
+  s.pushed_records = impl_->pushed_records;
   s.push_up = impl_->push_up();
   s.waiting = impl_->waiting_flights;
   return s;

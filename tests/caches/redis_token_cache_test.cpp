@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -394,10 +395,124 @@ TEST_CASE("RedisTokenCache: instances waiting on another's fetch are woken by pu
   CHECK(waiter_fetches == 0);
   for (auto& w : waiters) {
     CHECK(w->stats().push_wakeups >= 1);
+    CHECK(w->stats().pushed_records == 1);  // the token came in the push: no GET after it
     CHECK(w->stats().direct_fetches == 0);
   }
   waiters.clear();
   leader.reset();
   pool.join();
   workers.join();
+}
+
+TEST_CASE("RedisTokenCache: a push's record is a hint only; forged, damaged and foreign records never complete a waiter") {
+  // Anyone who may PUBLISH can write on the push channel. Generated payloads of every class
+  // are published to a waiter's own lookup id while the leader holds the lock: each must end
+  // the wait at most (the waiter then reads Redis, finds nothing, and waits again), never
+  // complete it. The virtual clock never moves, so only pushes end waits.
+  RedisServer redis;
+  boost::asio::thread_pool pool(2), workers(1);
+  auto o = options_for(redis.port());
+  o.connect_timeout = 10s;  // as in the case above: this case is not about Redis' speed
+  o.command_timeout = 10s;
+  const auto clock = cachetest::redis_test_clock();
+  o.clock = clock;
+  auto leader = RedisTokenCache::create(pool.get_executor(), o);
+  auto waiter = RedisTokenCache::create(pool.get_executor(), o);
+  const TokenCacheKey k("forged-push-user", {"chat"});
+
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  TokenCache::UpstreamFetch held = [&](TokenCache::FetchDone done) {
+    entered.set_value();
+    boost::asio::post(workers, [done, released] {
+      released.wait();
+      done(nullptr, AccessToken{"genuine-token-0123456789abcdef", exp_in(1h)});
+    });
+  };
+  auto leading = leader->async_get_or_fetch(k, 2min, held, boost::asio::use_future);
+  bool released_set = false;
+  std::atomic<int> waiter_fetches{0};
+  struct ReleaseOnExit {  // as in the case above: nothing outstanding if an assertion fails
+    std::function<void()> run;
+    ~ReleaseOnExit() { run(); }
+  } release_on_exit{[&] {
+    if (!std::exchange(released_set, true)) release.set_value();
+    workers.join();
+    clock->advance(1h);
+    pool.join();
+  }};
+  REQUIRE(entered.get_future().wait_for(10s) == std::future_status::ready);
+  TokenCache::UpstreamFetch never = [&](TokenCache::FetchDone done) {
+    ++waiter_fetches;
+    done(nullptr, AccessToken{"waiter-token-0123456789abcdef", exp_in(1h)});
+  };
+  auto waiting = waiter->async_get_or_fetch(k, 2min, never, boost::asio::use_future);
+  // Waiting (again) after `wakeups` pushes were taken.
+  const auto waits_after = [&](std::uint64_t wakeups) {
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < until) {
+      const auto s = waiter->stats();
+      if (s.push_up && s.waiting == 1 && s.push_wakeups >= wakeups) return true;
+      std::this_thread::sleep_for(1ms);
+    }
+    return false;
+  };
+  REQUIRE(waits_after(0));
+
+  const std::string lock = cachetest::redis_name(o, k, "lock:");
+  const std::string id = lock.substr(lock.find('{') + 1, lock.size() - lock.find('{') - 2);
+  const std::string channel = o.key_prefix + "stored";
+  const std::string salt = o.key_prefix;
+  const auto salt_bytes = std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(salt.data()), salt.size());
+  const detail::Keyring ours(o.keys, salt_bytes);
+  const detail::Keyring foreign({CacheEncryptionKey::generate()}, salt_bytes);
+  const AccessToken forged{"forged-token-0123456789abcdef", exp_in(1h)};
+  std::mt19937_64 rng(20261205);
+  const auto random_bytes = [&](std::size_t n) {
+    std::string b(n, '\0');
+    for (auto& c : b) c = static_cast<char>(rng() & 0xff);  // control bytes, spaces, NULs included
+    return b;
+  };
+  const auto damaged = [&](std::string r) {
+    r[rng() % r.size()] ^= static_cast<char>(1u << (rng() % 8));
+    return r;
+  };
+  // Each class, a few generated instances; each names what it is for the failure message.
+  std::vector<std::pair<std::string, std::string>> payloads;
+  for (int i = 0; i < 6; ++i) {
+    payloads.emplace_back("id only", id);
+    payloads.emplace_back("empty record", id + " ");
+    payloads.emplace_back("random bytes", id + " " + random_bytes(rng() % 300));
+    payloads.emplace_back("record of another key", id + " " + ours.encrypt("another-user", forged));
+    const auto genuine_shape = ours.encrypt(k.str(), forged);
+    payloads.emplace_back("truncated record", id + " " + genuine_shape.substr(0, rng() % genuine_shape.size()));
+    payloads.emplace_back("one bit flipped", id + " " + damaged(genuine_shape));
+    payloads.emplace_back("record under a foreign key", id + " " + foreign.encrypt(k.str(), forged));
+    payloads.emplace_back("stale record of this key",
+                          id + " " + ours.encrypt(k.str(), AccessToken{"stale-token-0123456789abcdef", exp_in(1min)}));
+    payloads.emplace_back("id with a trailing byte", id + random_bytes(1) + " " + genuine_shape);
+  }
+  std::uint64_t wakeups = waiter->stats().push_wakeups;
+  std::uint64_t stale_records = 0;
+  for (const auto& [what, payload] : payloads) {
+    CAPTURE(what);
+    const bool reaches_waiter = what != "id with a trailing byte" || payload.substr(0, id.size() + 1) == id + " ";
+    REQUIRE(redis.command({"PUBLISH", channel, payload}) != "0");  // heard by the waiter's subscription at least
+    if (reaches_waiter) {
+      ++wakeups;
+      REQUIRE(waits_after(wakeups));
+    }
+    stale_records += what == "stale record of this key";
+    REQUIRE(waiting.wait_for(0s) == std::future_status::timeout);
+  }
+  // Only the stale record (authentic, but with under min_validity left) was read from a push.
+  CHECK(waiter->stats().pushed_records == stale_records);
+  released_set = true;
+  release.set_value();
+  CHECK(cachetest::get_within(std::move(leading), 10s).token == "genuine-token-0123456789abcdef");
+  CHECK(cachetest::get_within(std::move(waiting), 10s).token == "genuine-token-0123456789abcdef");
+  CHECK(waiter->stats().pushed_records == stale_records + 1);
+  CHECK(waiter_fetches == 0);
+  CHECK(waiter->stats().direct_fetches == 0);
 }

@@ -55,9 +55,11 @@ struct RedisTokenCacheOptions {
   /// it with `cache_unavailable` (a cluster resharding faster than the cache can follow).
   int max_redirects = 5;
   /// Push wake-ups: the instance that stores a fetched token (or gives up the lock after a
-  /// failed fetch) publishes the key's id on `<key_prefix>stored`; every instance of the cache
-  /// keeps one subscription to it (its own connection and thread, opened on the first
-  /// `async_get_or_fetch`), and an instance waiting on another's fetch re-reads at once. While
+  /// failed fetch) publishes the key's id on `<key_prefix>stored`, with the stored record when
+  /// it is at most 4 KiB; every instance of the cache keeps one subscription to it (its own
+  /// connection and thread, opened on the first `async_get_or_fetch`), and an instance waiting
+  /// on another's fetch takes the record from the message (decrypted and checked as a GET
+  /// reply; one that fails is ignored) or re-reads at once. While
   /// the subscription is up, waiting instances poll only every `push_poll_interval` as a fallback
   /// (a message lost in a failover); while it is down, every `poll_interval`. With `sentinel`,
   /// the same connection to a sentinel also follows `+switch-master`.
@@ -205,6 +207,7 @@ class RedisTokenCache final : public TokenCache {
     std::uint64_t push_wakeups = 0;    ///< waits ended by a push rather than the poll timer
     bool push_up = false;              ///< the push subscription is confirmed and alive
     std::uint64_t waiting = 0;         ///< flights waiting now on another instance's fetch
+    std::uint64_t pushed_records = 0;  ///< of push_wakeups, those answered by the record the push carried (no GET)
   };
   /// A snapshot of the counters. Thread-safe.
   Stats stats() const;
