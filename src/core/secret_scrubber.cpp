@@ -4,6 +4,7 @@
 #include "core/text_decoding.hpp"
 
 #include <algorithm>
+#include <string.h>  // explicit_bzero
 #include <array>
 #include <cctype>
 #include <cstdint>
@@ -91,10 +92,9 @@ class Registry {
   }
 
  private:
-  static void wipe(std::string& secret) noexcept {
-    volatile char* p = secret.data();
-    for (std::size_t i = 0; i < secret.size(); ++i) p[i] = 0;
-  }
+  // explicit_bzero: a memset the compiler may not drop (a volatile loop, byte by byte, was a
+  // microsecond per 1 KB token forgotten, paid by every credential created).
+  static void wipe(std::string& secret) noexcept { ::explicit_bzero(secret.data(), secret.size()); }
 
   void fingerprint(std::string_view secret) {
     const Hash id = hash_of(secret) ^ secret.size();
