@@ -6,6 +6,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <type_traits>
 #include <utility>
 
 namespace credkit::detail {
@@ -37,31 +38,36 @@ bool visit_strand(const asio::any_io_executor& executor, F&& f) {
   return false;
 }
 
-// `inner`'s own io_context or thread_pool executor (untracked, blocking.never), if it is one.
-template <typename Native, typename Never>
-bool make_native(const asio::any_io_executor& untracked, asio::any_io_executor& out) {
-  if (auto* e = untracked.target<Native>()) {
-    out = asio::make_strand(asio::require(*e, asio::execution::blocking.never));
-    return true;
-  }
-  if (auto* e = untracked.target<Never>()) {
-    out = asio::make_strand(*e);
-    return true;
-  }
-  return false;
-}
-
 }  // namespace
+
+asio::any_io_executor native_executor(const asio::any_io_executor& executor, bool through_strand) {
+  const asio::any_io_executor untracked = asio::prefer(executor, asio::execution::outstanding_work.untracked);
+  asio::any_io_executor native;
+  const auto find = [&]<typename E>(std::type_identity<E>) {
+    if (auto* e = untracked.target<E>()) {
+      native = *e;
+    } else if (auto* s = through_strand ? untracked.target<asio::strand<E>>() : nullptr) {
+      native = s->get_inner_executor();
+    }
+    return bool(native);
+  };
+  find(std::type_identity<asio::io_context::executor_type>{}) || find(std::type_identity<IoNever>{}) ||
+      find(std::type_identity<asio::thread_pool::executor_type>{}) || find(std::type_identity<PoolNever>{});
+  return native;
+}
 
 // The inner executor is made untracked: a work-tracked executor given by the user would
 // otherwise keep its io_context's run() going for as long as the credential lives, and touch
 // the context when the credential is destroyed after it.
 asio::any_io_executor make_credential_strand(const asio::any_io_executor& inner) {
-  const asio::any_io_executor untracked = asio::prefer(inner, asio::execution::outstanding_work.untracked);
-  asio::any_io_executor strand;
-  if (make_native<asio::io_context::executor_type, IoNever>(untracked, strand)) return strand;
-  if (make_native<asio::thread_pool::executor_type, PoolNever>(untracked, strand)) return strand;
-  return asio::make_strand(untracked);
+  const asio::any_io_executor native = native_executor(inner, false);
+  if (auto* e = native.target<asio::io_context::executor_type>())
+    return asio::make_strand(asio::require(*e, asio::execution::blocking.never));
+  if (auto* e = native.target<IoNever>()) return asio::make_strand(*e);
+  if (auto* e = native.target<asio::thread_pool::executor_type>())
+    return asio::make_strand(asio::require(*e, asio::execution::blocking.never));
+  if (auto* e = native.target<PoolNever>()) return asio::make_strand(*e);
+  return asio::make_strand(asio::prefer(inner, asio::execution::outstanding_work.untracked));
 }
 
 // Work is tracked on the inner executor: tracking through the strand would copy the strand,

@@ -6,6 +6,12 @@
 
 namespace credkit::detail {
 
+/// The io_context's or thread_pool's own executor that `executor` is (untracked; its blocking
+/// property kept), or, with `through_strand`, the one under a strand over such an executor;
+/// empty when it is neither. The one place that recognises native executors: the credential's
+/// strand is made over one, and the shared deadline timer waits on one.
+boost::asio::any_io_executor native_executor(const boost::asio::any_io_executor& executor, bool through_strand);
+
 /// A strand over `inner` made untracked (over its native io_context or thread_pool executor,
 /// never blocking, when it is one: no separate block for the type-erased wrapper).
 boost::asio::any_io_executor make_credential_strand(const boost::asio::any_io_executor& inner);

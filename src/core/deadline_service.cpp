@@ -1,5 +1,7 @@
 #include "core/deadline_service.hpp"
 
+#include "core/credential_strand.hpp"
+
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
@@ -20,14 +22,8 @@ namespace {
 // serialises the wakes of the others; otherwise `executor` itself. Untracked, like the
 // credential's strand: only a pending wait (not the timer itself) keeps run() going.
 asio::any_io_executor timer_executor(const asio::any_io_executor& executor) {
-  const asio::any_io_executor untracked = asio::prefer(executor, asio::execution::outstanding_work.untracked);
-  using IoExecutor = asio::io_context::executor_type;
-  using PoolExecutor = asio::thread_pool::executor_type;
-  if (auto* e = untracked.target<IoExecutor>()) return *e;
-  if (auto* e = untracked.target<asio::strand<IoExecutor>>()) return e->get_inner_executor();
-  if (auto* e = untracked.target<PoolExecutor>()) return *e;
-  if (auto* e = untracked.target<asio::strand<PoolExecutor>>()) return e->get_inner_executor();
-  return untracked;
+  if (auto native = native_executor(executor, /*through_strand=*/true)) return native;
+  return asio::prefer(executor, asio::execution::outstanding_work.untracked);
 }
 
 }  // namespace
