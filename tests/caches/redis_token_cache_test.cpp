@@ -323,142 +323,123 @@ int redis_bot_child() {
 
 // The hit latency figures (Redis, memory, file) are bench/bench_redis.cpp's.
 
-TEST_CASE("RedisTokenCache: instances waiting on another's fetch are woken by push, not by their poll timer") {
-  // The caches' clock is virtual and never moved: no poll timer and no wait_timeout can fire,
-  // so a waiter that completes was woken by the leader's push.
-  RedisServer redis;
-  boost::asio::thread_pool pool(2), workers(1);
-  auto o = options_for(redis.port());
-  // Generous Redis timeouts: this case asserts who wakes the waiters, not how fast Redis
-  // answers. With options_for's 300 ms, a command or connect slowed past it (TSan on a busy
-  // 2-core CI machine) sent a waiter around Redis, and it never waited (failed twice so).
-  o.connect_timeout = 10s;
-  o.command_timeout = 10s;
-  const auto clock = cachetest::redis_test_clock();
-  o.clock = clock;
-  auto leader = RedisTokenCache::create(pool.get_executor(), o);
-  std::vector<std::shared_ptr<RedisTokenCache>> waiters;
-  for (int i = 0; i < 3; ++i) waiters.push_back(RedisTokenCache::create(pool.get_executor(), o));
-  const TokenCacheKey k("pushed-user", {"chat"});
+namespace {
 
-  std::promise<void> entered;
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  TokenCache::UpstreamFetch held = [&](TokenCache::FetchDone done) {
-    entered.set_value();  // the leader holds the lock now
-    boost::asio::post(workers, [done, released] {
-      released.wait();
-      done(nullptr, AccessToken{"pushed-token-0123456789abcdef", exp_in(1h)});
-    });
-  };
-  auto leading = leader->async_get_or_fetch(k, 2min, held, boost::asio::use_future);
-  // Should an assertion below fail, nothing is left outstanding when the caches and the pool
-  // go (a REQUIRE unwinds past the release otherwise: the held fetch's worker then reported
-  // into caches being destroyed, and completions were posted to the destroyed pool): the
-  // fetch is released and its worker joined, the waiters still waiting (the clock never
-  // moved) end by their wait_timeout, and the pool's outstanding work is waited for.
-  bool released_set = false;
-  std::atomic<int> waiter_fetches{0};  // counted by the waiters' fetches, which may run in the teardown below
-  struct ReleaseOnExit {
-    std::function<void()> run;
-    ~ReleaseOnExit() { run(); }
-  } release_on_exit{[&] {
-    if (!std::exchange(released_set, true)) release.set_value();
+// A leader instance whose upstream fetch holds a key's Redis lock until `let_go()`, and
+// `waiter_count` other instances, all on a virtual clock that never moves (no poll timer and
+// no wait_timeout fires, so only pushes end waits). Redis timeouts are generous: these cases
+// are about who wakes the waiters, not Redis' speed (with options_for's 300 ms, a command slowed
+// past it under TSan on a busy 2-core CI machine sent a waiter around Redis; failed twice so).
+// Should an assertion fail, the destructor leaves nothing outstanding before the caches and
+// the pool go (a REQUIRE unwound past the release once: the held fetch's worker reported into
+// caches being destroyed, and completions were posted to a destroyed pool): it releases the
+// fetch and joins its worker, moves the clock past wait_timeout so the waiters still waiting
+// end, and waits for the pool's work.
+struct HeldLeader {
+  static constexpr const char* leader_token = "leader-token-0123456789abcdef";
+
+  HeldLeader(int port, std::size_t waiter_count) {
+    options = options_for(port);
+    options.connect_timeout = 10s;
+    options.command_timeout = 10s;
+    options.clock = clock;
+    leader = RedisTokenCache::create(pool.get_executor(), options);
+    for (std::size_t i = 0; i < waiter_count; ++i) waiters.push_back(RedisTokenCache::create(pool.get_executor(), options));
+  }
+  ~HeldLeader() {
+    let_go();
     workers.join();
     clock->advance(1h);
     pool.join();
-  }};
-  REQUIRE(entered.get_future().wait_for(10s) == std::future_status::ready);
+  }
 
-  TokenCache::UpstreamFetch never = [&](TokenCache::FetchDone done) {
-    ++waiter_fetches;
-    done(nullptr, AccessToken{"waiter-token-0123456789abcdef", exp_in(1h)});
-  };
+  /// Starts the leader's flight on `k`; returns once its fetch runs (it holds the lock).
+  std::future<AccessToken> lead(const TokenCacheKey& k) {
+    TokenCache::UpstreamFetch held = [this](TokenCache::FetchDone done) {
+      entered.set_value();
+      boost::asio::post(workers, [done, released = released] {
+        released.wait();
+        done(nullptr, AccessToken{leader_token, exp_in(1h)});
+      });
+    };
+    auto leading = leader->async_get_or_fetch(k, 2min, held, boost::asio::use_future);
+    REQUIRE(entered.get_future().wait_for(10s) == std::future_status::ready);
+    return leading;
+  }
+  /// A waiter's flight on `k`, whose own fetch (it must never run) is counted.
+  std::future<AccessToken> wait(RedisTokenCache& waiter, const TokenCacheKey& k) {
+    TokenCache::UpstreamFetch never = [this](TokenCache::FetchDone done) {
+      ++waiter_fetches;
+      done(nullptr, AccessToken{"waiter-token-0123456789abcdef", exp_in(1h)});
+    };
+    return waiter.async_get_or_fetch(k, 2min, never, boost::asio::use_future);
+  }
+  /// True once every waiter's subscription is up, one flight of each waits, and each has taken
+  /// at least `wakeups` pushes (within 30 s).
+  bool all_waiting(std::uint64_t wakeups = 0) const {
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    for (;;) {
+      if (std::all_of(waiters.begin(), waiters.end(), [&](auto& w) {
+            const auto s = w->stats();
+            return s.push_up && s.waiting == 1 && s.push_wakeups >= wakeups;
+          }))
+        return true;
+      if (std::chrono::steady_clock::now() >= until) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+  void let_go() {
+    if (!std::exchange(released_set, true)) release.set_value();
+  }
+
+  boost::asio::thread_pool pool{2}, workers{1};  // destroyed last
+  std::shared_ptr<testing::ManualClock> clock = cachetest::redis_test_clock();
+  RedisTokenCacheOptions options;
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  bool released_set = false;
+  std::atomic<int> waiter_fetches{0};
+  std::shared_ptr<RedisTokenCache> leader;
+  std::vector<std::shared_ptr<RedisTokenCache>> waiters;
+};
+
+}  // namespace
+
+TEST_CASE("RedisTokenCache: instances waiting on another's fetch are woken by push, not by their poll timer") {
+  RedisServer redis;
+  HeldLeader f(redis.port(), 3);
+  const TokenCacheKey k("pushed-user", {"chat"});
+  auto leading = f.lead(k);
   std::vector<std::future<AccessToken>> waiting;
-  for (auto& w : waiters) waiting.push_back(w->async_get_or_fetch(k, 2min, never, boost::asio::use_future));
+  for (auto& w : f.waiters) waiting.push_back(f.wait(*w, k));
   // Each waiter's subscription comes up (confirmed by Redis) and its flight waits before the
   // leader stores.
-  const auto until = std::chrono::steady_clock::now() + 30s;
-  const auto all_up = [&] {
-    return std::all_of(waiters.begin(), waiters.end(), [](auto& w) {
-      const auto s = w->stats();
-      return s.push_up && s.waiting == 1;
-    });
-  };
-  while (!all_up() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(2ms);
-  REQUIRE(all_up());
-  for (auto& f : waiting) CHECK(f.wait_for(0s) == std::future_status::timeout);  // still waiting
-  released_set = true;
-  release.set_value();
-  CHECK(cachetest::get_within(std::move(leading), 10s).token == "pushed-token-0123456789abcdef");
-  for (auto& f : waiting) CHECK(cachetest::get_within(std::move(f), 10s).token == "pushed-token-0123456789abcdef");
-  CHECK(waiter_fetches == 0);
-  for (auto& w : waiters) {
+  REQUIRE(f.all_waiting());
+  for (auto& w : waiting) CHECK(w.wait_for(0s) == std::future_status::timeout);  // still waiting
+  f.let_go();
+  CHECK(cachetest::get_within(std::move(leading), 10s).token == HeldLeader::leader_token);
+  for (auto& w : waiting) CHECK(cachetest::get_within(std::move(w), 10s).token == HeldLeader::leader_token);
+  CHECK(f.waiter_fetches == 0);
+  for (auto& w : f.waiters) {
     CHECK(w->stats().push_wakeups >= 1);
     CHECK(w->stats().pushed_records == 1);  // the token came in the push: no GET after it
     CHECK(w->stats().direct_fetches == 0);
   }
-  waiters.clear();
-  leader.reset();
-  pool.join();
-  workers.join();
 }
 
 TEST_CASE("RedisTokenCache: a push's record is a hint only; forged, damaged and foreign records never complete a waiter") {
   // Anyone who may PUBLISH can write on the push channel. Generated payloads of every class
   // are published to a waiter's own lookup id while the leader holds the lock: each must end
   // the wait at most (the waiter then reads Redis, finds nothing, and waits again), never
-  // complete it. The virtual clock never moves, so only pushes end waits.
+  // complete it.
   RedisServer redis;
-  boost::asio::thread_pool pool(2), workers(1);
-  auto o = options_for(redis.port());
-  o.connect_timeout = 10s;  // as in the case above: this case is not about Redis' speed
-  o.command_timeout = 10s;
-  const auto clock = cachetest::redis_test_clock();
-  o.clock = clock;
-  auto leader = RedisTokenCache::create(pool.get_executor(), o);
-  auto waiter = RedisTokenCache::create(pool.get_executor(), o);
+  HeldLeader f(redis.port(), 1);
+  auto& waiter = *f.waiters.front();
+  const auto& o = f.options;
   const TokenCacheKey k("forged-push-user", {"chat"});
-
-  std::promise<void> entered;
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  TokenCache::UpstreamFetch held = [&](TokenCache::FetchDone done) {
-    entered.set_value();
-    boost::asio::post(workers, [done, released] {
-      released.wait();
-      done(nullptr, AccessToken{"genuine-token-0123456789abcdef", exp_in(1h)});
-    });
-  };
-  auto leading = leader->async_get_or_fetch(k, 2min, held, boost::asio::use_future);
-  bool released_set = false;
-  std::atomic<int> waiter_fetches{0};
-  struct ReleaseOnExit {  // as in the case above: nothing outstanding if an assertion fails
-    std::function<void()> run;
-    ~ReleaseOnExit() { run(); }
-  } release_on_exit{[&] {
-    if (!std::exchange(released_set, true)) release.set_value();
-    workers.join();
-    clock->advance(1h);
-    pool.join();
-  }};
-  REQUIRE(entered.get_future().wait_for(10s) == std::future_status::ready);
-  TokenCache::UpstreamFetch never = [&](TokenCache::FetchDone done) {
-    ++waiter_fetches;
-    done(nullptr, AccessToken{"waiter-token-0123456789abcdef", exp_in(1h)});
-  };
-  auto waiting = waiter->async_get_or_fetch(k, 2min, never, boost::asio::use_future);
-  // Waiting (again) after `wakeups` pushes were taken.
-  const auto waits_after = [&](std::uint64_t wakeups) {
-    const auto until = std::chrono::steady_clock::now() + 30s;
-    while (std::chrono::steady_clock::now() < until) {
-      const auto s = waiter->stats();
-      if (s.push_up && s.waiting == 1 && s.push_wakeups >= wakeups) return true;
-      std::this_thread::sleep_for(1ms);
-    }
-    return false;
-  };
-  REQUIRE(waits_after(0));
+  auto leading = f.lead(k);
+  auto waiting = f.wait(waiter, k);
+  REQUIRE(f.all_waiting());
 
   const std::string lock = cachetest::redis_name(o, k, "lock:");
   const std::string id = lock.substr(lock.find('{') + 1, lock.size() - lock.find('{') - 2);
@@ -493,26 +474,22 @@ TEST_CASE("RedisTokenCache: a push's record is a hint only; forged, damaged and 
                           id + " " + ours.encrypt(k.str(), AccessToken{"stale-token-0123456789abcdef", exp_in(1min)}));
     payloads.emplace_back("id with a trailing byte", id + random_bytes(1) + " " + genuine_shape);
   }
-  std::uint64_t wakeups = waiter->stats().push_wakeups;
+  std::uint64_t wakeups = waiter.stats().push_wakeups;
   std::uint64_t stale_records = 0;
   for (const auto& [what, payload] : payloads) {
     CAPTURE(what);
     const bool reaches_waiter = what != "id with a trailing byte" || payload.substr(0, id.size() + 1) == id + " ";
     REQUIRE(redis.command({"PUBLISH", channel, payload}) != "0");  // heard by the waiter's subscription at least
-    if (reaches_waiter) {
-      ++wakeups;
-      REQUIRE(waits_after(wakeups));
-    }
+    if (reaches_waiter) REQUIRE(f.all_waiting(++wakeups));
     stale_records += what == "stale record of this key";
     REQUIRE(waiting.wait_for(0s) == std::future_status::timeout);
   }
   // Only the stale record (authentic, but with under min_validity left) was read from a push.
-  CHECK(waiter->stats().pushed_records == stale_records);
-  released_set = true;
-  release.set_value();
-  CHECK(cachetest::get_within(std::move(leading), 10s).token == "genuine-token-0123456789abcdef");
-  CHECK(cachetest::get_within(std::move(waiting), 10s).token == "genuine-token-0123456789abcdef");
-  CHECK(waiter->stats().pushed_records == stale_records + 1);
-  CHECK(waiter_fetches == 0);
-  CHECK(waiter->stats().direct_fetches == 0);
+  CHECK(waiter.stats().pushed_records == stale_records);
+  f.let_go();
+  CHECK(cachetest::get_within(std::move(leading), 10s).token == HeldLeader::leader_token);
+  CHECK(cachetest::get_within(std::move(waiting), 10s).token == HeldLeader::leader_token);
+  CHECK(waiter.stats().pushed_records == stale_records + 1);
+  CHECK(f.waiter_fetches == 0);
+  CHECK(waiter.stats().direct_fetches == 0);
 }
