@@ -95,7 +95,7 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   std::unordered_map<std::string, std::string> names;  // cache key -> lookup id
 
   // ---- push wake-ups -----------------------------------------------------------------
-  std::string stored_channel;  // <prefix>stored: payload, the lookup id of a stored key
+  std::string stored_channel;  // <prefix>stored: payload "<lookup id>" or "<lookup id> <record>"
   std::once_flag subscriber_started;
   std::unique_ptr<detail::RedisSubscriber> subscriber;  // push_wakeups: from the first flight on
   std::mutex waiters_mutex;
