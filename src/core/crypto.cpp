@@ -12,6 +12,11 @@
 
 namespace credkit::detail {
 
+void wipe(std::string& secret) noexcept {
+  if (secret.capacity() > 0) OPENSSL_cleanse(secret.data(), secret.capacity());
+  secret.clear();
+}
+
 std::string sha256(std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

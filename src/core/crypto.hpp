@@ -1,4 +1,5 @@
-// credkit detail — the one wrapper of OpenSSL's digests, MACs and CSPRNG (sources and caches).
+// credkit detail — the one wrapper of OpenSSL's digests, MACs, CSPRNG and wiping (core, sources
+// and caches).
 #pragma once
 
 #include <span>
@@ -15,6 +16,9 @@ void hmac_sha256(std::span<const unsigned char> key, std::string_view message, s
 
 /// HMAC-SHA256 of `message` under `key` (32 raw bytes). Throws Error(crypto_error) if OpenSSL fails.
 std::string hmac_sha256(std::string_view key, std::string_view message);
+
+/// Overwrites a string's whole buffer (capacity included) with OPENSSL_cleanse and empties it.
+void wipe(std::string& secret) noexcept;
 
 /// Fills `out` from the OpenSSL CSPRNG; throws `Error(crypto_error)` on failure.
 void random_bytes(std::span<unsigned char> out);

@@ -1,10 +1,10 @@
 #include "core/secret_scrubber.hpp"
 
+#include "core/crypto.hpp"
 #include "core/fingerprint_table.hpp"
 #include "core/text_decoding.hpp"
 
 #include <algorithm>
-#include <string.h>  // explicit_bzero
 #include <array>
 #include <cctype>
 #include <cstdint>
@@ -92,10 +92,6 @@ class Registry {
   }
 
  private:
-  // explicit_bzero: a memset the compiler may not drop (a volatile loop, byte by byte, was a
-  // microsecond per 1 KB token forgotten, paid by every credential created).
-  static void wipe(std::string& secret) noexcept { ::explicit_bzero(secret.data(), secret.size()); }
-
   void fingerprint(std::string_view secret) {
     const Hash id = hash_of(secret) ^ secret.size();
     std::vector<Print> prints;

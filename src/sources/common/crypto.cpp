@@ -15,11 +15,6 @@ bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-void wipe(std::string& secret) noexcept {
-  if (secret.capacity() > 0) OPENSSL_cleanse(secret.data(), secret.capacity());
-  secret.clear();
-}
-
 std::string hs256_jwt(const nlohmann::json& payload, std::string_view key) {
   static const std::string header = base64url_encode(R"({"alg":"HS256","typ":"JWT"})");
   std::string signing_input = header + "." + base64url_encode(payload.dump());

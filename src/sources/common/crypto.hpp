@@ -1,5 +1,5 @@
-// credkit detail — constant-time comparison, key wiping and HS256 JWTs shared by the sources
-// (hashing and HMAC: core/crypto.hpp).
+// credkit detail — constant-time comparison, key material and HS256 JWTs shared by the sources
+// (hashing, HMAC and wiping: core/crypto.hpp).
 #pragma once
 
 #include "core/crypto.hpp"
@@ -13,9 +13,6 @@ namespace credkit::detail {
 
 /// Compares two byte strings in time independent of where they differ (CRYPTO_memcmp).
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
-
-/// Overwrites a string's whole buffer (capacity included) with OPENSSL_cleanse and empties it.
-void wipe(std::string& secret) noexcept;
 
 /// A string holding key material: wiped when destroyed or reassigned.
 class SecretString {
