@@ -178,8 +178,11 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
     return id;
   }
   // The braces are a Redis Cluster hash tag: a key's token and lock live in one slot.
-  std::string token_name(const std::string& key) { return options.key_prefix + "tok:{" + lookup_id(key) + "}"; }
-  std::string lock_name(const std::string& key) { return options.key_prefix + "lock:{" + lookup_id(key) + "}"; }
+  std::string name_of(std::string_view kind, const std::string& id) const {
+    return options.key_prefix + std::string(kind) + "{" + id + "}";
+  }
+  std::string token_name(const std::string& key) { return name_of("tok:", lookup_id(key)); }
+  std::string lock_name(const std::string& key) { return name_of("lock:", lookup_id(key)); }
 
   // ---- blocking operations (run on the cache I/O threads) ------------------------------
   /// `started`: the GET already begun by `try_start`, if any.
@@ -272,9 +275,9 @@ struct RedisTokenCache::Impl : std::enable_shared_from_this<Impl> {
   FinishCall begin_finish(const std::string& key, const std::string& owner, const AccessToken* fetched) noexcept {
     FinishCall call;
     try {
-      call.token_key = token_name(key);
-      call.lock_key = lock_name(key);
       call.id = lookup_id(key);
+      call.token_key = name_of("tok:", call.id);
+      call.lock_key = name_of("lock:", call.id);
       call.owner = owner;
       call.channel = options.push_wakeups ? std::string_view(stored_channel) : std::string_view();
       try {
@@ -487,7 +490,6 @@ struct RedisTokenCache::Impl::Flight : std::enable_shared_from_this<Flight> {
       return read_action;  // the GET reports what is really stored (and warns once if it is bad)
     }
     ++impl->pushed_records;
-    first_read = false;
     return machine.on_read(now(), read->expires_on);
   }
 
