@@ -31,32 +31,32 @@ std::string format_time(std::chrono::system_clock::time_point t) {
 
 namespace {
 
-// RFC 6750 b64token characters, as a table: every created credential checks its token, and
-// a 1 KB token through a chain of comparisons per byte was a visible part of creation.
-constexpr auto b64token_chars = [] {
+// The bytes a token may hold (RFC 6750 b64token characters and '='), as a table: every
+// created credential checks its token, and a 1 KB token through a chain of comparisons per
+// byte was a visible part of creation.
+constexpr auto token_bytes = [] {
   std::array<bool, 256> t{};
   for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
   for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
   for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (unsigned char c : std::string_view("-._~+/")) t[c] = true;
+  for (unsigned char c : std::string_view("-._~+/=")) t[c] = true;
   return t;
 }();
 
-bool is_b64token_char(char c) { return b64token_chars[static_cast<unsigned char>(c)]; }
+bool is_token_byte(char c) { return token_bytes[static_cast<unsigned char>(c)]; }
 
-// The position of the first byte that is neither a b64token character nor '=', or size().
+// The position of the first byte a token may not hold, or size().
 std::size_t first_foreign_byte(std::string_view token) noexcept {
   std::size_t i = 0;
   // Eight bytes a step, accumulated without branches: the common case (a valid token) stays
   // one predictable loop.
   for (; i + 8 <= token.size(); i += 8) {
     bool ok = true;
-    for (std::size_t k = 0; k < 8; ++k) ok &= is_b64token_char(token[i + k]) | (token[i + k] == '=');
+    for (std::size_t k = 0; k < 8; ++k) ok &= is_token_byte(token[i + k]);
     if (!ok) break;
   }
-  for (; i < token.size(); ++i)
-    if (!is_b64token_char(token[i]) && token[i] != '=') return i;
-  return token.size();
+  while (i < token.size() && is_token_byte(token[i])) ++i;
+  return i;
 }
 
 }  // namespace
